@@ -1,0 +1,187 @@
+"""Builds the L2 and L1 images: a Debian kernel plus an initramfs cut from Debian packages.
+
+L2: busybox, dropbear, the NIC module. L1: the same plus the vfio/kvm/iommu modules, the
+L1-arch qemu-system-* with its libraries and firmware, and the L2 image under /l2.
+Each image is a cache entry keyed by the resolved packages, the builder's code, the
+profile and the SSH keys: a second build with nothing changed is a lookup.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rig.cache import Cache, content_key, read_meta, tree_hash
+from rig.cpio import CpioWriter
+from rig.debian import extract
+from rig.keys import KeySet
+from rig.packages import Lock, Resolver
+from rig.progress import Progress
+from rig.rootfs import copy_into, elf_closure
+from rig.targets import COMMON_MODULES, TargetProfile
+
+from .kmods import ModuleTree
+from .recipe import L2_PROGRAMS, guest_packages, l1_programs
+
+HERE = Path(__file__).parent
+CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"),
+              *[HERE.parent / "rig" / n for n in ("cpio.py", "rootfs.py", "keys.py")]]
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    role: str            # "l1" or "l2"
+    kernel: Path
+    initrd: Path
+    kernel_version: str  # uname -r of the kernel
+    meta: dict
+
+    @classmethod
+    def from_entry(cls, role: str, entry: Path) -> "GuestImage":
+        meta = read_meta(entry)
+        return cls(role, entry / "kernel", entry / "initrd", meta["kernel_version"], meta)
+
+
+def kernel_package(lock: Lock, profile: TargetProfile):
+    pkgs = [p for p in lock.starting("linux-image-") if p.name != f"linux-image-{profile.kernel_flavour}"]
+    if len(pkgs) != 1:
+        raise ValueError(f"expected one kernel image package, got {[p.name for p in pkgs]}")
+    return pkgs[0]
+
+
+class ImageBuilder:
+    def __init__(self, cache: Cache, resolver: Resolver, keys: KeySet, progress: Progress):
+        self.cache, self.resolver, self.keys, self.progress = cache, resolver, keys, progress
+        self._staging: dict[str, Path] = {}
+        self._tmp = None
+
+    def close(self) -> None:
+        if self._tmp:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "ImageBuilder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _lock(self, profile: TargetProfile) -> Lock:
+        return self.resolver.lock(guest_packages(profile))
+
+    def _key(self, role: str, profile: TargetProfile, *extra: object) -> str:
+        return content_key(role, asdict(profile), self._lock(profile).key(), tree_hash(CODE_FILES),
+                           self.keys.fingerprint(), *extra)
+
+    def l2(self, profile: TargetProfile) -> GuestImage:
+        key = self._key("l2", profile)
+        entry = self.cache.build("images", key, lambda tmp: self._build(tmp, profile, "l2"))
+        return GuestImage.from_entry("l2", entry)
+
+    def l1(self, profile: TargetProfile) -> GuestImage:
+        l2 = self.l2(profile)
+        key = self._key("l1", profile, l2.initrd.parent.name)
+        entry = self.cache.build("images", key, lambda tmp: self._build(tmp, profile, "l1", l2))
+        return GuestImage.from_entry("l1", entry)
+
+    def _staging_for(self, profile: TargetProfile) -> Path:
+        """All of the arch's guest packages unpacked once per process (builds cut from it)."""
+        if profile.name not in self._staging:
+            pset = guest_packages(profile)
+            lock = self._lock(profile)
+            debs = self.resolver.fetch(pset, lock)
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="intx-rig-staging-")
+            staging = Path(self._tmp.name) / profile.name
+            self.progress.step(f"unpacking {len(debs)} {profile.debian_arch} packages")
+            extract(list(debs.values()), staging)
+            self._staging[profile.name] = staging
+        return self._staging[profile.name]
+
+    def _build(self, out: Path, profile: TargetProfile, role: str, l2: GuestImage | None = None) -> dict:
+        self.progress.step(f"building {role.upper()} image for {profile.name}")
+        staging = self._staging_for(profile)
+        lock = self._lock(profile)
+        kpkg = kernel_package(lock, profile)
+        kver = kpkg.name.removeprefix("linux-image-")
+        root = out / "root"
+        programs = list(l1_programs(profile) if role == "l1" else L2_PROGRAMS)
+        modules = list(profile.l1_modules if role == "l1" else COMMON_MODULES)
+        if role == "l1":
+            programs += self._qemu_modules(staging, profile)
+        for path in sorted(elf_closure(staging, programs, profile.triplet)):
+            copy_into(staging, root, path)
+        if role == "l1":
+            for fw in profile.qemu_firmware:
+                copy_into(staging, root, fw)
+            (root / "l2").mkdir()
+            shutil.copy2(l2.kernel, root / "l2/kernel")
+            shutil.copy2(l2.initrd, root / "l2/initrd")
+        loaded = self._install_modules(staging, kver, modules, root)
+        self._write_config(root, profile, role, loaded)
+        shutil.copy2(self._kernel_file(staging, profile, kver), out / "kernel")
+        self._write_initrd(root, out / "initrd")
+        shutil.rmtree(root)
+        size = (out / "initrd").stat().st_size
+        self.progress.note(f"{role.upper()} initramfs {size / 1e6:.1f} MB, kernel {kver}")
+        return {
+            "role": role, "arch": profile.name, "kernel_version": kver,
+            "kernel_package": {"name": kpkg.name, "version": kpkg.version},
+            "modules": loaded,
+            "packages": {p.name: p.version for p in lock.packages},
+            "resolved_at": lock.resolved_at,
+        }
+
+    def _qemu_modules(self, staging: Path, profile: TargetProfile) -> list[str]:
+        # Debian builds QEMU with loadable modules; TCG itself is one (accel-tcg-*.so).
+        moddir = staging / "usr/lib" / profile.triplet / "qemu"
+        return sorted(f"/{p.relative_to(staging)}" for p in moddir.glob("accel-*.so"))
+
+    def _kernel_file(self, staging: Path, profile: TargetProfile, kver: str) -> Path:
+        return staging / "boot" / profile.kernel_file.format(version=kver)
+
+    def _install_modules(self, staging: Path, kver: str, names: list[str], root: Path) -> list[str]:
+        src = next(p for p in (staging / "lib/modules" / kver, staging / "usr/lib/modules" / kver)
+                   if p.is_dir())
+        dest = root / "lib/modules" / kver
+        dest.mkdir(parents=True)
+        ModuleTree(src).install(names, dest)
+        return names
+
+    def _write_config(self, root: Path, profile: TargetProfile, role: str, modules: list[str]) -> None:
+        etc = root / "etc"
+        (etc / "rig").mkdir(parents=True, exist_ok=True)
+        (etc / "rig/guest.env").write_text(
+            f'RIG_ROLE="{role}"\nRIG_MODULES="{" ".join(modules)}"\n'
+            f'RIG_CONSOLE="{profile.console}"\nRIG_PROMPT="rig-{role}# "\n')
+        (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+        (etc / "group").write_text("root:x:0:\n")
+        (etc / "shells").write_text("/bin/sh\n")
+        (etc / "dropbear").mkdir(exist_ok=True)
+        (etc / "dropbear/host_key").write_bytes(self.keys.host_private)
+        (etc / "dropbear/host_key").chmod(0o600)
+        ssh = root / "root/.ssh"
+        ssh.mkdir(parents=True)
+        (root / "root").chmod(0o700)
+        ssh.chmod(0o700)
+        (ssh / "authorized_keys").write_text(self.keys.client_public + "\n")
+        (ssh / "authorized_keys").chmod(0o600)
+        (root / "sbin").mkdir(exist_ok=True)
+        # The kernel runs /sbin/poweroff on a pseries EPOW event: make it reach busybox.
+        (root / "sbin/poweroff").symlink_to("/bin/busybox")
+        init = root / "init"
+        shutil.copy2(HERE / "init/init", init)
+        init.chmod(0o755)
+
+    def _write_initrd(self, root: Path, dest: Path) -> None:
+        # Uncompressed: under TCG the guest decompressing would cost more than QEMU
+        # loading a larger file.
+        with open(dest, "wb") as f:
+            w = CpioWriter(f)
+            w.add_dir("dev")
+            w.add_chardev("dev/console", 5, 1)
+            w.add_chardev("dev/null", 1, 3, 0o666)
+            w.add_tree(root)
+            w.finish()

@@ -1,0 +1,180 @@
+"""The `rig` command: doctor, setup, build, boot.
+
+Exit status: 0 success; 2 bad input or unusable host (one line, no traceback);
+125 the machinery failed (ERROR: a guest that did not boot, a QEMU that died);
+130 interrupted. Every run says which QEMU and which accelerator it used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import signal
+import sys
+from functools import cached_property
+from pathlib import Path
+
+from . import __version__, host
+from .accel import choose_accel
+from .cache import Cache
+from .errors import InfraError, RigError, UserError
+from .keys import KeySet, load_or_create
+from .packages import Resolver
+from .progress import Progress
+from .qemu_binary import L0_QEMU_SET, PREFERRED_VERSION, choose_qemu, system_qemu
+from .runtime import reap_stale
+from .targets import PROFILES, TargetProfile, profile
+
+
+class Session:
+    """What every command shares: cache, progress, resolver, keys."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.progress = Progress(quiet=args.quiet)
+
+    @cached_property
+    def cache(self) -> Cache:
+        return Cache(Path(self.args.cache_dir) if self.args.cache_dir else None)
+
+    @cached_property
+    def resolver(self) -> Resolver:
+        return Resolver(self.cache, self.progress, refresh=self.args.refresh)
+
+    @cached_property
+    def keys(self) -> KeySet:
+        return load_or_create(self.cache.root / "keys")
+
+    def qemu(self, prof: TargetProfile):
+        return choose_qemu(prof, self.cache, self.resolver, self.progress,
+                           explicit=getattr(self.args, "qemu", None))
+
+    def builder(self):
+        from guest_images.build import ImageBuilder
+        return ImageBuilder(self.cache, self.resolver, self.keys, self.progress)
+
+
+def arches(value: str) -> list[TargetProfile]:
+    return list(PROFILES.values()) if value == "all" else [profile(value)]
+
+
+def cmd_doctor(s: Session) -> int:
+    print(f"intx-rig {__version__} on {platform.machine()}, Python {platform.python_version()}")
+    miss = host.missing()
+    for need in host.HOST_NEEDS:
+        print(f"  host package {need.package:24} {'ok' if need.present() else 'MISSING'}  ({need.why})")
+    print(f"  cache {s.cache.root}")
+    ready = not miss
+    for prof in PROFILES.values():
+        sysq = system_qemu(prof)
+        if sysq and sysq.version[:2] >= PREFERRED_VERSION:
+            q = sysq
+        elif s.cache.read_json("locks", f"{L0_QEMU_SET.name}-{L0_QEMU_SET.key()}.json") is None:
+            print(f"  {prof.name}: QEMU not set up yet (system: "
+                  f"{sysq.describe() if sysq else 'none'}); run `rig setup`")
+            ready = False
+            continue
+        else:
+            q = s.qemu(prof)
+        accel = choose_accel(prof, q)
+        print(f"  {prof.name}: QEMU {q.describe()}; vfio-user-pci: "
+              f"{'yes' if q.has_device('vfio-user-pci') else 'no'}; L1 accelerator: {accel}")
+    return 0 if ready else 1
+
+
+def cmd_setup(s: Session) -> int:
+    installed = host.install_missing(s.progress)
+    if installed:
+        s.progress.note(f"installed {' '.join(installed)}")
+    for prof in arches(s.args.arch):
+        q = s.qemu(prof)
+        s.progress.step(f"{prof.name}: {q.describe()}")
+        with s.builder() as b:
+            img = b.l1(prof)
+        s.progress.step(f"{prof.name}: L1 image ready, kernel {img.kernel_version}")
+    return 0
+
+
+def cmd_build(s: Session) -> int:
+    out = {}
+    with s.builder() as b:
+        for prof in arches(s.args.arch):
+            l2 = b.l2(prof)
+            l1 = b.l1(prof)
+            out[prof.name] = {"l1": str(l1.initrd.parent), "l2": str(l2.initrd.parent),
+                              "kernel": l1.kernel_version,
+                              "kernel_package": l1.meta["kernel_package"]}
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def cmd_boot(s: Session) -> int:
+    from .boot import boot_once
+    return boot_once(s, profile(s.args.arch))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"intx-rig {__version__}")
+    p.add_argument("--cache-dir", help="cache directory (default $XDG_CACHE_HOME/intx-rig)")
+    p.add_argument("--refresh", action="store_true",
+                   help="resolve Debian package versions again instead of using the recorded lock")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sub = p.add_subparsers(dest="subcommand", required=True)
+    sub.add_parser("doctor", help="report what the host has and what the rig will use")
+    sp = sub.add_parser("setup", help="install host packages, fetch QEMU, build images")
+    sp.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
+    sp.add_argument("--qemu", help="use this qemu-system-* binary for L0")
+    sb = sub.add_parser("build", help="build (or find in the cache) the L1 and L2 images")
+    sb.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
+    bo = sub.add_parser("boot", help="boot L1, run a command over SSH, power off")
+    bo.add_argument("--arch", required=True, help="x86_64 or ppc64")
+    bo.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"),
+                    help="L1 accelerator (auto: KVM only where /dev/kvm runs a guest)")
+    bo.add_argument("--qemu", help="use this qemu-system-* binary for L0")
+    bo.add_argument("--kernel", help="boot this L1 kernel instead of the image's")
+    bo.add_argument("--command", default="uname -a; grep -c . /proc/interrupts",
+                    help="command to run in L1 over SSH")
+    bo.add_argument("--out", help="directory for logs (default: a temporary one, removed)")
+    bo.add_argument("--timeout", type=float, default=300, help="boot timeout in seconds")
+    return p
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP, handled like Ctrl-C: unwind and clean up."""
+
+
+def _on_signal(signum, frame):
+    raise _Terminated()
+
+
+COMMANDS = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build, "boot": cmd_boot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # argparse: usage errors are exit 2 already
+        return int(e.code or 0)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    try:
+        reap_stale()
+        return COMMANDS[args.subcommand](Session(args))
+    except UserError as e:
+        print(f"rig: error: {e}", file=sys.stderr)
+        return e.exit_status
+    except InfraError as e:
+        print(f"rig: ERROR: {e}", file=sys.stderr)
+        return e.exit_status
+    except RigError as e:
+        print(f"rig: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rig: interrupted; cleaned up", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

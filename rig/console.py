@@ -1,0 +1,100 @@
+"""A guest's serial console: the rig accepts QEMU's chardev connection and drives it with
+pexpect.
+
+A pump thread keeps reading whenever nobody is expecting: a console nobody reads
+back-pressures the guest's serial port and slows the boot. Everything read stays in
+pexpect's buffer (bounded), so expect() after a quiet period still sees the line.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import threading
+from pathlib import Path
+
+import pexpect
+import pexpect.fdpexpect
+
+from .errors import InfraError
+
+MAX_BUFFER = 1 << 20
+
+
+class Console:
+    def __init__(self, listener: socket.socket, name: str):
+        self.listener = listener
+        self.name = name
+        self.sock: socket.socket | None = None
+        self.spawn: pexpect.fdpexpect.fdspawn | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+
+    @classmethod
+    def listen(cls, path: Path, name: str) -> "Console":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(path))
+        s.listen(1)
+        return cls(s, name)
+
+    def accept(self, timeout: float) -> None:
+        self.listener.settimeout(timeout)
+        try:
+            self.sock, _ = self.listener.accept()
+        except socket.timeout:
+            raise InfraError(f"{self.name}: QEMU did not connect its console within {timeout:.0f} s") from None
+        self.spawn = pexpect.fdpexpect.fdspawn(self.sock.fileno(), encoding="utf-8",
+                                               codec_errors="replace", maxread=65536)
+        self._pump = threading.Thread(target=self._drain, name=f"console-{self.name}", daemon=True)
+        self._pump.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self.sock], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if not ready:
+                continue
+            with self._lock:
+                try:
+                    data = self.spawn.read_nonblocking(65536, timeout=0)
+                except pexpect.TIMEOUT:
+                    continue
+                except (pexpect.EOF, OSError, ValueError):
+                    return
+                buf = self.spawn.buffer + data
+                self.spawn.buffer = buf[-MAX_BUFFER:]
+
+    def expect(self, pattern: str, timeout: float, what: str) -> re.Match:
+        """Wait for a regex on the console; InfraError naming `what` if it does not come."""
+        with self._lock:
+            try:
+                self.spawn.expect(pattern, timeout=timeout)
+            except pexpect.TIMEOUT:
+                raise InfraError(f"{self.name}: {what} did not appear on the console within "
+                                 f"{timeout:.0f} s") from None
+            except pexpect.EOF:
+                raise InfraError(f"{self.name}: console closed (QEMU exited) before {what}") from None
+            return self.spawn.match
+
+    def sendline(self, text: str) -> None:
+        with self._lock:
+            self.spawn.sendline(text)
+
+    def run(self, command: str, prompt: str, timeout: float) -> str:
+        """Run a command at the console shell (used when SSH is not up) and return its output."""
+        marker = "RIG-END-OF-OUTPUT"
+        self.sendline(f"{command}; echo {marker}")
+        m = self.expect(rf"\r?\n(.*?){marker}\r?\n", timeout, f"output of {command!r}")
+        return m.group(1)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._pump:
+            self._pump.join(timeout=2)
+        for s in (self.sock, self.listener):
+            if s:
+                s.close()

@@ -1,0 +1,22 @@
+"""The two kinds of failure the rig tells apart.
+
+UserError is bad input or an unusable host (exit status 2, one line, no traceback).
+InfraError is the machinery failing (a guest that never booted, a QEMU that died):
+it becomes an ERROR verdict with the reason, never a STALL.
+"""
+
+
+class RigError(Exception):
+    """Base of the rig's own errors; str(e) is the one line shown to the user."""
+
+
+class UserError(RigError):
+    """Bad input or host set-up: the user can fix it. Exit status 2."""
+
+    exit_status = 2
+
+
+class InfraError(RigError):
+    """The machinery failed (boot, SSH, QMP, download). An ERROR verdict, never a STALL."""
+
+    exit_status = 125

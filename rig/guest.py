@@ -1,0 +1,117 @@
+"""An L1 guest started by L0: its QEMU command line (from the target profile) and its
+boot sequence (console prompt, then SSH), with the timings of each step."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from guest_images.build import GuestImage
+
+from .accel import Accel
+from .errors import InfraError
+from .keys import KeySet
+from .machine import QemuMachine
+from .progress import Progress
+from .qemu_binary import QemuBinary
+from .runtime import RunDir
+from .ssh import GuestSSH
+from .targets import TargetProfile
+
+READY_LINE = r"rig-init: ready role=(\S+) kernel=(\S+)\r?\n"
+
+
+@dataclass
+class GuestConfig:
+    memory_mb: int = 2048
+    smp: int = 1
+    kernel: Path | None = None      # overrides the image's kernel (same initramfs)
+    extra_args: list[str] = field(default_factory=list)
+    extra_cmdline: str = ""
+
+
+@dataclass
+class BootTimes:
+    console_ready: float = 0.0   # L0 start -> "rig-init: ready" on the console
+    ssh_ready: float = 0.0       # L0 start -> first SSH command answered
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kernel_cmdline(profile: TargetProfile, extra: str = "") -> str:
+    parts = [f"console={profile.console}", "panic=-1", "loglevel=4", *profile.cmdline]
+    return " ".join(parts + ([extra] if extra else []))
+
+
+def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_port: int,
+                 config: GuestConfig) -> list[str]:
+    machine = profile.machine + "".join(f",{o}" for o in profile.machine_options(accel.name))
+    cpu = profile.kvm_cpu if accel.name == "kvm" else profile.cpu
+    args = ["-M", machine, *accel.qemu_args(), "-cpu", cpu,
+            "-m", str(config.memory_mb), "-smp", str(config.smp),
+            "-kernel", str(config.kernel or image.kernel), "-initrd", str(image.initrd),
+            "-append", kernel_cmdline(profile, config.extra_cmdline),
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            # romfile= : no PXE option ROM to load, nothing to boot from the network
+            "-device", f"{profile.nic_model},netdev=net0,romfile="]
+    for dev in profile.l1_devices:
+        args += ["-device", dev]
+    return args + config.extra_args
+
+
+class L1Guest:
+    """L1 as L0 runs it: QemuMachine + SSH, booted and torn down as one."""
+
+    def __init__(self, profile: TargetProfile, qemu: QemuBinary, image: GuestImage, accel: Accel,
+                 keys: KeySet, run_dir: RunDir, log_dir: Path, progress: Progress,
+                 config: GuestConfig | None = None):
+        self.profile, self.image, self.accel, self.progress = profile, image, accel, progress
+        self.config = config or GuestConfig()
+        self.ssh_port = free_tcp_port()
+        args = l1_qemu_args(profile, image, accel, self.ssh_port, self.config)
+        self.machine = QemuMachine("l1", qemu, args, run_dir, log_dir, progress)
+        self.ssh = GuestSSH("l1", keys)
+        self.times = BootTimes()
+        self.kernel_release = ""
+
+    def boot(self, timeout: float = 300) -> BootTimes:
+        self.progress.step(f"starting L1 ({self.profile.name}, {self.accel})")
+        self.machine.launch()
+        t0 = self.machine.started_at
+        m = self.machine.console.expect(READY_LINE, timeout, "the L1 init's ready line")
+        self.kernel_release = m.group(2)
+        self.times.console_ready = time.monotonic() - t0
+        self.progress.note(f"L1 console ready after {self.times.console_ready:.1f} s "
+                           f"(kernel {self.kernel_release})")
+        self.machine.check_alive()
+        self.ssh.connect("127.0.0.1", self.ssh_port, timeout=60, alive=self.machine.check_alive)
+        self.ssh.run("true", timeout=30, check=True)
+        self.times.ssh_ready = time.monotonic() - t0
+        self.progress.note(f"L1 SSH ready after {self.times.ssh_ready:.1f} s")
+        return self.times
+
+    def shutdown(self, timeout: float = 30) -> str:
+        self.ssh.close()
+        how = self.machine.shutdown(timeout)
+        self.progress.note(f"L1 shut down ({how})")
+        return how
+
+    def close(self) -> None:
+        self.ssh.close()
+        self.machine.close()
+
+    def __enter__(self) -> "L1Guest":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def describe_failure(guest: L1Guest, err: InfraError) -> str:
+    return f"{err} (logs: {guest.machine.console_log}, {guest.machine.qemu_log})"

@@ -1,0 +1,52 @@
+"""The host (L0) itself: the Debian packages the rig needs there, checked and installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .debian import KEYRING
+from .errors import UserError
+from .progress import Progress
+
+
+@dataclass(frozen=True)
+class HostNeed:
+    package: str    # Debian package that provides it
+    probe: str      # a command on PATH, or an absolute file path
+    why: str
+
+    def present(self) -> bool:
+        return Path(self.probe).exists() if self.probe.startswith("/") else bool(shutil.which(self.probe))
+
+
+HOST_NEEDS = (
+    HostNeed("apt", "apt-get", "resolves and downloads the guests' Debian packages"),
+    HostNeed("dpkg", "dpkg-deb", "unpacks Debian packages (any architecture) without running them"),
+    HostNeed("debian-archive-keyring", KEYRING, "verifies the Debian archive's signatures"),
+)
+
+
+def missing() -> list[HostNeed]:
+    return [n for n in HOST_NEEDS if not n.present()]
+
+
+def install_missing(progress: Progress) -> list[str]:
+    """apt-get install what is missing when root; otherwise a clear error listing it."""
+    need = missing()
+    if not need:
+        return []
+    names = sorted({n.package for n in need})
+    if os.geteuid() != 0:
+        raise UserError(f"missing host packages: {' '.join(names)}; install them "
+                        f"(sudo apt-get install {' '.join(names)}) or run rig setup as root")
+    progress.step(f"installing host packages: {' '.join(names)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *names]):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise UserError(f"{' '.join(cmd[:2])} failed: {r.stderr.strip().splitlines()[-1:]}")
+    return names

@@ -1,0 +1,34 @@
+"""Progress for long work (downloads, image builds, boots, waits), on stderr.
+
+Lines, not a redrawn bar: they stay readable in CI logs and when piped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, stream=None, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.t0 = time.monotonic()
+        self._last_fraction = 0.0
+
+    def _emit(self, text: str) -> None:
+        if not self.quiet:
+            print(f"[{time.monotonic() - self.t0:7.1f}s] {text}", file=self.stream, flush=True)
+
+    def step(self, text: str) -> None:
+        self._emit(text)
+
+    def note(self, text: str) -> None:
+        self._emit(f"  {text}")
+
+    def fraction(self, done: float, total: float, what: str = "") -> None:
+        # At most one line per 10% (and the last), so a 100-package download stays short.
+        frac = done / total if total else 1.0
+        if frac >= 1.0 or frac - self._last_fraction >= 0.1:
+            self._last_fraction = 0.0 if frac >= 1.0 else frac
+            self._emit(f"  {frac * 100:5.1f}% {what}")

@@ -1,0 +1,94 @@
+"""SSH into a guest with paramiko, authenticating the guest by the host key baked into
+its image (no trust on first use). A deeper guest is reached by jumping: a direct-tcpip
+channel through the outer guest's connection is the socket of the inner one."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import paramiko
+
+from .errors import InfraError
+from .keys import KeySet
+
+# paramiko logs a traceback for every refused attempt while a guest's sshd comes up; the
+# rig reports the final failure itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
+
+@dataclass
+class CommandResult:
+    status: int
+    stdout: str
+    stderr: str
+
+
+class GuestSSH:
+    def __init__(self, name: str, keys: KeySet):
+        self.name = name
+        self.keys = keys
+        self.client: paramiko.SSHClient | None = None
+
+    def _new_client(self, host: str, port: int) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        blob = base64.b64decode(self.keys.host_public.split()[1])
+        name = host if port == 22 else f"[{host}]:{port}"
+        client.get_host_keys().add(name, "ssh-ed25519", paramiko.Ed25519Key(data=blob))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        return client
+
+    def connect(self, host: str, port: int, timeout: float, sock=None,
+                alive: Callable[[], None] | None = None) -> float:
+        """Connect, retrying while the guest's sshd comes up; returns seconds it took.
+        alive() raises if the guest is gone, so a dead guest fails at once, not at timeout."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if alive:
+                alive()
+            client = self._new_client(host, port)
+            try:
+                client.connect(host, port, username="root", key_filename=str(self.keys.client_private),
+                               look_for_keys=False, allow_agent=False, timeout=10,
+                               banner_timeout=20, auth_timeout=20,
+                               sock=sock() if callable(sock) else sock)
+                self.client = client
+                return time.monotonic() - t0
+            except (paramiko.SSHException, OSError, EOFError) as e:
+                last = e
+                client.close()
+                # Connection refused/reset until dropbear listens: retry at a steady pace.
+                time.sleep(0.5)
+        raise InfraError(f"{self.name}: SSH did not come up within {timeout:.0f} s ({last})")
+
+    def run(self, command: str, timeout: float = 60, check: bool = False) -> CommandResult:
+        if not self.client:
+            raise InfraError(f"{self.name}: SSH is not connected")
+        try:
+            _, out, err = self.client.exec_command(command, timeout=timeout)
+            status = out.channel.recv_exit_status()
+            result = CommandResult(status, out.read().decode(errors="replace"),
+                                   err.read().decode(errors="replace"))
+        except (paramiko.SSHException, socket.timeout, OSError) as e:
+            raise InfraError(f"{self.name}: SSH command {command!r} failed: {e}") from None
+        if check and result.status != 0:
+            raise InfraError(f"{self.name}: {command!r} exited {result.status}: "
+                             f"{(result.stderr or result.stdout).strip()[-300:]}")
+        return result
+
+    def jump_channel(self, host: str, port: int):
+        """A socket-like channel to host:port as seen from this guest (for the next layer)."""
+        transport = self.client.get_transport()
+        return transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0))
+
+    def close(self) -> None:
+        if self.client:
+            self.client.close()
+            self.client = None
