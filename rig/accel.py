@@ -41,9 +41,22 @@ def probe_bios() -> bytes:
     return bytes(bios)
 
 
+def cpu_has_virtualization(cpuinfo: str) -> bool:
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"vmx", "svm"})
+
+
 def kvm_runs_guest(qemu: QemuBinary, timeout: float = 20) -> tuple[bool, str]:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "/dev/kvm missing or not accessible"
+    # Seen on a nested host: /dev/kvm creates VMs and runs a few real-mode instructions,
+    # but a real kernel dies on an emulation failure. Without vmx/svm the CPU model the
+    # guest gets is not one KVM can run.
+    if not cpu_has_virtualization(Path("/proc/cpuinfo").read_text()):
+        return False, "/dev/kvm exists but the CPU shows no vmx/svm (nested without virtualization)"
     with tempfile.TemporaryDirectory(prefix="intx-rig-kvmprobe-") as d:
         bios = Path(d) / "bios.bin"
         bios.write_bytes(probe_bios())

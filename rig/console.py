@@ -22,6 +22,10 @@ from .errors import InfraError
 MAX_BUFFER = 1 << 20
 
 
+class ConsoleTimeout(InfraError):
+    """The expected console output did not come in time (the guest may still be alive)."""
+
+
 class Console:
     def __init__(self, listener: socket.socket, name: str):
         self.listener = listener
@@ -74,7 +78,7 @@ class Console:
             try:
                 self.spawn.expect(pattern, timeout=timeout)
             except pexpect.TIMEOUT:
-                raise InfraError(f"{self.name}: {what} did not appear on the console within "
+                raise ConsoleTimeout(f"{self.name}: {what} did not appear on the console within "
                                  f"{timeout:.0f} s") from None
             except pexpect.EOF:
                 raise InfraError(f"{self.name}: console closed (QEMU exited) before {what}") from None

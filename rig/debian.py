@@ -21,6 +21,9 @@ from .errors import InfraError, UserError
 from .progress import Progress
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# apt's words for an index caught while the mirror is being updated: worth a retry.
+MIRROR_SYNC = re.compile(r"unexpected size|Hash Sum mismatch|Mirror sync in progress|"
+                         r"Clearsigned file isn't valid")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
@@ -117,7 +120,6 @@ class AptContext:
             "Acquire::Languages": "none",
             "APT::Install-Recommends": "false",
             "APT::Sandbox::User": "root" if os.geteuid() == 0 else "",
-            "Acquire::Retries": "3",
         }
         out = []
         for k, v in opts.items():
@@ -131,7 +133,8 @@ class AptContext:
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
 
     def update(self, attempts: int = 4) -> None:
-        """Fetch the indices; retry with back-off while the mirror is mid-sync."""
+        """Fetch the indices. A mirror caught mid-sync (size or hash mismatch) is retried
+        with a back-off; anything else (no network, refused) fails at once."""
         where = f"{self.arch} {' '.join(self.suites)}"
         self.progress.step(f"apt indices for {where}")
         delay = 5.0
@@ -140,12 +143,11 @@ class AptContext:
             failed = [ln for ln in r.stderr.splitlines() if ln.startswith(("E:", "W: Failed", "Err:"))]
             if r.returncode == 0 and not failed:
                 return
-            msg = (failed or r.stderr.strip().splitlines() or ["apt-get update failed"])[-1]
-            if attempt == attempts or "Temporary failure resolving" in r.stderr \
-                    or "Could not resolve" in r.stderr:
+            msg = (failed or r.stderr.strip().splitlines() or ["apt-get update failed"])[-1].strip()
+            if attempt == attempts or not MIRROR_SYNC.search(r.stderr):
                 raise UserError(f"cannot fetch the Debian package index ({self.mirror}, {where}):"
-                                f" {msg.strip()}; check the network or set RIG_DEBIAN_MIRROR")
-            self.progress.note(f"index fetch failed ({msg.strip()}), retrying in {delay:.0f} s")
+                                f" {msg}; check the network or set RIG_DEBIAN_MIRROR")
+            self.progress.note(f"index fetch failed ({msg}), mirror mid-sync? retrying in {delay:.0f} s")
             time.sleep(delay)  # back-off between network retries, not synchronisation
             delay *= 2
 

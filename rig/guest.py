@@ -84,7 +84,7 @@ class L1Guest:
         self.progress.step(f"starting L1 ({self.profile.name}, {self.accel})")
         self.machine.launch()
         t0 = self.machine.started_at
-        m = self.machine.console.expect(READY_LINE, timeout, "the L1 init's ready line")
+        m = self.machine.expect_console(READY_LINE, timeout, "the L1 init's ready line")
         self.kernel_release = m.group(2)
         self.times.console_ready = time.monotonic() - t0
         self.progress.note(f"L1 console ready after {self.times.console_ready:.1f} s "

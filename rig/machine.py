@@ -16,7 +16,7 @@ from pathlib import Path
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from .console import Console
+from .console import Console, ConsoleTimeout
 from .errors import InfraError
 from .progress import Progress
 from .qemu_binary import QemuBinary
@@ -91,6 +91,31 @@ class QemuMachine:
     def check_alive(self) -> None:
         if not self.alive():
             raise InfraError(f"{self.name}: QEMU exited (status {self.proc.poll()}): {self._tail()}")
+
+    # Run states in which a guest will never print another line.
+    DEAD_STATES = ("internal-error", "guest-panicked", "shutdown", "io-error")
+
+    def check_running(self) -> None:
+        """InfraError if QEMU exited or the guest is stopped for good (e.g. a KVM
+        emulation failure, a panic)."""
+        self.check_alive()
+        status = self.cmd("query-status").get("status")
+        if status in self.DEAD_STATES:
+            raise InfraError(f"{self.name}: guest is in state {status!r}: {self._tail()}")
+
+    def expect_console(self, pattern: str, timeout: float, what: str):
+        """Wait for a console line, checking every few seconds that the guest can still
+        print one, so a dead guest fails now rather than at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self.console.expect(pattern, min(left, 3.0), what)
+            except ConsoleTimeout:
+                self.check_running()
+                if left <= 3.0:
+                    raise InfraError(f"{self.name}: {what} did not appear on the console within "
+                                     f"{timeout:.0f} s (console log: {self.console_log})") from None
 
     def cmd(self, command: str, **args):
         try:

@@ -15,6 +15,8 @@ import signal
 import tempfile
 from pathlib import Path
 
+from .errors import UserError
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -39,11 +41,18 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+# sun_path holds 108 bytes; the longest socket name the rig puts in a run dir is ~20.
+MAX_RUN_DIR_LEN = 108 - 1 - 24
+
+
 class RunDir:
     """A private directory for one rig process's sockets and pidfiles."""
 
     def __init__(self, label: str = "run"):
         base = run_base()
+        if len(str(base)) + len(label) + 20 > MAX_RUN_DIR_LEN:
+            raise UserError(f"run directory base {base} is too long for UNIX socket paths: "
+                            "set RIG_RUN_DIR (or TMPDIR) to a short directory such as /tmp")
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         reap_stale(base)
         self.path = Path(tempfile.mkdtemp(prefix=f"{label}-{os.getpid()}-", dir=base))

@@ -1,0 +1,43 @@
+# intx-rig: `make demo` sets everything up and boots; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+RIG    := $(VENV)/bin/rig
+PYTEST := $(VENV)/bin/pytest
+# CI's 90 minutes hold the unit and integration tiers; e2e needs the nested chain.
+TEST_MARKERS ?= unit or integration
+
+.PHONY: venv setup demo test test-unit test-integration test-e2e bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	PYTHON=$(PYTHON) scripts/bootstrap-host
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: venv
+	$(RIG) setup
+
+demo: setup
+	$(RIG) boot --arch ppc64
+	$(RIG) boot --arch x86_64
+
+test: venv
+	$(PYTEST) -m "$(TEST_MARKERS)"
+
+test-unit: venv
+	$(PYTEST) -m unit
+
+test-integration: venv
+	$(PYTEST) -m integration
+
+test-e2e: venv
+	$(PYTEST) -m e2e
+
+bench: venv
+	$(VENV)/bin/python bench/boot.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

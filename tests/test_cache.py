@@ -1,0 +1,71 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from rig.cache import Cache, content_key, verify_manifest
+from rig.errors import UserError
+
+pytestmark = pytest.mark.unit
+
+
+def test_content_key_is_stable_and_order_insensitive_for_dicts():
+    assert content_key({"a": 1, "b": [1, 2]}) == content_key({"b": [1, 2], "a": 1})
+    assert content_key({"a": 1}) != content_key({"a": 2})
+
+
+def _builder(calls):
+    def build(tmp: Path) -> dict:
+        calls.append(tmp)
+        (tmp / "sub").mkdir()
+        (tmp / "sub/file").write_bytes(b"x" * 1000)
+        return {"what": "test"}
+    return build
+
+
+def test_second_build_is_a_lookup(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    first = cache.build("images", "k1", _builder(calls))
+    second = cache.build("images", "k1", _builder(calls))
+    assert first == second and len(calls) == 1
+    assert verify_manifest(first)
+
+
+def test_corrupt_entry_is_detected_and_rebuilt(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    entry = cache.build("images", "k1", _builder(calls))
+    data = bytearray((entry / "sub/file").read_bytes())
+    data[10] ^= 0xFF  # same size, different content
+    (entry / "sub/file").write_bytes(bytes(data))
+    assert cache.lookup("images", "k1") is None
+    cache.build("images", "k1", _builder(calls))
+    assert len(calls) == 2 and (entry / "sub/file").read_bytes() == b"x" * 1000
+
+
+def test_half_written_entry_is_never_used(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    # A build killed midway leaves a staging dir (never the final name) or, if someone
+    # copied by hand, a final dir without manifest: both must be rebuilt.
+    (tmp_path / "images/k1").mkdir(parents=True)
+    (tmp_path / "images/k1/sub").mkdir()
+    assert cache.lookup("images", "k1") is None
+    cache.build("images", "k1", _builder(calls))
+    assert len(calls) == 1
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    cache = Cache(tmp_path)
+
+    def boom(tmp):
+        (tmp / "partial").write_text("half")
+        raise RuntimeError("build failed")
+    with pytest.raises(RuntimeError):
+        cache.build("images", "k2", boom)
+    assert os.listdir(tmp_path / "images") == []
+
+
+def test_unwritable_cache_dir_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(UserError, match="not writable"):
+        Cache(blocker / "cache")
