@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Benchmark: image build (cold and warm) and L0 start -> L1 SSH ready, per arch.
+
+  cold build : empty image cache, Debian packages already downloaded (seeded by hard links
+               from the main cache, so the network's speed is not measured)
+  warm build : the same again, everything cached (a lookup plus manifest check)
+  boot       : L0 QEMU start -> "rig-init: ready" on the console -> first SSH command
+
+Reports median, min and max of --runs runs (default 3); the machines are noisy, so
+compare medians and ratios, not single numbers. Writes JSON with --json FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from guest_images.build import ImageBuilder  # noqa: E402
+from rig.accel import choose_accel  # noqa: E402
+from rig.cache import Cache, default_cache_dir  # noqa: E402
+from rig.guest import L1Guest  # noqa: E402
+from rig.keys import load_or_create  # noqa: E402
+from rig.packages import Resolver  # noqa: E402
+from rig.progress import Progress  # noqa: E402
+from rig.qemu_binary import choose_qemu  # noqa: E402
+from rig.runtime import RunDir  # noqa: E402
+from rig.targets import PROFILES  # noqa: E402
+
+
+def stats(xs: list[float]) -> dict:
+    return {"median": round(statistics.median(xs), 2), "min": round(min(xs), 2),
+            "max": round(max(xs), 2), "runs": [round(x, 2) for x in xs]}
+
+
+def seed_cache(main: Cache, target: Path) -> None:
+    """Hard-link downloads, locks, apt lists and keys: a cold *build*, not a cold network."""
+    for part in ("debs", "locks", "apt", "keys"):
+        src = main.root / part
+        if src.exists():
+            shutil.copytree(src, target / part, copy_function=os.link, dirs_exist_ok=True)
+
+
+def build_once(cache: Cache, prof, quiet: Progress) -> float:
+    resolver = Resolver(cache, quiet)
+    t0 = time.monotonic()
+    with ImageBuilder(cache, resolver, load_or_create(cache.root / "keys"), quiet) as b:
+        b.l1(prof)
+    return time.monotonic() - t0
+
+
+def bench_arch(prof, runs: int, main: Cache) -> dict:
+    quiet = Progress(quiet=True)
+    build_once(main, prof, Progress())  # make sure downloads are in the main cache
+    cold, warm = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="intx-rig-bench-") as d:
+            seed_cache(main, Path(d))
+            cache = Cache(Path(d))
+            cold.append(build_once(cache, prof, quiet))
+            warm.append(build_once(cache, prof, quiet))
+    qemu = choose_qemu(prof, main, Resolver(main, quiet), quiet)
+    accel = choose_accel(prof, qemu)
+    keys = load_or_create(main.root / "keys")
+    with ImageBuilder(main, Resolver(main, quiet), keys, quiet) as b:
+        image = b.l1(prof)
+    console, ssh = [], []
+    for i in range(runs):
+        with tempfile.TemporaryDirectory(prefix="intx-rig-bench-logs-") as logs, RunDir("bench") as rd, \
+                L1Guest(prof, qemu, image, accel, keys, rd, Path(logs), quiet) as g:
+            times = g.boot(timeout=300)
+            g.shutdown()
+        console.append(times.console_ready)
+        ssh.append(times.ssh_ready)
+        print(f"  {prof.name} boot {i + 1}/{runs}: console {times.console_ready:.1f} s, "
+              f"SSH {times.ssh_ready:.1f} s", file=sys.stderr)
+    return {"accel": accel.name, "qemu": qemu.describe(), "cold_build_s": stats(cold),
+            "warm_build_s": stats(warm), "console_ready_s": stats(console), "ssh_ready_s": stats(ssh)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="all", choices=["all", *PROFILES])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    main_cache = Cache(default_cache_dir())
+    profs = PROFILES.values() if args.arch == "all" else [PROFILES[args.arch]]
+    results = {p.name: bench_arch(p, args.runs, main_cache) for p in profs}
+    print(f"{'arch':8} {'accel':5} {'cold build':>11} {'warm build':>11} {'console':>8} {'SSH ready':>10}"
+          f"   (medians of {args.runs}, seconds)")
+    for name, r in results.items():
+        print(f"{name:8} {r['accel']:5} {r['cold_build_s']['median']:11.2f} {r['warm_build_s']['median']:11.2f}"
+              f" {r['console_ready_s']['median']:8.1f} {r['ssh_ready_s']['median']:10.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
