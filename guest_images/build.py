@@ -108,7 +108,8 @@ class ImageBuilder:
         kver = kpkg.name.removeprefix("linux-image-")
         root = out / "root"
         programs = list(l1_programs(profile) if role == "l1" else L2_PROGRAMS)
-        modules = list(profile.l1_modules if role == "l1" else COMMON_MODULES)
+        boot_modules = list(profile.l1_modules if role == "l1" else COMMON_MODULES)
+        modules = list(profile.image_modules if role == "l1" else COMMON_MODULES)
         if role == "l1":
             programs += self._qemu_modules(staging, profile)
         for path in sorted(elf_closure(staging, programs, profile.triplet)):
@@ -119,8 +120,8 @@ class ImageBuilder:
             (root / "l2").mkdir()
             shutil.copy2(l2.kernel, root / "l2/kernel")
             shutil.copy2(l2.initrd, root / "l2/initrd")
-        loaded = self._install_modules(staging, kver, modules, root)
-        self._write_config(root, profile, role, loaded)
+        self._install_modules(staging, kver, modules, root)
+        self._write_config(root, profile, role, boot_modules)
         shutil.copy2(self._kernel_file(staging, profile, kver), out / "kernel")
         self._write_initrd(root, out / "initrd")
         shutil.rmtree(root)
@@ -129,7 +130,7 @@ class ImageBuilder:
         return {
             "role": role, "arch": profile.name, "kernel_version": kver,
             "kernel_package": {"name": kpkg.name, "version": kpkg.version},
-            "modules": loaded,
+            "modules": modules, "boot_modules": boot_modules,
             "packages": {p.name: p.version for p in lock.packages},
             "resolved_at": lock.resolved_at,
         }

@@ -114,6 +114,11 @@ def cmd_boot(s: Session) -> int:
     return boot_once(s, profile(s.args.arch))
 
 
+def cmd_run(s: Session) -> int:
+    from .run import run_chain
+    return run_chain(s, profile(s.args.arch))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"intx-rig {__version__}")
@@ -138,6 +143,18 @@ def parser() -> argparse.ArgumentParser:
                     help="command to run in L1 over SSH")
     bo.add_argument("--out", help="directory for logs (default: a temporary one, removed)")
     bo.add_argument("--timeout", type=float, default=300, help="boot timeout in seconds")
+    ru = sub.add_parser("run", help="the nested chain: drive interrupts, give a verdict "
+                                    "(exit 0 PASS, 1 STALL, 125 ERROR)")
+    ru.add_argument("--arch", required=True, help="x86_64 or ppc64")
+    ru.add_argument("--ic", help="L0 interrupt controller: xive (default) or xics on ppc64")
+    ru.add_argument("--duration", type=float, default=60, help="seconds of driving at most")
+    ru.add_argument("--stall-window", type=float, default=5,
+                    help="STALL when pending work and no count moved for this long (s)")
+    ru.add_argument("--l2-accel", default="auto", choices=("auto", "kvm", "tcg"))
+    ru.add_argument("--l1-smp", type=int, default=1, help="L1 vCPUs")
+    ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
+    ru.add_argument("--boot-timeout", type=float, default=400, help="per-guest boot timeout (s)")
+    ru.add_argument("--out", help="results directory (default results/<arch>-<ic>-<time>)")
     return p
 
 
@@ -149,7 +166,8 @@ def _on_signal(signum, frame):
     raise _Terminated()
 
 
-COMMANDS = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build, "boot": cmd_boot}
+COMMANDS = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build, "boot": cmd_boot,
+            "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,15 @@ class Console:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
+        self._logfile = None
+
+    @classmethod
+    def over(cls, sock: socket.socket, name: str, log_path: Path) -> "Console":
+        """A console on an already connected socket (L2's, relayed from L1 over SSH);
+        everything read is also written to log_path."""
+        c = cls(None, name)
+        c._attach(sock, log_path)
+        return c
 
     @classmethod
     def listen(cls, path: Path, name: str) -> "Console":
@@ -49,8 +58,15 @@ class Console:
             self.sock, _ = self.listener.accept()
         except socket.timeout:
             raise InfraError(f"{self.name}: QEMU did not connect its console within {timeout:.0f} s") from None
-        self.spawn = pexpect.fdpexpect.fdspawn(self.sock.fileno(), encoding="utf-8",
+        self._attach(self.sock, None)
+
+    def _attach(self, sock: socket.socket, log_path: Path | None) -> None:
+        self.sock = sock
+        self.spawn = pexpect.fdpexpect.fdspawn(sock.fileno(), encoding="utf-8",
                                                codec_errors="replace", maxread=65536)
+        if log_path:
+            self._logfile = open(log_path, "w")
+            self.spawn.logfile_read = self._logfile
         self._pump = threading.Thread(target=self._drain, name=f"console-{self.name}", daemon=True)
         self._pump.start()
 
@@ -102,3 +118,5 @@ class Console:
         for s in (self.sock, self.listener):
             if s:
                 s.close()
+        if self._logfile:
+            self._logfile.close()

@@ -30,6 +30,7 @@ class GuestConfig:
     kernel: Path | None = None      # overrides the image's kernel (same initramfs)
     extra_args: list[str] = field(default_factory=list)
     extra_cmdline: str = ""
+    ic: str | None = None           # interrupt controller where the machine has a choice
 
 
 @dataclass
@@ -51,7 +52,7 @@ def kernel_cmdline(profile: TargetProfile, extra: str = "") -> str:
 
 def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_port: int,
                  config: GuestConfig) -> list[str]:
-    machine = profile.machine + "".join(f",{o}" for o in profile.machine_options(accel.name))
+    machine = profile.l1_machine(accel.name, config.ic)
     cpu = profile.kvm_cpu if accel.name == "kvm" else profile.cpu
     args = ["-M", machine, *accel.qemu_args(), "-cpu", cpu,
             "-m", str(config.memory_mb), "-smp", str(config.smp),

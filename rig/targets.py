@@ -11,6 +11,28 @@ from .errors import UserError
 
 
 @dataclass(frozen=True)
+class L2Profile:
+    """How L1 runs L2 (with L1's own qemu-system-*), and what L1 loads to pass a device."""
+
+    machine_tcg: str
+    machine_kvm: str
+    cpu_tcg: str
+    console: str
+    iommu_module: str             # VFIO IOMMU backend (not autoloaded on ppc64)
+    kvm_module: tuple[str, ...]   # modprobe arguments for a KVM L2
+    extra_args: tuple[str, ...] = ()
+    cmdline: tuple[str, ...] = ()
+    cpu_kvm: str = "host"
+    memory_mb: int = 512
+
+    def machine(self, accel: str) -> str:
+        return self.machine_kvm if accel == "kvm" else self.machine_tcg
+
+    def cpu(self, accel: str) -> str:
+        return self.cpu_kvm if accel == "kvm" else self.cpu_tcg
+
+
+@dataclass(frozen=True)
 class TargetProfile:
     name: str                     # the rig's name for it: --arch value
     debian_arch: str              # dpkg architecture of the guest packages
@@ -26,7 +48,9 @@ class TargetProfile:
     kernel_file: str              # file in /boot of the kernel package to boot
     cmdline: tuple[str, ...]      # arch-specific kernel command line
     nic_model: str                # NIC for user networking
-    l1_modules: tuple[str, ...]   # modules L1 loads at boot (vfio, kvm, iommu backend)
+    l1_modules: tuple[str, ...]   # modules L1 loads at boot
+    l2: L2Profile                 # how L1 runs L2
+    interrupt_controllers: tuple[str, ...]  # --ic choices; the first is the default
     l1_extra_packages: tuple[str, ...] = ()  # firmware for L1's own QEMU (L2's BIOS)
     qemu_firmware: tuple[str, ...] = ()     # firmware files L1's QEMU needs to boot L2
     kvm_cpu: str = "host"
@@ -35,6 +59,18 @@ class TargetProfile:
 
     def machine_options(self, accel: str) -> tuple[str, ...]:
         return self.kvm_machine_options if accel == "kvm" else ()
+
+    def l1_machine(self, accel: str, ic: str | None = None) -> str:
+        ic = ic or self.interrupt_controllers[0]
+        if ic not in self.interrupt_controllers:
+            raise UserError(f"--ic {ic} does not apply to {self.name}: use one of "
+                            f"{', '.join(self.interrupt_controllers)}")
+        return ",".join([self.machine.format(ic=ic), *self.machine_options(accel)])
+
+    @property
+    def image_modules(self) -> tuple[str, ...]:
+        """Every module the L1 image carries: boot ones and what the chain loads later."""
+        return self.l1_modules + ("vfio-pci", self.l2.iommu_module, self.l2.kvm_module[0])
 
 
 # Modules every guest loads: the NIC driver (user networking for SSH), and what the
@@ -60,8 +96,15 @@ X86_64 = TargetProfile(
     cmdline=("intel_iommu=on", "no_timer_check", "tsc=reliable"),
     nic_model="virtio-net-pci",
     # x86 powerdown is an ACPI button press: the guest sees it through evdev.
-    l1_modules=COMMON_MODULES + ("button", "evdev", "vfio", "vfio-pci", "vfio_iommu_type1",
-                                 "kvm_amd"),
+    l1_modules=COMMON_MODULES + ("button", "evdev"),
+    l2=L2Profile(
+        machine_tcg="q35", machine_kvm="q35", cpu_tcg="max", console="ttyS0",
+        iommu_module="vfio_iommu_type1",
+        # nested=1: DESIGN.md 3 measured the KVM L2 with it.
+        kvm_module=("kvm_amd", "nested=1"),
+        cmdline=("no_timer_check", "8250.nr_uarts=8"),
+    ),
+    interrupt_controllers=("ioapic",),
     l1_extra_packages=("seabios",),
     qemu_firmware=("/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/kvmvapic.bin",
                    "/usr/share/qemu/linuxboot_dma.bin"),
@@ -79,7 +122,7 @@ PPC64 = TargetProfile(
     qemu_package="qemu-system-ppc",
     # ic-mode=dual (default) reboots the guest once early in boot; POWER8 means XICS,
     # which can never show the bug. cap-nested-hv lets L1 run KVM-HV under TCG.
-    machine="pseries,ic-mode=xive,cap-nested-hv=on",
+    machine="pseries,ic-mode={ic},cap-nested-hv=on",
     cpu="POWER9",
     l1_devices=(),
     console="hvc0",
@@ -88,7 +131,21 @@ PPC64 = TargetProfile(
     cmdline=(),
     nic_model="virtio-net-pci",
     # pseries delivers powerdown as an EPOW event: the kernel runs /sbin/poweroff itself.
-    l1_modules=COMMON_MODULES + ("vfio", "vfio-pci", "vfio_iommu_spapr_tce", "kvm-hv"),
+    l1_modules=COMMON_MODULES,
+    l2=L2Profile(
+        machine_tcg="pseries,ic-mode=xics",
+        # A KVM-HV L2 inside a TCG L1 (DESIGN.md 4): the caps L1 cannot provide are off, and
+        # 4k pages because L1 (the 4k-page Debian flavour) has no 64k pages to back them.
+        machine_kvm=("pseries,ic-mode=xics,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,"
+                     "cap-ccf-assist=off,cap-hpt-max-page-size=4k"),
+        cpu_tcg="POWER9", console="hvc0",
+        iommu_module="vfio_iommu_spapr_tce",
+        kvm_module=("kvm-hv",),
+        # Without a small DMA window: "Failed to create SPAPR window: Invalid argument".
+        extra_args=("-global", "spapr-pci-host-bridge.dma_win_size=0x10000000",
+                    "-global", "spapr-pci-host-bridge.ddw=off"),
+    ),
+    interrupt_controllers=("xive", "xics"),
     qemu_firmware=("/usr/share/qemu/slof.bin", "/usr/share/qemu/vof.bin"),
     host_machines=("ppc64le",),
 )

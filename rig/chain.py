@@ -1,0 +1,367 @@
+"""The nested chain: L0 runs L1 with a pci-serial device; L1 binds it to vfio-pci and runs
+L2 with it passed through; the rig pushes bytes (RX interrupts) and counts at every layer.
+
+Pacing: a new byte only after L2's reader got the previous one (plus a gap), so the
+device never asserts while the previous interrupt is still in flight. QEMU's XIVE model
+loses an assertion that arrives while masked and is still asserted at unmask even with
+the fix (DESIGN.md 1); a paced device keeps a fixed kernel from ever looking stalled.
+"""
+
+from __future__ import annotations
+
+import select
+import shlex
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qemu.qmp import QMPError
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from . import interrupts
+from .console import Console
+from .errors import InfraError
+from .guest import READY_LINE, GuestConfig, L1Guest, kernel_cmdline
+from .progress import Progress
+from .relay import ChannelRelay
+from .ssh import GuestSSH
+from .targets import TargetProfile
+from .verdict import Sample, Verdict, final, judge
+
+PCI_SERIAL = ("0x1b36", "0x0002")
+L2_SSH_PORT = 2222          # in L1, forwarded to L2's dropbear
+L2_QMP_PORT = 4444          # in L1, L2 QEMU's QMP
+
+
+@dataclass
+class DriveConfig:
+    duration: float = 60.0        # seconds of driving, at most
+    stall_window: float = 5.0     # pending and nothing moved for this long: STALL
+    gap: float = 0.02             # seconds between a serviced byte and the next push
+    sample_every: float = 1.0     # seconds between /proc/interrupts samples
+    min_serviced: int = 10        # fewer by the end: too slow to judge (ERROR)
+
+
+@dataclass
+class ChainFacts:
+    """What the chain found out about itself, for result.json."""
+
+    l1_device: str = ""
+    iommu_group: str = ""
+    l2_accel: str = ""
+    l2_accel_reason: str = ""
+    l2_command: list[str] = field(default_factory=list)
+    l2_kernel: str = ""
+    l2_device: str = ""
+    l2_tty: str = ""
+    l2_irq: str = ""
+    l1_modules: str = ""
+    l1_interrupts_at_end: str = ""
+    l2_interrupts_at_end: str = ""
+
+
+def _find_device_sh(vendor: str, device: str) -> str:
+    return (f'for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = {vendor} ] && '
+            f'[ "$(cat $d/device)" = {device} ] && dev=${{d##*/}}; done; '
+            f'[ -n "$dev" ] || {{ echo "no {vendor}:{device} PCI device" >&2; exit 3; }}')
+
+
+def l1_bind_script(profile: TargetProfile, nointxmask: bool) -> str:
+    """Bind the device to vfio-pci in L1; prints key=value facts. Fails loudly."""
+    l2 = profile.l2
+    vfio_args = "nointxmask=1" if nointxmask else ""
+    return f"""set -e
+{_find_device_sh(*PCI_SERIAL)}
+modprobe vfio-pci {vfio_args}
+modprobe {l2.iommu_module}
+p=/sys/bus/pci/devices/$dev
+if [ -e $p/driver ]; then echo $dev > $p/driver/unbind; fi
+echo vfio-pci > $p/driver_override
+echo $dev > /sys/bus/pci/drivers_probe
+drv=$(basename "$(readlink $p/driver)")
+[ "$drv" = vfio-pci ] || {{ echo "$dev bound to '$drv', not vfio-pci" >&2; exit 4; }}
+group=$(basename "$(readlink $p/iommu_group)")
+[ -e /dev/vfio/$group ] || {{ echo "/dev/vfio/$group missing" >&2; exit 5; }}
+modprobe {' '.join(l2.kvm_module)} 2>/dev/null || true
+kvm=no; [ -e /dev/kvm ] && kvm=yes
+echo "dev=$dev group=$group kvm=$kvm nointxmask=$(cat /sys/module/vfio_pci/parameters/nointxmask)"
+"""
+
+
+def l2_reader_script() -> str:
+    """In L2: find the passed-through UART, open it raw, print one line per byte read."""
+    return f"""{_find_device_sh(*PCI_SERIAL)}
+p=/sys/bus/pci/devices/$dev
+tty=$(ls $p/tty 2>/dev/null | head -n1)
+[ -n "$tty" ] || {{ echo "no tty for $dev (8250_pci did not bind)" >&2; exit 4; }}
+exec 3</dev/$tty
+stty raw -echo <&3
+echo "READER dev=$dev tty=$tty irq=$(cat $p/irq)"
+while IFS= read -r -n1 c <&3; do echo R; done
+"""
+
+
+def parse_facts(line: str) -> dict[str, str]:
+    return dict(f.split("=", 1) for f in line.split() if "=" in f)
+
+
+class Chain:
+    def __init__(self, profile: TargetProfile, l1: L1Guest, device_listener: socket.socket,
+                 out: Path, progress: Progress, l2_accel: str = "auto", nointxmask: bool = True):
+        self.profile, self.l1, self.out, self.progress = profile, l1, out, progress
+        self.device_listener = device_listener
+        self.device: socket.socket | None = None
+        self.l2_accel_request = l2_accel
+        self.nointxmask = nointxmask
+        self.facts = ChainFacts()
+        self.l2_ssh = GuestSSH("l2", l1.ssh.keys)
+        self.l2_qemu_channel = None
+        self.l2_console: Console | None = None
+        self._relays: list[ChannelRelay] = []
+        self.l2_qmp: QEMUMonitorProtocol | None = None
+        self.reader = None
+        self.samples: list[Sample] = []
+        self.times: dict[str, float] = {}
+
+    # -- set-up ---------------------------------------------------------------------
+    def start(self, boot_timeout: float) -> None:
+        t0 = time.monotonic()
+        self.l1.boot(timeout=boot_timeout)
+        self.device_listener.settimeout(30)
+        try:
+            self.device, _ = self.device_listener.accept()
+        except socket.timeout:
+            raise InfraError("L0 QEMU did not connect the pci-serial chardev") from None
+        self.times["l1_ready_s"] = time.monotonic() - t0
+        self._bind_in_l1()
+        self._start_l2(boot_timeout)
+        self.times["l2_ready_s"] = time.monotonic() - t0
+        self._start_reader()
+
+    def _bind_in_l1(self) -> None:
+        self.progress.step("L1: binding the device to vfio-pci")
+        r = self.l1.ssh.run(l1_bind_script(self.profile, self.nointxmask), timeout=60)
+        if r.status != 0:
+            raise InfraError(f"L1: binding the device to vfio-pci failed: {r.stderr.strip()[-300:]}")
+        facts = parse_facts(r.stdout.strip().splitlines()[-1])
+        self.facts.l1_device, self.facts.iommu_group = facts["dev"], facts["group"]
+        self.facts.l1_modules = self.l1.ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout
+        self._choose_l2_accel(facts["kvm"] == "yes")
+        self.progress.note(f"device {facts['dev']} in IOMMU group {facts['group']}, "
+                           f"nointxmask={facts['nointxmask']}; L2: {self.facts.l2_accel.upper()} "
+                           f"({self.facts.l2_accel_reason})")
+
+    def _choose_l2_accel(self, kvm: bool) -> None:
+        req = self.l2_accel_request
+        if req == "kvm" and not kvm:
+            raise InfraError("--l2-accel kvm asked for, but L1 has no /dev/kvm after loading "
+                             f"{self.profile.l2.kvm_module[0]}")
+        use_kvm = kvm and req != "tcg"
+        self.facts.l2_accel = "kvm" if use_kvm else "tcg"
+        self.facts.l2_accel_reason = ("requested" if req != "auto" else
+                                      "/dev/kvm works in L1" if kvm else "no /dev/kvm in L1")
+
+    def l2_command(self) -> list[str]:
+        l2, accel = self.profile.l2, self.facts.l2_accel
+        cmdline = kernel_cmdline_l2(self.profile)
+        accel_args = ["-accel", "kvm"] if accel == "kvm" else ["-accel", "tcg"]
+        return [f"/usr/bin/{self.profile.qemu_system}", "-nodefaults", "-no-user-config",
+                "-display", "none", "-no-reboot", "-M", l2.machine(accel), *accel_args,
+                "-cpu", l2.cpu(accel), "-m", str(l2.memory_mb), "-smp", "1",
+                "-kernel", "/l2/kernel", "-initrd", "/l2/initrd", "-append", cmdline,
+                "-serial", "stdio",
+                "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{L2_SSH_PORT}-:22",
+                "-device", f"{self.profile.nic_model},netdev=n0,romfile=",
+                "-device", f"vfio-pci,host={self.facts.l1_device},id=passthrough0",
+                "-qmp", f"tcp:127.0.0.1:{L2_QMP_PORT},server=on,wait=off",
+                *l2.extra_args]
+
+    def _start_l2(self, timeout: float) -> None:
+        cmd = self.l2_command()
+        self.facts.l2_command = cmd
+        self.progress.step(f"L1: starting L2 ({self.facts.l2_accel.upper()})")
+        transport = self.l1.ssh.client.get_transport()
+        chan = transport.open_session()
+        chan.set_combine_stderr(True)
+        chan.exec_command("exec " + " ".join(shlex.quote(c) for c in cmd))
+        self.l2_qemu_channel = chan
+        relay = ChannelRelay(chan, "l2-console")
+        self._relays.append(relay)
+        self.l2_console = Console.over(relay.local, "l2", self.out / "l2-console.log")
+        t0 = time.monotonic()
+        m = self._expect_l2(READY_LINE, timeout, "the L2 init's ready line")
+        self.facts.l2_kernel = m.group(2)
+        self.progress.note(f"L2 console ready after {time.monotonic() - t0:.1f} s")
+        self.l2_ssh.connect("127.0.0.1", L2_SSH_PORT, timeout=120, alive=self._l2_alive,
+                            sock=lambda: self.l1.ssh.jump_channel("127.0.0.1", L2_SSH_PORT))
+        self.progress.note(f"L2 SSH ready after {time.monotonic() - t0:.1f} s")
+        self._connect_l2_qmp()
+
+    def _expect_l2(self, pattern: str, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self.l2_console.expect(pattern, min(left, 3.0), what)
+            except InfraError:
+                self._l2_alive()
+                self.l1.machine.check_running()
+                if left <= 3.0:
+                    raise
+
+    def _l2_alive(self) -> None:
+        if self.l2_qemu_channel.exit_status_ready():
+            raise InfraError(f"L2 QEMU exited with status {self.l2_qemu_channel.recv_exit_status()} "
+                             f"(see {self.out / 'l2-console.log'})")
+
+    def _connect_l2_qmp(self) -> None:
+        try:
+            chan = self.l1.ssh.jump_channel("127.0.0.1", L2_QMP_PORT)
+        except Exception as e:  # noqa: BLE001 - paramiko raises several kinds here
+            raise InfraError(f"L1: cannot reach L2 QEMU's QMP port: {e}") from None
+        relay = ChannelRelay(chan, "l2-qmp")
+        self._relays.append(relay)
+        self.l2_qmp = QEMUMonitorProtocol(relay.local)
+        try:
+            self.l2_qmp.connect()
+            self.l2_qmp.settimeout(30)
+        except (QMPError, OSError) as e:
+            raise InfraError(f"L2 QEMU's QMP did not answer: {e}") from None
+
+    def _start_reader(self) -> None:
+        transport = self.l2_ssh.client.get_transport()
+        chan = transport.open_session()
+        chan.exec_command(l2_reader_script())
+        self.reader = chan
+        line = self._reader_line(30)
+        if not line.startswith("READER"):
+            err = chan.recv_stderr(4096).decode(errors="replace") if chan.recv_stderr_ready() else ""
+            raise InfraError(f"L2: the reader did not start: {line or err.strip()}")
+        facts = parse_facts(line)
+        self.facts.l2_device, self.facts.l2_tty, self.facts.l2_irq = facts["dev"], facts["tty"], facts["irq"]
+        self.progress.note(f"L2 reads {facts['tty']} ({facts['dev']}, IRQ {facts['irq']})")
+        self._reader_buf = b""
+
+    def _reader_line(self, timeout: float) -> str:
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.reader], [], [], deadline - time.monotonic())
+            if ready:
+                data = self.reader.recv(4096)
+                if not data:
+                    break
+                buf += data
+        line, _, rest = buf.partition(b"\n")
+        self._reader_buf = rest
+        return line.decode(errors="replace").strip()
+
+    # -- driving and observing ------------------------------------------------------
+    def counts(self) -> tuple[int | None, int | None, str, str]:
+        l1_text = self.l1.ssh.run("cat /proc/interrupts", timeout=30).stdout
+        l2_text = self.l2_ssh.run("cat /proc/interrupts", timeout=30).stdout
+        l1 = interrupts.find(interrupts.parse(l1_text), "vfio-intx")
+        l2 = interrupts.find(interrupts.parse(l2_text), self.facts.l2_irq)
+        return (l1.count if l1 else None, l2.count if l2 else None, l1_text, l2_text)
+
+    def drive(self, cfg: DriveConfig) -> Verdict:
+        self.progress.step(f"driving interrupts for up to {cfg.duration:.0f} s "
+                           f"(STALL after {cfg.stall_window:.0f} s without progress)")
+        t0 = time.monotonic()
+        sent = serviced = 0
+        next_send = next_sample = t0
+        verdict = None
+        while (now := time.monotonic()) - t0 < cfg.duration:
+            if sent == serviced and now >= next_send:
+                self.device.sendall(b"a")
+                sent += 1
+            if now >= next_sample:
+                verdict = self._sample(now - t0, sent, serviced, cfg)
+                next_sample = now + cfg.sample_every
+                if verdict:
+                    break
+            wait = max(0.0, min(next_sample, next_send if sent == serviced else next_sample)
+                       - time.monotonic())
+            got = self._read_serviced(wait)
+            if got:
+                serviced += got
+                next_send = time.monotonic() + cfg.gap
+        if verdict is None:
+            self._sample(time.monotonic() - t0, sent, serviced, cfg)
+            verdict = final(self.samples, cfg.stall_window, cfg.min_serviced)
+        self._record_final_tables()
+        return verdict
+
+    def _sample(self, t: float, sent: int, serviced: int, cfg: DriveConfig) -> Verdict | None:
+        self.l1.machine.check_running()
+        self._l2_alive()
+        l1, l2, _, _ = self.counts()
+        self.samples.append(Sample(round(t, 3), sent, serviced, l1, l2))
+        if len(self.samples) % 5 == 1:
+            self.progress.note(f"t={t:5.1f}s pushed={sent} serviced={serviced} "
+                               f"L1 vfio-intx={l1} L2 irq={l2}")
+        return judge(self.samples, cfg.stall_window, cfg.min_serviced)
+
+    def _read_serviced(self, wait: float) -> int:
+        ready, _, _ = select.select([self.reader], [], [], wait)
+        if not ready:
+            return 0
+        data = self.reader.recv(65536)
+        if not data:
+            raise InfraError("L2: the reader exited")
+        self._reader_buf += data
+        n = self._reader_buf.count(b"\n")
+        self._reader_buf = self._reader_buf.rsplit(b"\n", 1)[-1]
+        return n
+
+    def _record_final_tables(self) -> None:
+        try:
+            _, _, l1_text, l2_text = self.counts()
+            self.facts.l1_interrupts_at_end, self.facts.l2_interrupts_at_end = l1_text, l2_text
+        except InfraError:
+            pass
+
+    # -- teardown -------------------------------------------------------------------
+    def close(self) -> None:
+        if self.l2_qmp:
+            try:
+                self.l2_qmp.cmd("quit")
+            except Exception:  # noqa: BLE001 - L2 may be gone already; L1's end takes it along
+                pass
+            try:
+                self.l2_qmp.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.reader:
+            self.reader.close()
+        self.l2_ssh.close()
+        if self.l2_console:
+            self.l2_console.close()
+        for r in self._relays:
+            r.close()
+        if self.device:
+            self.device.close()
+        self.device_listener.close()
+
+
+def kernel_cmdline_l2(profile: TargetProfile) -> str:
+    l2 = profile.l2
+    return " ".join([f"console={l2.console}", "panic=-1", "loglevel=4", *l2.cmdline])
+
+
+def device_listener(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))
+    s.listen(1)
+    return s
+
+
+def pci_serial_args(sock_path: Path) -> list[str]:
+    """L0 QEMU arguments for the stock legacy-ish device: QEMU's pci-serial (1b36:0002)."""
+    return ["-chardev", f"socket,id=dev0,path={sock_path}",
+            "-device", "pci-serial,chardev=dev0,id=legacy0"]
+
+
+__all__ = ["Chain", "DriveConfig", "GuestConfig", "device_listener", "pci_serial_args",
+           "kernel_cmdline", "L1Guest"]

@@ -1,0 +1,82 @@
+"""Result files of a run: result.json, junit.xml and timeline.svg (counts per layer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+from .verdict import Sample, Verdict, describe_stop
+
+LAYERS = (("sent", "device: pushed", "#7f7f7f"), ("serviced", "L2: serviced (bytes read)", "#2ca02c"),
+          ("l2", "L2: device IRQ count", "#1f77b4"), ("l1", "L1: vfio-intx count", "#d62728"))
+
+
+def write_result_json(out: Path, data: dict) -> Path:
+    p = out / "result.json"
+    p.write_text(json.dumps(data, indent=1, default=str))
+    return p
+
+
+def write_junit(out: Path, name: str, verdict: Verdict, seconds: float, log_hint: str) -> Path:
+    body = ""
+    if verdict.verdict == "STALL":
+        body = f'<failure message={quoteattr(describe_stop(verdict))}>{escape(verdict.reason)}</failure>'
+    elif verdict.verdict == "ERROR":
+        body = f'<error message={quoteattr(verdict.reason)}>{escape(log_hint)}</error>'
+    xml = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+           f'<testsuite name="intx-rig" tests="1" failures="{int(verdict.verdict == "STALL")}" '
+           f'errors="{int(verdict.verdict == "ERROR")}" time="{seconds:.1f}">\n'
+           f'  <testcase classname="intx-rig" name={quoteattr(name)} time="{seconds:.1f}">{body}'
+           f'<system-out>{escape(verdict.verdict + ": " + verdict.reason)}</system-out></testcase>\n'
+           '</testsuite>\n')
+    p = out / "junit.xml"
+    p.write_text(xml)
+    return p
+
+
+def timeline_svg(samples: list[Sample], title: str, stall_at: float | None = None,
+                 width: int = 900, height: int = 420) -> str:
+    """Counts over time, one line per layer; a STALL is marked where the flow stopped."""
+    left, right, top, bottom = 70, 230, 40, 50
+    pw, ph = width - left - right, height - top - bottom
+    tmax = max([s.t for s in samples] + [1.0])
+    vmax = max([v for s in samples for v in (s.sent, s.serviced, s.l1 or 0, s.l2 or 0)] + [1])
+
+    def x(t):
+        return left + pw * t / tmax
+
+    def y(v):
+        return top + ph - ph * v / vmax
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">',
+             '<rect width="100%" height="100%" fill="white"/>',
+             f'<text x="{left}" y="22" font-size="15">{escape(title)}</text>',
+             f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="black"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="black"/>',
+             f'<text x="{left + pw / 2}" y="{height - 12}" text-anchor="middle">seconds</text>',
+             f'<text x="{left - 8}" y="{top + 4}" text-anchor="end">{vmax}</text>',
+             f'<text x="{left - 8}" y="{top + ph}" text-anchor="end">0</text>',
+             f'<text x="{left + pw}" y="{top + ph + 16}" text-anchor="end">{tmax:.0f}</text>']
+    for i, (attr, label, color) in enumerate(LAYERS):
+        pts = [(s.t, getattr(s, attr)) for s in samples if getattr(s, attr) is not None]
+        if pts:
+            path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        ly = top + 20 * i + 10
+        last = pts[-1][1] if pts else "n/a"
+        parts.append(f'<line x1="{left + pw + 15}" y1="{ly}" x2="{left + pw + 35}" y2="{ly}" '
+                     f'stroke="{color}" stroke-width="3"/>')
+        parts.append(f'<text x="{left + pw + 40}" y="{ly + 4}">{escape(label)}: {last}</text>')
+    if stall_at is not None:
+        parts.append(f'<line x1="{x(stall_at):.1f}" y1="{top}" x2="{x(stall_at):.1f}" y2="{top + ph}" '
+                     'stroke="black" stroke-dasharray="5,4"/>')
+        parts.append(f'<text x="{x(stall_at) + 4:.1f}" y="{top + 14}">flow stopped</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def write_timeline(out: Path, samples: list[Sample], title: str, stall_at: float | None) -> Path:
+    p = out / "timeline.svg"
+    p.write_text(timeline_svg(samples, title, stall_at))
+    return p
