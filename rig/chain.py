@@ -93,8 +93,9 @@ def l2_reader_script() -> str:
     """In L2: find the passed-through UART, open it raw, print one line per byte read."""
     return f"""{_find_device_sh(*PCI_SERIAL)}
 p=/sys/bus/pci/devices/$dev
-tty=$(ls $p/tty 2>/dev/null | head -n1)
-[ -n "$tty" ] || {{ echo "no tty for $dev (8250_pci did not bind)" >&2; exit 4; }}
+# Since 6.x the tty hangs below serial-base devices: $p/<ctrl>/<port>/tty/ttySN.
+tty=$(ls -d $p/tty/* $p/*/*/tty/* 2>/dev/null | head -n1); tty=${{tty##*/}}
+[ -n "$tty" ] || {{ echo "no tty for $dev (8250_pci did not bind): $(dmesg | grep -iE 'serial|8250|$dev' | tail -n3)" >&2; exit 4; }}
 exec 3</dev/$tty
 stty raw -echo <&3
 echo "READER dev=$dev tty=$tty irq=$(cat $p/irq)"
@@ -236,7 +237,8 @@ class Chain:
         self.reader = chan
         line = self._reader_line(30)
         if not line.startswith("READER"):
-            err = chan.recv_stderr(4096).decode(errors="replace") if chan.recv_stderr_ready() else ""
+            chan.recv_exit_status()
+            err = chan.recv_stderr(65536).decode(errors="replace") if chan.recv_stderr_ready() else ""
             raise InfraError(f"L2: the reader did not start: {line or err.strip()}")
         facts = parse_facts(line)
         self.facts.l2_device, self.facts.l2_tty, self.facts.l2_irq = facts["dev"], facts["tty"], facts["irq"]

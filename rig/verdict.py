@@ -99,5 +99,6 @@ def stopped_at(s: Sample) -> dict:
 
 def describe_stop(v: Verdict) -> str:
     s = v.stopped_at
-    return (f"L1 vfio-intx stopped at {s.get('l1_vfio_intx')}, L2 IRQ count at {s.get('l2_irq')}, "
+    verb = "stopped at" if v.verdict == STALL else "at"
+    return (f"L1 vfio-intx {verb} {s.get('l1_vfio_intx')}, L2 IRQ count {verb} {s.get('l2_irq')}, "
             f"{s.get('l2_serviced')} of {s.get('device_sent')} pushed bytes serviced")
