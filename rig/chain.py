@@ -359,10 +359,11 @@ def device_listener(path: Path) -> socket.socket:
     return s
 
 
-def pci_serial_args(sock_path: Path) -> list[str]:
+def pci_serial_args(profile: TargetProfile, sock_path: Path) -> list[str]:
     """L0 QEMU arguments for the stock legacy-ish device: QEMU's pci-serial (1b36:0002)."""
-    return ["-chardev", f"socket,id=dev0,path={sock_path}",
-            "-device", "pci-serial,chardev=dev0,id=legacy0"]
+    bus = f",bus={profile.device_bus}" if profile.device_bus else ""
+    return [*profile.device_bus_args, "-chardev", f"socket,id=dev0,path={sock_path}",
+            "-device", f"pci-serial,chardev=dev0,id=legacy0{bus}"]
 
 
 __all__ = ["Chain", "DriveConfig", "GuestConfig", "device_listener", "pci_serial_args",

@@ -43,7 +43,7 @@ def run_chain(s, prof: TargetProfile) -> int:
     with RunDir("run") as run_dir:
         sock = run_dir / "dev0.sock"
         listener = device_listener(sock)
-        config = GuestConfig(ic=ic, extra_args=pci_serial_args(sock), smp=args.l1_smp)
+        config = GuestConfig(ic=ic, extra_args=pci_serial_args(prof, sock), smp=args.l1_smp)
         with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
             record["l0"]["command"] = l1.machine.command_line()
             try:

@@ -56,6 +56,9 @@ class TargetProfile:
     kvm_cpu: str = "host"
     host_machines: tuple[str, ...] = field(default=())  # uname -m values that can use KVM
     kvm_machine_options: tuple[str, ...] = ()           # -M options needed under KVM
+    # Where the device under test sits in L1: its own IOMMU group, so vfio can take it alone.
+    device_bus_args: tuple[str, ...] = ()   # extra L0 arguments (a host bridge)
+    device_bus: str | None = None           # bus= property for the device
 
     def machine_options(self, accel: str) -> tuple[str, ...]:
         return self.kvm_machine_options if accel == "kvm" else ()
@@ -146,6 +149,10 @@ PPC64 = TargetProfile(
                     "-global", "spapr-pci-host-bridge.ddw=off"),
     ),
     interrupt_controllers=("xive", "xics"),
+    # A pseries PHB is one IOMMU group: the device gets a PHB of its own, or vfio refuses
+    # ("group 0 is not viable") because virtio-net shares it.
+    device_bus_args=("-device", "spapr-pci-host-bridge,index=1,id=rigphb"),
+    device_bus="rigphb.0",
     qemu_firmware=("/usr/share/qemu/slof.bin", "/usr/share/qemu/vof.bin"),
     host_machines=("ppc64le",),
 )
