@@ -1,0 +1,61 @@
+"""The verdict on recorded sample series (the signatures DESIGN.md describes)."""
+
+import pytest
+
+from rig.results import timeline_svg, write_junit
+from rig.verdict import ERROR, EXIT_STATUS, PASS, STALL, Sample, final, judge
+
+pytestmark = pytest.mark.unit
+WINDOW, MIN = 5.0, 10
+
+
+def flowing(seconds: int, rate: int = 25):
+    """A healthy chain: every pushed byte serviced, counts at every layer growing."""
+    return [Sample(t, rate * t + 1, rate * t, rate * t + 2, rate * t + 1) for t in range(seconds + 1)]
+
+
+def stalled_after_first(seconds: int):
+    """The unfixed XIVE signature: one interrupt through, then nothing moves."""
+    return [Sample(0, 1, 0, 0, 0)] + [Sample(t, 2, 1, 1, 1) for t in range(1, seconds + 1)]
+
+
+def test_flowing_series_passes_and_is_never_stall():
+    s = flowing(30)
+    for i in range(1, len(s) + 1):
+        assert judge(s[:i], WINDOW, MIN) is None
+    v = final(s, WINDOW, MIN)
+    assert v.verdict == PASS and v.exit_status == 0
+
+
+def test_stall_is_decided_as_soon_as_the_window_is_over():
+    s = stalled_after_first(60)
+    decided = next(i for i in range(1, len(s) + 1) if judge(s[:i], WINDOW, MIN))
+    assert s[decided - 1].t == 1 + WINDOW  # the first sample where it is certain
+    v = judge(s[:decided], WINDOW, MIN)
+    assert v.verdict == STALL and v.exit_status == 1
+    assert v.stopped_at["l1_vfio_intx"] == 1 and v.stopped_at["l2_serviced"] == 1
+
+
+def test_slow_reader_with_moving_counts_is_not_a_stall():
+    # The byte is not read yet, but L1 and L2 counts still move: interrupts flow.
+    s = [Sample(t, 5, 4, 10 + t, 10 + t) for t in range(0, 12)]
+    assert judge(s, WINDOW, MIN) is None
+
+
+def test_no_pending_work_is_not_a_stall():
+    s = [Sample(t, 3, 3, 3, 3) for t in range(0, 20)]
+    assert judge(s, WINDOW, MIN) is None
+    assert final(s, WINDOW, MIN).verdict == ERROR  # too few to judge, and says so
+
+
+def test_exit_codes_suit_git_bisect_run():
+    assert EXIT_STATUS == {PASS: 0, STALL: 1, ERROR: 125}
+
+
+def test_junit_and_timeline(tmp_path):
+    s = stalled_after_first(10)
+    v = final(s, WINDOW, MIN)
+    xml = write_junit(tmp_path, "ppc64-xive", v, 12.0, "logs").read_text()
+    assert 'failures="1"' in xml and "L1 vfio-intx stopped at 1" in xml
+    svg = timeline_svg(s, "ppc64-xive: STALL", stall_at=1.0)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 4 and "flow stopped" in svg
