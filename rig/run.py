@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .accel import choose_accel
 from .chain import Chain, DriveConfig, device_listener, pci_serial_args
@@ -20,49 +22,67 @@ from .targets import TargetProfile
 from .verdict import ERROR, STALL, Verdict, describe_stop, pending_since
 
 
-def run_chain(s, prof: TargetProfile) -> int:
-    args = s.args
-    ic = args.ic or prof.interrupt_controllers[0]
+@dataclasses.dataclass
+class ChainOptions:
+    ic: str | None = None
+    l2_accel: str = "auto"
+    l1_smp: int = 1
+    boot_timeout: float = 400
+
+
+@contextmanager
+def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
+                  record: dict) -> Iterator[Chain]:
+    """L0 -> L1 -> L2 up, the device bound and read in L2; torn down on exit however it
+    ends. `record` is filled with what the result file needs as it becomes known."""
+    ic = opts.ic or prof.interrupt_controllers[0]
     prof.l1_machine("tcg", ic)  # validates --ic for this arch before anything starts
     qemu = s.qemu(prof)
     qemu.require(MINIMUM_VERSION, f"running {prof.name}")
     accel = choose_accel(prof, qemu, "auto")
-    out = Path(args.out or f"results/{prof.name}-{ic}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
     with s.builder() as b:
         image = b.l1(prof)
-    print(f"L0 QEMU: {qemu.describe()}\nL1 accelerator: {accel}\nresults: {out}")
-    cfg = DriveConfig(duration=args.duration, stall_window=args.stall_window)
-    t0 = time.monotonic()
-    record = {"arch": prof.name, "ic": ic, "device": "pci-serial", "l0": {
-        "qemu": qemu.describe(), "accel": accel.name, "accel_reason": accel.reason},
-        "l1": {"kernel": image.kernel_version, "kernel_package": image.meta["kernel_package"],
-               "vfio_nointxmask": True},
-        "drive": dataclasses.asdict(cfg)}
-    chain = None
+    s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}")
+    record.update({"arch": prof.name, "ic": ic, "device": "pci-serial",
+                   "l0": {"qemu": qemu.describe(), "accel": accel.name, "accel_reason": accel.reason},
+                   "l1": {"kernel": image.kernel_version, "kernel_package": image.meta["kernel_package"],
+                          "vfio_nointxmask": True}})
     with RunDir("run") as run_dir:
         sock = run_dir / "dev0.sock"
-        listener = device_listener(sock)
-        config = GuestConfig(ic=ic, extra_args=pci_serial_args(prof, sock), smp=args.l1_smp)
+        config = GuestConfig(ic=ic, extra_args=pci_serial_args(prof, sock), smp=opts.l1_smp)
         with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
             record["l0"]["command"] = l1.machine.command_line()
+            chain = Chain(prof, l1, device_listener(sock), out, s.progress, l2_accel=opts.l2_accel)
+            record["_chain"] = chain
             try:
-                chain = Chain(prof, l1, listener, out, s.progress, l2_accel=args.l2_accel)
-                chain.start(boot_timeout=args.boot_timeout)
-                verdict = chain.drive(cfg)
-            except InfraError as e:
-                verdict = Verdict(ERROR, str(e))
+                chain.start(boot_timeout=opts.boot_timeout)
+                yield chain
             finally:
-                if chain:
-                    chain.close()
-                try:
-                    l1.shutdown(timeout=20)
-                except InfraError:
-                    pass
-    return report(s, out, record, chain, verdict, time.monotonic() - t0, f"{prof.name}-{ic}")
+                chain.close()
+            l1.shutdown(timeout=20)  # only on the way out without an exception
 
 
-def report(s, out: Path, record: dict, chain: Chain | None, verdict: Verdict, seconds: float,
+def run_chain(s, prof: TargetProfile) -> int:
+    args = s.args
+    opts = ChainOptions(ic=args.ic, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
+                        boot_timeout=args.boot_timeout)
+    ic = opts.ic or prof.interrupt_controllers[0]
+    out = Path(args.out or f"results/{prof.name}-{ic}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"results: {out}")
+    cfg = DriveConfig(duration=args.duration, stall_window=args.stall_window)
+    record: dict = {"drive": dataclasses.asdict(cfg)}
+    t0 = time.monotonic()
+    try:
+        with running_chain(s, prof, out, opts, record) as chain:
+            verdict = chain.drive(cfg)
+    except InfraError as e:
+        verdict = Verdict(ERROR, str(e))
+    return report(out, record, record.pop("_chain", None), verdict, time.monotonic() - t0,
+                  f"{prof.name}-{ic}")
+
+
+def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, seconds: float,
            name: str) -> int:
     samples = chain.samples if chain else []
     record.update({"verdict": verdict.to_json(), "seconds": round(seconds, 1),

@@ -1,0 +1,21 @@
+"""The rig_chain fixture, used as a user would: checks against a running chain."""
+
+import pytest
+
+from rig.chain import DriveConfig
+
+pytestmark = pytest.mark.e2e
+
+
+def test_l1_bound_the_device_to_vfio_pci(rig_chain):
+    dev = rig_chain.facts.l1_device
+    out = rig_chain.l1.ssh.run(f"basename $(readlink /sys/bus/pci/devices/{dev}/driver)").stdout
+    assert out.strip() == "vfio-pci"
+
+
+def test_l2_sees_the_device_and_interrupts_flow(rig_chain):
+    assert rig_chain.facts.l2_tty.startswith("ttyS")
+    verdict = rig_chain.drive(DriveConfig(duration=10, min_serviced=5))
+    assert verdict.verdict == "PASS", verdict.reason
+    l1, l2, _, _ = rig_chain.counts()
+    assert l1 >= verdict.stopped_at["l2_serviced"] and l2 >= verdict.stopped_at["l2_serviced"]
