@@ -1,4 +1,4 @@
-# intx-rig: `make demo` sets everything up and boots; `make test` runs the tests.
+# intx-rig: `make demo` sets everything up and gives one verdict; `make test` runs the tests.
 PYTHON ?= python3
 VENV   := .venv
 RIG    := $(VENV)/bin/rig
@@ -21,8 +21,7 @@ setup: venv
 	$(RIG) setup
 
 demo: setup
-	$(RIG) boot --arch ppc64
-	$(RIG) boot --arch x86_64
+	$(RIG) run --arch ppc64 --ic xive --duration 30
 
 test: venv
 	$(PYTEST) -m "$(TEST_MARKERS)"
@@ -38,6 +37,7 @@ test-e2e: venv
 
 bench: venv
 	$(VENV)/bin/python bench/boot.py
+	$(VENV)/bin/python bench/verdict.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

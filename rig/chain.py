@@ -20,7 +20,7 @@ from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from . import interrupts
-from .console import Console
+from .console import Console, ConsoleTimeout
 from .errors import InfraError
 from .guest import READY_LINE, GuestConfig, L1Guest, kernel_cmdline
 from .progress import Progress
@@ -205,7 +205,7 @@ class Chain:
             left = deadline - time.monotonic()
             try:
                 return self.l2_console.expect(pattern, min(left, 3.0), what)
-            except InfraError:
+            except ConsoleTimeout:
                 self._l2_alive()
                 self.l1.machine.check_running()
                 if left <= 3.0:

@@ -11,7 +11,6 @@ from pathlib import Path
 from guest_images.build import GuestImage
 
 from .accel import Accel
-from .errors import InfraError
 from .keys import KeySet
 from .machine import QemuMachine
 from .progress import Progress
@@ -113,6 +112,3 @@ class L1Guest:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def describe_failure(guest: L1Guest, err: InfraError) -> str:
-    return f"{err} (logs: {guest.machine.console_log}, {guest.machine.qemu_log})"

@@ -67,6 +67,7 @@ def run_chain(s, prof: TargetProfile) -> int:
     opts = ChainOptions(ic=args.ic, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
                         boot_timeout=args.boot_timeout)
     ic = opts.ic or prof.interrupt_controllers[0]
+    prof.l1_machine("tcg", ic)  # a wrong --ic is exit 2 before anything is created
     out = Path(args.out or f"results/{prof.name}-{ic}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"results: {out}")

@@ -56,3 +56,9 @@ def test_no_network_to_the_archive_names_what_failed(tmp_path):
 def test_bad_option_is_usage_error(tmp_path):
     r = run_rig("boot", "--arch", "x86_64", "--accel", "warp", cache=tmp_path)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_wrong_interrupt_controller_for_the_arch(tmp_path):
+    r = run_rig("run", "--arch", "x86_64", "--ic", "xive", "--out", str(tmp_path / "out"), cache=tmp_path)
+    assert_one_line_error(r, "--ic xive does not apply to x86_64")
+    assert not (tmp_path / "out").exists()
