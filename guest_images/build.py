@@ -16,6 +16,7 @@ from pathlib import Path
 from rig.cache import Cache, content_key, read_meta, tree_hash
 from rig.cpio import CpioWriter
 from rig.debian import extract
+from rig.errors import UserError
 from rig.keys import KeySet
 from rig.packages import Lock, Resolver
 from rig.progress import Progress
@@ -24,6 +25,9 @@ from rig.targets import COMMON_MODULES, TargetProfile
 
 from .kmods import ModuleTree
 from .recipe import L2_PROGRAMS, guest_packages, l1_programs
+from .vfio_module import UnfixedVfio, has_intx_fix
+
+VFIO_VARIANTS = ("fixed", "unfixed")
 
 HERE = Path(__file__).parent
 CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"),
@@ -80,10 +84,19 @@ class ImageBuilder:
         entry = self.cache.build("images", key, lambda tmp: self._build(tmp, profile, "l2"))
         return GuestImage.from_entry("l2", entry)
 
-    def l1(self, profile: TargetProfile) -> GuestImage:
+    def l1(self, profile: TargetProfile, vfio: str = "fixed") -> GuestImage:
+        """L1; vfio="unfixed" swaps in vfio-pci-core.ko/vfio-pci.ko rebuilt without the fix."""
+        if vfio not in VFIO_VARIANTS:
+            raise UserError(f"--l1-vfio {vfio}: use one of {', '.join(VFIO_VARIANTS)}")
         l2 = self.l2(profile)
-        key = self._key("l1", profile, l2.initrd.parent.name)
-        entry = self.cache.build("images", key, lambda tmp: self._build(tmp, profile, "l1", l2))
+        swap = {}
+        if vfio == "unfixed":
+            kver = kernel_package(self._lock(profile), profile).name.removeprefix("linux-image-")
+            swap = UnfixedVfio(self.cache, self.resolver, self.progress).modules(profile, kver)
+        key = self._key("l1", profile, l2.initrd.parent.name, vfio,
+                        sorted((k, str(v.parent.name)) for k, v in swap.items()))
+        entry = self.cache.build("images", key,
+                                 lambda tmp: self._build(tmp, profile, "l1", l2, swap))
         return GuestImage.from_entry("l1", entry)
 
     def _staging_for(self, profile: TargetProfile) -> Path:
@@ -100,7 +113,8 @@ class ImageBuilder:
             self._staging[profile.name] = staging
         return self._staging[profile.name]
 
-    def _build(self, out: Path, profile: TargetProfile, role: str, l2: GuestImage | None = None) -> dict:
+    def _build(self, out: Path, profile: TargetProfile, role: str, l2: GuestImage | None = None,
+               swap: dict[str, Path] | None = None) -> dict:
         self.progress.step(f"building {role.upper()} image for {profile.name}")
         staging = self._staging_for(profile)
         lock = self._lock(profile)
@@ -121,6 +135,11 @@ class ImageBuilder:
             shutil.copy2(l2.kernel, root / "l2/kernel")
             shutil.copy2(l2.initrd, root / "l2/initrd")
         self._install_modules(staging, kver, modules, root)
+        vfio_dir = root / "lib/modules" / kver / "kernel/drivers/vfio/pci"
+        for name, path in (swap or {}).items():
+            shutil.copy2(path, vfio_dir / name)
+        # Read from the module binary in the image, never from how it was asked for.
+        vfio_fix = has_intx_fix((vfio_dir / "vfio-pci-core.ko").read_bytes()) if role == "l1" else None
         self._write_config(root, profile, role, boot_modules)
         shutil.copy2(self._kernel_file(staging, profile, kver), out / "kernel")
         self._write_initrd(root, out / "initrd")
@@ -131,6 +150,8 @@ class ImageBuilder:
             "role": role, "arch": profile.name, "kernel_version": kver,
             "kernel_package": {"name": kpkg.name, "version": kpkg.version},
             "modules": modules, "boot_modules": boot_modules,
+            "vfio_rebuilt": sorted(swap or {}),
+            "vfio_intx_fix": vfio_fix,
             "packages": {p.name: p.version for p in lock.packages},
             "resolved_at": lock.resolved_at,
         }

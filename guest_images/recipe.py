@@ -21,7 +21,8 @@ def guest_packages(profile: TargetProfile) -> PackageSet:
         arch=profile.debian_arch,
         suites=(USERLAND_SUITE, KERNEL_RELEASE),
         wants=(
-            Want((f"linux-image-{profile.kernel_flavour}",), release=KERNEL_RELEASE, deps=False),
+            Want((f"linux-image-{profile.kernel_flavour}",), release=KERNEL_RELEASE, deps=False,
+                 metapackage=True),
             Want(userland, release=None),
         ),
     )
@@ -29,3 +30,24 @@ def guest_packages(profile: TargetProfile) -> PackageSet:
 
 def l1_programs(profile: TargetProfile) -> tuple[str, ...]:
     return L2_PROGRAMS + (f"/usr/bin/{profile.qemu_system}",)
+
+
+def kernel_abi(kernel_release: str, profile: TargetProfile) -> str:
+    """6.12.95+deb12-powerpc64le -> 6.12.95+deb12 (what -common and kbuild are named by)."""
+    return kernel_release.removesuffix(f"-{profile.kernel_flavour}")
+
+
+def kbuild_target_packages(profile: TargetProfile, kernel_release: str) -> PackageSet:
+    """The kernel's arch-specific headers (its .config, Module.symvers, BTF vmlinux)."""
+    return PackageSet(name=f"kbuild-{profile.debian_arch}-{kernel_release}", arch=profile.debian_arch,
+                      suites=(USERLAND_SUITE, KERNEL_RELEASE),
+                      wants=(Want((f"linux-headers-{kernel_release}",), KERNEL_RELEASE, deps=False),))
+
+
+def kbuild_host_packages(profile: TargetProfile, kernel_release: str) -> PackageSet:
+    """What runs on the build host (amd64): kbuild's tools, the common headers, the source."""
+    abi = kernel_abi(kernel_release, profile)
+    series = ".".join(abi.split(".")[:2])
+    return PackageSet(name=f"kbuild-host-{abi}", arch="amd64", suites=(USERLAND_SUITE, KERNEL_RELEASE),
+                      wants=(Want((f"linux-headers-{abi}-common", f"linux-kbuild-{abi}",
+                                   f"linux-source-{series}"), KERNEL_RELEASE, deps=False),))

@@ -20,7 +20,7 @@ from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from . import interrupts
-from .console import Console, ConsoleTimeout
+from .console import Console
 from .errors import InfraError
 from .guest import READY_LINE, GuestConfig, L1Guest, kernel_cmdline
 from .progress import Progress
@@ -200,16 +200,10 @@ class Chain:
         self._connect_l2_qmp()
 
     def _expect_l2(self, pattern: str, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                return self.l2_console.expect(pattern, min(left, 3.0), what)
-            except ConsoleTimeout:
-                self._l2_alive()
-                self.l1.machine.check_running()
-                if left <= 3.0:
-                    raise
+        def healthy():
+            self._l2_alive()
+            self.l1.machine.check_running()
+        return self.l2_console.expect_while(pattern, timeout, what, healthy)
 
     def _l2_alive(self) -> None:
         if self.l2_qemu_channel.exit_status_ready():

@@ -91,8 +91,11 @@ def cmd_setup(s: Session) -> int:
         q = s.qemu(prof)
         s.progress.step(f"{prof.name}: {q.describe()}")
         with s.builder() as b:
-            img = b.l1(prof)
-        s.progress.step(f"{prof.name}: L1 image ready, kernel {img.kernel_version}")
+            for vfio in ("fixed", "unfixed"):
+                img = b.l1(prof, vfio)
+                s.progress.step(f"{prof.name}: L1 image ({vfio} vfio) ready, kernel "
+                                f"{img.kernel_version}, INTx fix in vfio-pci-core.ko: "
+                                f"{img.meta['vfio_intx_fix']}")
     return 0
 
 
@@ -101,10 +104,11 @@ def cmd_build(s: Session) -> int:
     with s.builder() as b:
         for prof in arches(s.args.arch):
             l2 = b.l2(prof)
-            l1 = b.l1(prof)
+            l1 = b.l1(prof, s.args.l1_vfio)
             out[prof.name] = {"l1": str(l1.initrd.parent), "l2": str(l2.initrd.parent),
                               "kernel": l1.kernel_version,
-                              "kernel_package": l1.meta["kernel_package"]}
+                              "kernel_package": l1.meta["kernel_package"],
+                              "vfio_intx_fix": l1.meta["vfio_intx_fix"]}
     print(json.dumps(out, indent=1))
     return 0
 
@@ -133,6 +137,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--qemu", help="use this qemu-system-* binary for L0")
     sb = sub.add_parser("build", help="build (or find in the cache) the L1 and L2 images")
     sb.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
+    sb.add_argument("--l1-vfio", default="fixed", choices=("fixed", "unfixed"),
+                    help="L1's vfio modules: Debian's (fixed) or rebuilt without the INTx fix")
     bo = sub.add_parser("boot", help="boot L1, run a command over SSH, power off")
     bo.add_argument("--arch", required=True, help="x86_64 or ppc64")
     bo.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"),
@@ -151,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--stall-window", type=float, default=5,
                     help="STALL when pending work and no count moved for this long (s)")
     ru.add_argument("--l2-accel", default="auto", choices=("auto", "kvm", "tcg"))
+    ru.add_argument("--l1-vfio", default="fixed", choices=("fixed", "unfixed"),
+                    help="L1's vfio modules: Debian's (with the INTx fix) or rebuilt without it")
     ru.add_argument("--l1-smp", type=int, default=1, help="L1 vCPUs")
     ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
     ru.add_argument("--boot-timeout", type=float, default=400, help="per-guest boot timeout (s)")

@@ -12,6 +12,7 @@ import re
 import select
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pexpect
@@ -99,6 +100,20 @@ class Console:
             except pexpect.EOF:
                 raise InfraError(f"{self.name}: console closed (QEMU exited) before {what}") from None
             return self.spawn.match
+
+    def expect_while(self, pattern: str, timeout: float, what: str, healthy) -> re.Match:
+        """expect(), but calling healthy() (which raises if the guest is gone) every few
+        seconds, so a dead guest fails now rather than at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self.expect(pattern, min(left, 3.0), what)
+            except ConsoleTimeout:
+                healthy()
+                if left <= 3.0:
+                    raise ConsoleTimeout(f"{self.name}: {what} did not appear on the console "
+                                         f"within {timeout:.0f} s") from None
 
     def sendline(self, text: str) -> None:
         with self._lock:

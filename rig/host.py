@@ -27,6 +27,15 @@ HOST_NEEDS = (
     HostNeed("apt", "apt-get", "resolves and downloads the guests' Debian packages"),
     HostNeed("dpkg", "dpkg-deb", "unpacks Debian packages (any architecture) without running them"),
     HostNeed("debian-archive-keyring", KEYRING, "verifies the Debian archive's signatures"),
+    # Rebuilding vfio-pci-core.ko without the fix (--l1-vfio unfixed), with the compiler the
+    # Debian kernels were built with (gcc-12), natively for amd64 and cross for ppc64el.
+    HostNeed("make", "make", "runs kbuild for the rebuilt vfio modules"),
+    HostNeed("gcc-12", "x86_64-linux-gnu-gcc-12", "compiles the amd64 vfio modules"),
+    HostNeed("gcc-12-powerpc64le-linux-gnu", "powerpc64le-linux-gnu-gcc-12",
+             "compiles the ppc64el vfio modules"),
+    HostNeed("dwarves", "pahole", "generates BTF for the rebuilt modules (the kernel checks it)"),
+    HostNeed("libelf1", "/usr/lib/x86_64-linux-gnu/libelf.so.1", "used by kbuild's modpost"),
+    HostNeed("libssl3", "/usr/lib/x86_64-linux-gnu/libssl.so.3", "used by kbuild's sign-file"),
 )
 
 

@@ -22,14 +22,15 @@ from .progress import Progress
 class Want:
     """Some package names, from one target release, with or without their dependencies.
 
-    deps=False is for a kernel: linux-image-<flavour> is a metapackage; it is resolved to
-    the versioned image package it points at, and that alone is taken (not initramfs-tools,
-    systemd and the rest of what apt would pull in).
+    deps=False takes the named packages alone. With metapackage=True each name is a
+    metapackage (linux-image-<flavour>) resolved to the versioned package it points at,
+    and that alone is taken (not initramfs-tools, systemd and the rest apt would pull in).
     """
 
     packages: tuple[str, ...]
     release: str | None = None
     deps: bool = True
+    metapackage: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,11 @@ class Resolver:
         if want.deps:
             return ctx.closure(list(want.packages), want.release)
         pins = []
-        for meta in want.packages:
-            real = ctx.candidate_depends(meta, want.release) or meta
+        for name in want.packages:
+            real = ctx.candidate_depends(name, want.release) if want.metapackage else name
             picked = [p for p in ctx.closure([real], want.release) if p[0] == real]
             if not picked:
-                raise UserError(f"{meta} ({ctx.arch}) resolves to {real}, which apt cannot install")
+                raise UserError(f"{name} ({ctx.arch}) resolves to {real}, which apt cannot install")
             pins += picked
         return pins
 

@@ -25,6 +25,7 @@ from .verdict import ERROR, STALL, Verdict, describe_stop, pending_since
 @dataclasses.dataclass
 class ChainOptions:
     ic: str | None = None
+    l1_vfio: str = "fixed"
     l2_accel: str = "auto"
     l1_smp: int = 1
     boot_timeout: float = 400
@@ -41,12 +42,14 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
     qemu.require(MINIMUM_VERSION, f"running {prof.name}")
     accel = choose_accel(prof, qemu, "auto")
     with s.builder() as b:
-        image = b.l1(prof)
-    s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}")
+        image = b.l1(prof, opts.l1_vfio)
+    s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; L1 vfio-pci-core.ko "
+                    f"{'has' if image.meta['vfio_intx_fix'] else 'lacks'} the INTx fix")
     record.update({"arch": prof.name, "ic": ic, "device": "pci-serial",
                    "l0": {"qemu": qemu.describe(), "accel": accel.name, "accel_reason": accel.reason},
                    "l1": {"kernel": image.kernel_version, "kernel_package": image.meta["kernel_package"],
-                          "vfio_nointxmask": True}})
+                          "vfio_modules": opts.l1_vfio, "vfio_rebuilt": image.meta["vfio_rebuilt"],
+                          "vfio_intx_fix": image.meta["vfio_intx_fix"], "vfio_nointxmask": True}})
     with RunDir("run") as run_dir:
         sock = run_dir / "dev0.sock"
         config = GuestConfig(ic=ic, extra_args=pci_serial_args(prof, sock), smp=opts.l1_smp)
@@ -64,8 +67,8 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
 
 def run_chain(s, prof: TargetProfile) -> int:
     args = s.args
-    opts = ChainOptions(ic=args.ic, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
-                        boot_timeout=args.boot_timeout)
+    opts = ChainOptions(ic=args.ic, l1_vfio=args.l1_vfio, l2_accel=args.l2_accel,
+                        l1_smp=args.l1_smp, boot_timeout=args.boot_timeout)
     ic = opts.ic or prof.interrupt_controllers[0]
     prof.l1_machine("tcg", ic)  # a wrong --ic is exit 2 before anything is created
     out = Path(args.out or f"results/{prof.name}-{ic}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -80,7 +83,7 @@ def run_chain(s, prof: TargetProfile) -> int:
     except InfraError as e:
         verdict = Verdict(ERROR, str(e))
     return report(out, record, record.pop("_chain", None), verdict, time.monotonic() - t0,
-                  f"{prof.name}-{ic}")
+                  f"{prof.name}-{ic}-{opts.l1_vfio}")
 
 
 def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, seconds: float,

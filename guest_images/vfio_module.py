@@ -1,0 +1,152 @@
+"""The L1 kernel without the vfio INTx fix: the same Debian kernel with only vfio-pci-core.ko
+and vfio-pci.ko rebuilt from Debian's linux-source with the fix's lines removed.
+
+Upstream 8b9f128947dd sets IRQ_DISABLE_UNLAZY on the host IRQ of a non-PCI-2.3 device in
+vfio_intx_enable() (and clears it on the error path and in vfio_intx_disable()). The
+rebuild uses that kernel's own headers (its .config, Module.symvers and BTF vmlinux) and
+the compiler it was built with, so the module loads into the stock kernel (unsigned: it
+taints, as DESIGN.md 3 says). Whether a module has the fix is read from the binary: with
+it, vfio-pci-core.ko calls irq_modify_status (irq_set_status_flags is an inline wrapper).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+from rig.cache import Cache, content_key, tree_hash
+from rig.debian import extract
+from rig.errors import InfraError, UserError
+from rig.packages import Resolver
+from rig.progress import Progress
+from rig.rootfs import relativize_absolute_symlinks
+from rig.targets import TargetProfile
+
+from .kmods import read_module
+from .recipe import kbuild_host_packages, kbuild_target_packages
+
+VFIO_PCI_DIR = "drivers/vfio/pci"
+MODULES = ("vfio-pci-core.ko", "vfio-pci.ko")
+FIX_LINES = re.compile(r"\n[ \t]*if \(!vdev->pci_2_3\)\n[ \t]*"
+                       r"irq_(?:set|clear)_status_flags\(pdev->irq, IRQ_DISABLE_UNLAZY\);")
+# Just the two modules: the directory's own Makefile would also build mlx5, pds, ...
+KBUILD = """vfio-pci-core-y := vfio_pci_core.o vfio_pci_intrs.o vfio_pci_rdwr.o vfio_pci_config.o
+obj-m += vfio-pci-core.o
+vfio-pci-y := vfio_pci.o
+vfio-pci-$(CONFIG_VFIO_PCI_IGD) += vfio_pci_igd.o
+obj-m += vfio-pci.o
+"""
+
+
+def has_intx_fix(ko: bytes) -> bool:
+    """True if this vfio-pci-core module sets IRQ_DISABLE_UNLAZY (calls irq_modify_status)."""
+    elf = ELFFile(io.BytesIO(ko))
+    symtab = elf.get_section_by_name(".symtab")
+    return any(s.name == "irq_modify_status" and s["st_shndx"] == "SHN_UNDEF"
+               for s in symtab.iter_symbols())
+
+
+def remove_fix(source: str) -> str:
+    patched, n = FIX_LINES.subn("", source)
+    if n == 0 or "IRQ_DISABLE_UNLAZY" in patched:
+        raise UserError("the vfio INTx fix's lines were not found as expected in "
+                        "vfio_pci_intrs.c of this linux-source: the rig's patch needs updating")
+    return patched
+
+
+def extract_source_dir(source_deb: Path, subdir: str, dest: Path) -> Path:
+    """Stream linux-source-X.tar.xz out of its .deb and unpack only `subdir` from it."""
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(source_deb)], stdout=subprocess.PIPE)
+    found = None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
+            for member in outer:
+                if re.fullmatch(r"\./usr/src/linux-source-[\d.]+\.tar\.xz", member.name):
+                    with tarfile.open(fileobj=outer.extractfile(member), mode="r|xz") as inner:
+                        for m in inner:
+                            top, _, rest = m.name.partition("/")
+                            if rest.startswith(subdir + "/") and (m.isfile() or m.isdir()):
+                                inner.extract(m, dest, filter="data")
+                                found = dest / top / subdir
+                    break
+    finally:
+        proc.stdout.close()
+        proc.wait()
+    if not found:
+        raise UserError(f"{source_deb.name} holds no {subdir}")
+    return found
+
+
+def compiler(headers: Path) -> str:
+    """The compiler the kernel was built with, as its headers name it (gcc-12, cross)."""
+    cross = re.search(r"CROSS_COMPILE = (\S+)", (headers / ".kernelvariables").read_text())
+    cc = f"{cross.group(1) if cross else ''}gcc-12"
+    if not shutil.which(cc):
+        pkg = "gcc-12" if not cross or cross.group(1).startswith("x86_64") else \
+            f"gcc-12-{cross.group(1).rstrip('-')}"
+        raise UserError(f"the compiler {cc} is missing (needed to rebuild vfio-pci-core.ko): "
+                        f"apt-get install {pkg}, or run `rig setup` as root")
+    return cc
+
+
+class UnfixedVfio:
+    """Builds (once, cached) the two vfio modules without the fix for one kernel."""
+
+    def __init__(self, cache: Cache, resolver: Resolver, progress: Progress):
+        self.cache, self.resolver, self.progress = cache, resolver, progress
+
+    def modules(self, profile: TargetProfile, kernel_release: str) -> dict[str, Path]:
+        target = kbuild_target_packages(profile, kernel_release)
+        host = kbuild_host_packages(profile, kernel_release)
+        tlock, hlock = self.resolver.lock(target), self.resolver.lock(host)
+        key = content_key("vfio-unfixed", profile.name, tlock.key(), hlock.key(),
+                          tree_hash([Path(__file__)]))
+        entry = self.cache.build("vfio-unfixed", key, lambda tmp: self._build(
+            tmp, profile, kernel_release, (target, tlock), (host, hlock)))
+        return {m: entry / m for m in MODULES}
+
+    def _build(self, out: Path, profile: TargetProfile, kver: str, target, host) -> dict:
+        self.progress.step(f"rebuilding vfio-pci-core.ko for {kver} without the INTx fix")
+        debs = {**self.resolver.fetch(*target), **self.resolver.fetch(*host)}
+        work = out / "work"
+        source_deb = next(p for n, p in debs.items() if n.startswith("linux-source-"))
+        extract([p for n, p in debs.items() if not n.startswith("linux-source-")], work / "root")
+        relativize_absolute_symlinks(work / "root")
+        headers = work / "root/usr/src" / f"linux-headers-{kver}"
+        # Debian's Makefile includes the -common one by its absolute /usr/src path.
+        common = next((work / "root/usr/src").glob("linux-headers-*-common"))
+        (headers / "Makefile").write_text(f"include {common}/Makefile\n")
+        cc = compiler(headers)
+        self.progress.note("unpacking drivers/vfio/pci from linux-source (streamed)")
+        src = extract_source_dir(source_deb, VFIO_PCI_DIR, work / "src")
+        intrs = src / "vfio_pci_intrs.c"
+        intrs.write_text(remove_fix(intrs.read_text()))
+        (src / "Makefile").write_text(KBUILD)
+        self._make(headers, src)
+        for m in MODULES:
+            shutil.copy2(src / m, out / m)
+        fixed = has_intx_fix((out / "vfio-pci-core.ko").read_bytes())
+        if fixed:
+            raise UserError("the rebuilt vfio-pci-core.ko still calls irq_modify_status")
+        shutil.rmtree(work)
+        return {"kernel_release": kver, "compiler": cc, "vfio_intx_fix": fixed,
+                "source": source_deb.name, "patch": "removed IRQ_DISABLE_UNLAZY set/clear"}
+
+    def _make(self, headers: Path, src: Path) -> None:
+        cmd = ["make", "-C", str(headers), f"M={src}", "modules", f"-j{os.cpu_count() or 1}"]
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           env={**os.environ, "LC_ALL": "C", "DEBIAN_KERNEL_USE_CCACHE": ""})
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
+            raise InfraError(f"building vfio-pci-core.ko failed: {' | '.join(tail)}")
+
+
+def module_fix_state(ko_path: Path) -> bool:
+    return has_intx_fix(read_module(ko_path))
