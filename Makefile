@@ -6,7 +6,7 @@ PYTEST := $(VENV)/bin/pytest
 # CI runs every tier: all of them fit in its 90 minutes on 2 cores.
 TEST_MARKERS ?= unit or integration or e2e
 
-.PHONY: venv setup demo test test-unit test-integration test-e2e bench clean
+.PHONY: venv host setup demo test test-unit test-integration test-e2e bench clean
 
 venv: $(VENV)/.installed
 
@@ -17,22 +17,26 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# Host packages (apt; compilers for the rebuilt vfio module): installed when root.
+host: venv
+	$(RIG) setup --host-only
+
 setup: venv
 	$(RIG) setup
 
 demo: setup
 	$(RIG) run --arch ppc64 --ic xive --duration 30
 
-test: venv
+test: host
 	$(PYTEST) -m "$(TEST_MARKERS)"
 
 test-unit: venv
 	$(PYTEST) -m unit
 
-test-integration: venv
+test-integration: host
 	$(PYTEST) -m integration
 
-test-e2e: venv
+test-e2e: host
 	$(PYTEST) -m e2e
 
 bench: venv

@@ -87,6 +87,8 @@ def cmd_setup(s: Session) -> int:
     installed = host.install_missing(s.progress)
     if installed:
         s.progress.note(f"installed {' '.join(installed)}")
+    if s.args.host_only:
+        return 0
     for prof in arches(s.args.arch):
         q = s.qemu(prof)
         s.progress.step(f"{prof.name}: {q.describe()}")
@@ -135,6 +137,8 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("setup", help="install host packages, fetch QEMU, build images")
     sp.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
     sp.add_argument("--qemu", help="use this qemu-system-* binary for L0")
+    sp.add_argument("--host-only", action="store_true",
+                    help="only install the missing host packages")
     sb = sub.add_parser("build", help="build (or find in the cache) the L1 and L2 images")
     sb.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
     sb.add_argument("--l1-vfio", default="fixed", choices=("fixed", "unfixed"),

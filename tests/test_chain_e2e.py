@@ -1,5 +1,5 @@
-"""The nested chain, L0 -> L1 -> L2, with pci-serial passed through: the verdict cells
-that can run today (the fixed Debian kernel; the unfixed module is still to come)."""
+"""The nested chain, L0 -> L1 -> L2, with pci-serial passed through: the five verdict cells
+(DESIGN.md section 2), each with the reason for its expected verdict."""
 
 import json
 
@@ -11,26 +11,35 @@ from test_boot import qemu_processes_under
 pytestmark = pytest.mark.e2e
 
 CELLS = [
-    # (arch, ic, expected, why)
-    ("ppc64", "xive", "PASS", "6.12.95 has the IRQ_DISABLE_UNLAZY fix"),
-    ("ppc64", "xics", "PASS", "XICS re-sends on unmask: no stall even without the fix"),
-    ("x86_64", None, "PASS", "the IOAPIC re-delivers: no stall"),
+    # (arch, ic, L1 vfio, expected, why)
+    ("ppc64", "xive", "fixed", "PASS", "6.12.95 sets IRQ_DISABLE_UNLAZY: XIVE masks, EOI happens"),
+    ("ppc64", "xive", "unfixed", "STALL", "lazy disable: the XIVE source stays pending, no EOI"),
+    ("ppc64", "xics", "unfixed", "PASS", "XICS re-sends on unmask: no stall even without the fix"),
+    ("x86_64", None, "unfixed", "PASS", "the IOAPIC re-delivers on unmask: no stall"),
+    ("x86_64", None, "fixed", "PASS", "the IOAPIC re-delivers, and the fix is there"),
 ]
+DURATION = 20
 
 
-@pytest.mark.parametrize("arch, ic, expected, why", CELLS,
-                         ids=[f"{a}-{i or 'ioapic'}" for a, i, _, _ in CELLS])
-def test_cell(arch, ic, expected, why, rig_cache_dir, short_tmp):
+@pytest.mark.parametrize("arch, ic, vfio, expected, why", CELLS,
+                         ids=[f"{a}-{i or 'ioapic'}-{v}" for a, i, v, _, _ in CELLS])
+def test_cell(arch, ic, vfio, expected, why, rig_cache_dir, short_tmp):
     out = short_tmp / "out"
-    args = ["run", "--arch", arch, "--duration", "20", "--out", str(out)]
+    args = ["run", "--arch", arch, "--l1-vfio", vfio, "--duration", str(DURATION), "--out", str(out)]
     if ic:
         args += ["--ic", ic]
     r = run_rig(*args, cache=rig_cache_dir, env={"RIG_RUN_DIR": str(short_tmp)}, timeout=1200)
     result = json.loads((out / "result.json").read_text())
     assert result["verdict"]["verdict"] == expected, f"{why}: {result['verdict']} {r.stderr[-1500:]}"
     assert r.returncode == {"PASS": 0, "STALL": 1}[expected]
+    assert result["l1"]["vfio_intx_fix"] is (vfio == "fixed")  # read from the module binary
     last = result["samples"][-1]
-    assert last["serviced"] >= 10 and last["l1"] >= last["serviced"] and last["l2"] >= last["serviced"]
+    if expected == "PASS":
+        assert last["serviced"] >= 10 and last["l1"] >= last["serviced"] and last["l2"] >= last["serviced"]
+    else:
+        # The signature: L1's vfio-intx stops at exactly 1, L2 at 0 or 1; decided early.
+        assert last["l1"] == 1 and last["l2"] in (0, 1) and last["serviced"] <= 1
+        assert last["t"] < DURATION - 5 and "L1 vfio-intx stopped at 1" in r.stdout
     assert result["chain"]["l2_accel"] in ("kvm", "tcg") and result["l0"]["command"]
     for f in ("junit.xml", "timeline.svg", "l1-console.log", "l1-qemu.log", "l2-console.log"):
         assert (out / f).stat().st_size > 0, f
