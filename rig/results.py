@@ -35,19 +35,37 @@ def write_junit(out: Path, name: str, verdict: Verdict, seconds: float, log_hint
     return p
 
 
+class Frame:
+    """Plot geometry shared by the SVG and PNG renderers: seconds across, counts up."""
+
+    def __init__(self, samples: list[Sample], width: int = 900, height: int = 420):
+        self.width, self.height = width, height
+        self.left, self.right, self.top, self.bottom = 70, 250, 40, 50
+        self.pw = width - self.left - self.right
+        self.ph = height - self.top - self.bottom
+        self.tmax = max([s.t for s in samples] + [1.0])
+        self.vmax = max([v for s in samples for v in (s.sent, s.serviced, s.l1 or 0, s.l2 or 0)] + [1])
+
+    def x(self, t: float) -> float:
+        return self.left + self.pw * t / self.tmax
+
+    def y(self, v: float) -> float:
+        return self.top + self.ph - self.ph * v / self.vmax
+
+    def series(self, samples: list[Sample]):
+        """(label with last value, color, [(x, y), ...]) per layer."""
+        for attr, label, color in LAYERS:
+            pts = [(s.t, getattr(s, attr)) for s in samples if getattr(s, attr) is not None]
+            last = pts[-1][1] if pts else "n/a"
+            yield f"{label}: {last}", color, [(self.x(t), self.y(v)) for t, v in pts]
+
+
 def timeline_svg(samples: list[Sample], title: str, stall_at: float | None = None,
                  width: int = 900, height: int = 420) -> str:
     """Counts over time, one line per layer; a STALL is marked where the flow stopped."""
-    left, right, top, bottom = 70, 230, 40, 50
-    pw, ph = width - left - right, height - top - bottom
-    tmax = max([s.t for s in samples] + [1.0])
-    vmax = max([v for s in samples for v in (s.sent, s.serviced, s.l1 or 0, s.l2 or 0)] + [1])
-
-    def x(t):
-        return left + pw * t / tmax
-
-    def y(v):
-        return top + ph - ph * v / vmax
+    f = Frame(samples, width, height)
+    left, top, pw, ph, x = f.left, f.top, f.pw, f.ph, f.x
+    tmax, vmax = f.tmax, f.vmax
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="12">',
              '<rect width="100%" height="100%" fill="white"/>',
@@ -58,16 +76,14 @@ def timeline_svg(samples: list[Sample], title: str, stall_at: float | None = Non
              f'<text x="{left - 8}" y="{top + 4}" text-anchor="end">{vmax}</text>',
              f'<text x="{left - 8}" y="{top + ph}" text-anchor="end">0</text>',
              f'<text x="{left + pw}" y="{top + ph + 16}" text-anchor="end">{tmax:.0f}</text>']
-    for i, (attr, label, color) in enumerate(LAYERS):
-        pts = [(s.t, getattr(s, attr)) for s in samples if getattr(s, attr) is not None]
+    for i, (label, color, pts) in enumerate(f.series(samples)):
         if pts:
-            path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
+            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         ly = top + 20 * i + 10
-        last = pts[-1][1] if pts else "n/a"
         parts.append(f'<line x1="{left + pw + 15}" y1="{ly}" x2="{left + pw + 35}" y2="{ly}" '
                      f'stroke="{color}" stroke-width="3"/>')
-        parts.append(f'<text x="{left + pw + 40}" y="{ly + 4}">{escape(label)}: {last}</text>')
+        parts.append(f'<text x="{left + pw + 40}" y="{ly + 4}">{escape(label)}</text>')
     if stall_at is not None:
         parts.append(f'<line x1="{x(stall_at):.1f}" y1="{top}" x2="{x(stall_at):.1f}" y2="{top + ph}" '
                      'stroke="black" stroke-dasharray="5,4"/>')
@@ -76,7 +92,36 @@ def timeline_svg(samples: list[Sample], title: str, stall_at: float | None = Non
     return "\n".join(parts)
 
 
+def timeline_png(samples: list[Sample], title: str, stall_at: float | None, path: Path) -> None:
+    """The same picture as timeline_svg, as a PNG (what CI artifact viewers show inline)."""
+    from PIL import Image, ImageDraw, ImageFont
+    f = Frame(samples)
+    img = Image.new("RGB", (f.width, f.height), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=13)
+    d.text((f.left, 12), title, fill="black", font=ImageFont.load_default(size=16))
+    d.line([(f.left, f.top), (f.left, f.top + f.ph), (f.left + f.pw, f.top + f.ph)], fill="black")
+    d.text((f.left - 8, f.top), str(f.vmax), fill="black", font=font, anchor="ra")
+    d.text((f.left - 8, f.top + f.ph), "0", fill="black", font=font, anchor="rd")
+    d.text((f.left + f.pw, f.top + f.ph + 6), f"{f.tmax:.0f} s", fill="black", font=font, anchor="ra")
+    d.text((f.left + f.pw / 2, f.height - 14), "seconds", fill="black", font=font, anchor="md")
+    for i, (label, color, pts) in enumerate(f.series(samples)):
+        if len(pts) > 1:
+            d.line(pts, fill=color, width=2)
+        elif pts:
+            d.ellipse([pts[0][0] - 3, pts[0][1] - 3, pts[0][0] + 3, pts[0][1] + 3], fill=color)
+        ly = f.top + 20 * i + 10
+        d.line([(f.left + f.pw + 15, ly), (f.left + f.pw + 35, ly)], fill=color, width=3)
+        d.text((f.left + f.pw + 40, ly), label, fill="black", font=font, anchor="lm")
+    if stall_at is not None:
+        sx = f.x(stall_at)
+        for y0 in range(f.top, f.top + f.ph, 10):
+            d.line([(sx, y0), (sx, min(y0 + 5, f.top + f.ph))], fill="black")
+        d.text((sx + 4, f.top + 4), "flow stopped", fill="black", font=font)
+    img.save(path)
+
+
 def write_timeline(out: Path, samples: list[Sample], title: str, stall_at: float | None) -> Path:
-    p = out / "timeline.svg"
-    p.write_text(timeline_svg(samples, title, stall_at))
-    return p
+    (out / "timeline.svg").write_text(timeline_svg(samples, title, stall_at))
+    timeline_png(samples, title, stall_at, out / "timeline.png")
+    return out / "timeline.png"

@@ -101,5 +101,5 @@ def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, secon
     print(f"{verdict.verdict}: {verdict.reason}")
     if samples:
         print(f"  {describe_stop(verdict)}")
-    print(f"  results in {out} (result.json, junit.xml, timeline.svg, console and QEMU logs)")
+    print(f"  results in {out} (result.json, junit.xml, timeline.png/.svg, console and QEMU logs)")
     return verdict.exit_status

@@ -41,7 +41,7 @@ def test_cell(arch, ic, vfio, expected, why, rig_cache_dir, short_tmp):
         assert last["l1"] == 1 and last["l2"] in (0, 1) and last["serviced"] <= 1
         assert last["t"] < DURATION - 5 and "L1 vfio-intx stopped at 1" in r.stdout
     assert result["chain"]["l2_accel"] in ("kvm", "tcg") and result["l0"]["command"]
-    for f in ("junit.xml", "timeline.svg", "l1-console.log", "l1-qemu.log", "l2-console.log"):
+    for f in ("junit.xml", "timeline.svg", "timeline.png", "l1-console.log", "l1-qemu.log", "l2-console.log"):
         assert (out / f).stat().st_size > 0, f
     assert qemu_processes_under(short_tmp) == []
     assert list((short_tmp / "intx-rig").iterdir()) == []

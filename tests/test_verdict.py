@@ -2,7 +2,7 @@
 
 import pytest
 
-from rig.results import timeline_svg, write_junit
+from rig.results import timeline_svg, write_junit, write_timeline
 from rig.verdict import ERROR, EXIT_STATUS, PASS, STALL, Sample, final, judge
 
 pytestmark = pytest.mark.unit
@@ -59,3 +59,10 @@ def test_junit_and_timeline(tmp_path):
     assert 'failures="1"' in xml and "L1 vfio-intx stopped at 1" in xml
     svg = timeline_svg(s, "ppc64-xive: STALL", stall_at=1.0)
     assert svg.startswith("<svg") and svg.count("<polyline") == 4 and "flow stopped" in svg
+
+
+def test_png_timeline_is_written(tmp_path):
+    png = write_timeline(tmp_path, flowing(10), "x86_64: PASS", None)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "timeline.svg").exists()
+    from PIL import Image
+    assert Image.open(png).size == (900, 420)
