@@ -4,9 +4,11 @@ boots one guest at a time), e2e (the nested chain)."""
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 import sys
 from pathlib import Path
 
@@ -45,3 +47,51 @@ def short_tmp():
     d = Path(tempfile.mkdtemp(prefix="rigt-", dir="/tmp"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def run_base(short_tmp, monkeypatch):
+    """A private RIG_RUN_DIR: what a test's rig leaves behind is visible there alone."""
+    monkeypatch.setenv("RIG_RUN_DIR", str(short_tmp))
+    return short_tmp / "intx-rig"
+
+
+def qemu_processes_under(base: Path) -> list[str]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"qemu-system" in cmd and str(base).encode() in cmd:
+                out.append(pid)
+    return out
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return
+    proc.kill()
+    pytest.fail(f"{needle!r} did not appear within {timeout} s: {''.join(seen)[-2000:]}")
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)

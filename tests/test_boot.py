@@ -2,38 +2,16 @@
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_rig
+from conftest import ROOT, qemu_processes_under, run_rig, wait_for_line, wait_gone
 from rig import runtime
 
 pytestmark = pytest.mark.integration
-
-
-def qemu_processes_under(base: Path) -> list[str]:
-    out = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"qemu-system" in cmd and str(base).encode() in cmd:
-                out.append(pid)
-    return out
-
-
-@pytest.fixture
-def run_base(short_tmp, monkeypatch):
-    monkeypatch.setenv("RIG_RUN_DIR", str(short_tmp))
-    return short_tmp / "intx-rig"
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "ppc64"])
@@ -56,34 +34,6 @@ def start_boot(rig_cache_dir, run_base) -> subprocess.Popen:
            "--arch", "x86_64", "--command", "sleep 600"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})
-
-
-def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return
-    proc.kill()
-    pytest.fail(f"{needle!r} did not appear within {timeout} s: {''.join(seen)[-2000:]}")
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 def test_ctrl_c_cleans_up(rig_cache_dir, run_base):
