@@ -49,6 +49,7 @@ class ChainFacts:
 
     l1_device: str = ""
     iommu_group: str = ""
+    l1_qemu: str = ""             # L1's qemu-system-* (runs L2): its -version line
     l2_accel: str = ""
     l2_accel_reason: str = ""
     l2_command: list[str] = field(default_factory=list)
@@ -148,6 +149,7 @@ class Chain:
         facts = parse_facts(r.stdout.strip().splitlines()[-1])
         self.facts.l1_device, self.facts.iommu_group = facts["dev"], facts["group"]
         self.facts.l1_modules = self.l1.ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout
+        self.facts.l1_qemu = self.l1.ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()
         self._choose_l2_accel(facts["kvm"] == "yes")
         self.progress.note(f"device {facts['dev']} in IOMMU group {facts['group']}, "
                            f"nointxmask={facts['nointxmask']}; L2: {self.facts.l2_accel.upper()} "

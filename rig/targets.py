@@ -59,6 +59,10 @@ class TargetProfile:
     # Where the device under test sits in L1: its own IOMMU group, so vfio can take it alone.
     device_bus_args: tuple[str, ...] = ()   # extra L0 arguments (a host bridge)
     device_bus: str | None = None           # bus= property for the device
+    # Kernel options L1 needs (checked in a user's kernel before booting it), and the one
+    # that gives L2 KVM (without it L2 runs under TCG).
+    required_config: tuple[str, ...] = ()
+    kvm_config: str = ""
 
     def machine_options(self, accel: str) -> tuple[str, ...]:
         return self.kvm_machine_options if accel == "kvm" else ()
@@ -79,6 +83,8 @@ class TargetProfile:
 # Modules every guest loads: the NIC driver (user networking for SSH), and what the
 # power-button watcher needs where the platform delivers powerdown as an input event.
 COMMON_MODULES = ("virtio_net",)
+COMMON_CONFIG = ("CONFIG_PCI", "CONFIG_BLK_DEV_INITRD", "CONFIG_DEVTMPFS", "CONFIG_UNIX", "CONFIG_INET",
+                 "CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_NET", "CONFIG_VFIO", "CONFIG_VFIO_PCI")
 
 X86_64 = TargetProfile(
     name="x86_64",
@@ -114,6 +120,9 @@ X86_64 = TargetProfile(
     host_machines=("x86_64",),
     # intel-iommu's interrupt remapping needs the split irqchip under KVM.
     kvm_machine_options=("kernel-irqchip=split",),
+    required_config=COMMON_CONFIG + ("CONFIG_X86_64", "CONFIG_INTEL_IOMMU", "CONFIG_VFIO_IOMMU_TYPE1",
+                                     "CONFIG_SERIAL_8250", "CONFIG_SERIAL_8250_CONSOLE"),
+    kvm_config="CONFIG_KVM_AMD",
 )
 
 PPC64 = TargetProfile(
@@ -153,6 +162,9 @@ PPC64 = TargetProfile(
     # ("group 0 is not viable") because virtio-net shares it.
     device_bus_args=("-device", "spapr-pci-host-bridge,index=1,id=rigphb"),
     device_bus="rigphb.0",
+    required_config=COMMON_CONFIG + ("CONFIG_PPC_PSERIES", "CONFIG_CPU_LITTLE_ENDIAN", "CONFIG_PPC_XIVE_SPAPR",
+                                     "CONFIG_HVC_CONSOLE", "CONFIG_VFIO_IOMMU_SPAPR_TCE"),
+    kvm_config="CONFIG_KVM_BOOK3S_64_HV",
     qemu_firmware=("/usr/share/qemu/slof.bin", "/usr/share/qemu/vof.bin"),
     host_machines=("ppc64le",),
 )
