@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rig.cache import Cache, content_key, read_meta, tree_hash
 from rig.cpio import CpioWriter
-from rig.debian import extract
+from rig.debian import extract, sha256_file
 from rig.errors import UserError
 from rig.keys import KeySet
 from rig.packages import Lock, Resolver
@@ -46,6 +46,24 @@ class GuestImage:
     def from_entry(cls, role: str, entry: Path) -> "GuestImage":
         meta = read_meta(entry)
         return cls(role, entry / "kernel", entry / "initrd", meta["kernel_version"], meta)
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """The kernel an image boots and the modules tree it takes modules from."""
+
+    kernel: Path
+    moddir: Path | None          # lib/modules/<release>; None: everything built in
+    release: str
+    record: dict                 # how it is described in the image's manifest and results
+
+
+def moddir_fingerprint(moddir: Path | None) -> list:
+    """Names, sizes and mtimes of a user's modules tree: its part of an image key."""
+    if moddir is None:
+        return []
+    return sorted((str(p.relative_to(moddir)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in moddir.rglob("*") if p.is_file())
 
 
 def kernel_package(lock: Lock, profile: TargetProfile):
@@ -81,7 +99,8 @@ class ImageBuilder:
 
     def l2(self, profile: TargetProfile) -> GuestImage:
         key = self._key("l2", profile)
-        entry = self.cache.build("images", key, lambda tmp: self._build(tmp, profile, "l2"))
+        entry = self.cache.build("images", key, lambda tmp: self._build(
+            tmp, profile, "l2", self._debian_kernel(profile)))
         return GuestImage.from_entry("l2", entry)
 
     def l1(self, profile: TargetProfile, vfio: str = "fixed") -> GuestImage:
@@ -95,9 +114,27 @@ class ImageBuilder:
             swap = UnfixedVfio(self.cache, self.resolver, self.progress).modules(profile, kver)
         key = self._key("l1", profile, l2.initrd.parent.name, vfio,
                         sorted((k, str(v.parent.name)) for k, v in swap.items()))
-        entry = self.cache.build("images", key,
-                                 lambda tmp: self._build(tmp, profile, "l1", l2, swap))
+        entry = self.cache.build("images", key, lambda tmp: self._build(
+            tmp, profile, "l1", self._debian_kernel(profile), l2, swap))
         return GuestImage.from_entry("l1", entry)
+
+    def l1_with_kernel(self, profile: TargetProfile, kernel: KernelSource) -> GuestImage:
+        """L1 around a user's kernel and modules (the kernel under test); L2 stays Debian's."""
+        l2 = self.l2(profile)
+        key = self._key("l1-user", profile, l2.initrd.parent.name, sha256_file(kernel.kernel),
+                        kernel.release, moddir_fingerprint(kernel.moddir))
+        entry = self.cache.build("images", key,
+                                 lambda tmp: self._build(tmp, profile, "l1", kernel, l2))
+        return GuestImage.from_entry("l1", entry)
+
+    def _debian_kernel(self, profile: TargetProfile) -> KernelSource:
+        staging = self._staging_for(profile)
+        kpkg = kernel_package(self._lock(profile), profile)
+        kver = kpkg.name.removeprefix("linux-image-")
+        moddir = next(p for p in (staging / "lib/modules" / kver, staging / "usr/lib/modules" / kver)
+                      if p.is_dir())
+        return KernelSource(staging / "boot" / profile.kernel_file.format(version=kver), moddir, kver,
+                            {"name": kpkg.name, "version": kpkg.version, "from": "Debian archive"})
 
     def _staging_for(self, profile: TargetProfile) -> Path:
         """All of the arch's guest packages unpacked once per process (builds cut from it)."""
@@ -113,13 +150,12 @@ class ImageBuilder:
             self._staging[profile.name] = staging
         return self._staging[profile.name]
 
-    def _build(self, out: Path, profile: TargetProfile, role: str, l2: GuestImage | None = None,
-               swap: dict[str, Path] | None = None) -> dict:
+    def _build(self, out: Path, profile: TargetProfile, role: str, kernel: KernelSource,
+               l2: GuestImage | None = None, swap: dict[str, Path] | None = None) -> dict:
         self.progress.step(f"building {role.upper()} image for {profile.name}")
         staging = self._staging_for(profile)
         lock = self._lock(profile)
-        kpkg = kernel_package(lock, profile)
-        kver = kpkg.name.removeprefix("linux-image-")
+        kver = kernel.release
         root = out / "root"
         programs = list(l1_programs(profile) if role == "l1" else L2_PROGRAMS)
         boot_modules = list(profile.l1_modules if role == "l1" else COMMON_MODULES)
@@ -134,21 +170,23 @@ class ImageBuilder:
             (root / "l2").mkdir()
             shutil.copy2(l2.kernel, root / "l2/kernel")
             shutil.copy2(l2.initrd, root / "l2/initrd")
-        self._install_modules(staging, kver, modules, root)
+        installed = self._install_modules(kernel, modules, root)
         vfio_dir = root / "lib/modules" / kver / "kernel/drivers/vfio/pci"
         for name, path in (swap or {}).items():
             shutil.copy2(path, vfio_dir / name)
-        # Read from the module binary in the image, never from how it was asked for.
-        vfio_fix = has_intx_fix((vfio_dir / "vfio-pci-core.ko").read_bytes()) if role == "l1" else None
-        self._write_config(root, profile, role, boot_modules)
-        shutil.copy2(self._kernel_file(staging, profile, kver), out / "kernel")
+        # Read from the module binary in the image, never from how it was asked for;
+        # None when vfio-pci-core is built into the kernel (no module to read).
+        core = vfio_dir / "vfio-pci-core.ko"
+        vfio_fix = has_intx_fix(core.read_bytes()) if role == "l1" and core.exists() else None
+        self._write_config(root, profile, role, [m for m in boot_modules if m in installed])
+        shutil.copy2(kernel.kernel, out / "kernel")
         self._write_initrd(root, out / "initrd")
         shutil.rmtree(root)
         size = (out / "initrd").stat().st_size
         self.progress.note(f"{role.upper()} initramfs {size / 1e6:.1f} MB, kernel {kver}")
         return {
             "role": role, "arch": profile.name, "kernel_version": kver,
-            "kernel_package": {"name": kpkg.name, "version": kpkg.version},
+            "kernel_package": kernel.record,
             "modules": modules, "boot_modules": boot_modules,
             "vfio_rebuilt": sorted(swap or {}),
             "vfio_intx_fix": vfio_fix,
@@ -161,16 +199,20 @@ class ImageBuilder:
         moddir = staging / "usr/lib" / profile.triplet / "qemu"
         return sorted(f"/{p.relative_to(staging)}" for p in moddir.glob("accel-*.so"))
 
-    def _kernel_file(self, staging: Path, profile: TargetProfile, kver: str) -> Path:
-        return staging / "boot" / profile.kernel_file.format(version=kver)
-
-    def _install_modules(self, staging: Path, kver: str, names: list[str], root: Path) -> list[str]:
-        src = next(p for p in (staging / "lib/modules" / kver, staging / "usr/lib/modules" / kver)
-                   if p.is_dir())
-        dest = root / "lib/modules" / kver
+    def _install_modules(self, kernel: KernelSource, names: list[str], root: Path) -> set[str]:
+        """The named modules and their dependencies; returns the names now loadable as
+        modules (built-in ones are skipped: there is nothing to load)."""
+        dest = root / "lib/modules" / kernel.release
         dest.mkdir(parents=True)
-        ModuleTree(src).install(names, dest)
-        return names
+        if kernel.moddir is None:
+            return set()
+        tree = ModuleTree(kernel.moddir)
+        if kernel.record.get("from") != "Debian archive":
+            # A user's kernel: what it lacks was checked against its config already; the
+            # rest (the x86 power-button watcher's modules) is optional.
+            names = [n for n in names if tree.available(n)]
+        loaded = tree.install(names, dest)
+        return {n for n in names if n.replace("-", "_") in loaded}
 
     def _write_config(self, root: Path, profile: TargetProfile, role: str, modules: list[str]) -> None:
         etc = root / "etc"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from rig.errors import UserError
+
 
 def module_name(filename: str) -> str:
     """The kernel's name of a module file: vfio-pci.ko.xz -> vfio_pci."""
@@ -21,7 +23,8 @@ def read_module(path: Path) -> bytes:
     if path.name.endswith(".xz"):
         return lzma.decompress(data)
     if path.name.endswith(".zst"):
-        raise ValueError(f"{path.name}: zstd-compressed modules are not supported yet")
+        raise UserError(f"{path.name}: zstd-compressed modules are not supported yet; "
+                        "install the modules uncompressed or xz-compressed")
     return data
 
 
@@ -48,6 +51,10 @@ class ModuleTree:
         self.builtin = {module_name(Path(line).name) for line in
                         builtin.read_text().split()} if builtin.exists() else set()
 
+    def available(self, name: str) -> bool:
+        n = module_name(name)
+        return n in self.files or n in self.builtin
+
     def closure(self, names: list[str]) -> dict[str, tuple[Path, bytes, list[str]]]:
         """name -> (file, uncompressed module, dependency names), for names and their deps."""
         out: dict[str, tuple[Path, bytes, list[str]]] = {}
@@ -57,7 +64,7 @@ class ModuleTree:
             if n in out or n in self.builtin:
                 continue
             if n not in self.files:
-                raise KeyError(f"kernel module {n} is neither built in nor in {self.moddir}")
+                raise UserError(f"kernel module {n} is neither built in nor in {self.moddir}")
             ko = read_module(self.files[n])
             deps = [module_name(d) for d in ",".join(modinfo(ko).get("depends", [""])).split(",") if d]
             out[n] = (self.files[n], ko, deps)
@@ -80,7 +87,7 @@ class ModuleTree:
         for f in ("modules.builtin", "modules.order", "modules.builtin.modinfo"):
             if (self.moddir / f).exists():
                 shutil.copy2(self.moddir / f, dest_moddir / f)
-        return sorted(mods)
+        return sorted(mods)  # kernel names (underscores) of the modules written
 
 
 def _deps_in_order(name: str, mods: dict) -> list[str]:

@@ -74,7 +74,7 @@ def l1_bind_script(profile: TargetProfile, nointxmask: bool) -> str:
     vfio_args = "nointxmask=1" if nointxmask else ""
     return f"""set -e
 {_find_device_sh(*PCI_SERIAL)}
-modprobe vfio-pci {vfio_args}
+modprobe vfio-pci {vfio_args} || [ -d /sys/module/vfio_pci ]
 modprobe {l2.iommu_module}
 p=/sys/bus/pci/devices/$dev
 if [ -e $p/driver ]; then echo $dev > $p/driver/unbind; fi
@@ -86,7 +86,9 @@ group=$(basename "$(readlink $p/iommu_group)")
 [ -e /dev/vfio/$group ] || {{ echo "/dev/vfio/$group missing" >&2; exit 5; }}
 modprobe {' '.join(l2.kvm_module)} 2>/dev/null || true
 kvm=no; [ -e /dev/kvm ] && kvm=yes
-echo "dev=$dev group=$group kvm=$kvm nointxmask=$(cat /sys/module/vfio_pci/parameters/nointxmask)"
+mask=$(cat /sys/module/vfio_pci/parameters/nointxmask)
+[ "$mask" = Y ] || [ -z "{vfio_args}" ] || {{ echo "vfio_pci nointxmask is $mask, not Y" >&2; exit 6; }}
+echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask"
 """
 
 

@@ -132,6 +132,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true",
                    help="resolve Debian package versions again instead of using the recorded lock")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--bisect", action="store_true",
+                   help="for `git bisect run`: bad input exits 125 (skip this commit), not 2")
     sub = p.add_subparsers(dest="subcommand", required=True)
     sub.add_parser("doctor", help="report what the host has and what the rig will use")
     sp = sub.add_parser("setup", help="install host packages, fetch QEMU, build images")
@@ -164,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--l1-vfio", default="fixed", choices=("fixed", "unfixed"),
                     help="L1's vfio modules: Debian's (with the INTx fix) or rebuilt without it")
     ru.add_argument("--l1-smp", type=int, default=1, help="L1 vCPUs")
+    ru.add_argument("--kernel", help="the L1 kernel under test (vmlinux, bzImage or vmlinuz)")
+    ru.add_argument("--modules", help="its modules: lib/modules/<release> or an INSTALL_MOD_PATH root")
+    ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")
     ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
     ru.add_argument("--boot-timeout", type=float, default=400, help="per-guest boot timeout (s)")
     ru.add_argument("--out", help="results directory (default results/<arch>-<ic>-<time>)")
@@ -194,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.subcommand](Session(args))
     except UserError as e:
         print(f"rig: error: {e}", file=sys.stderr)
-        return e.exit_status
+        return 125 if args.bisect else e.exit_status
     except InfraError as e:
         print(f"rig: ERROR: {e}", file=sys.stderr)
         return e.exit_status

@@ -6,15 +6,20 @@ Exit status for `git bisect run`: 0 PASS, 1 STALL, 125 ERROR (bisect: skip), 2 b
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from guest_images.build import KernelSource
+
+from . import kernel_input
 from .accel import choose_accel
 from .chain import Chain, DriveConfig, device_listener, pci_serial_args
-from .errors import InfraError
+from .errors import InfraError, UserError
 from .guest import GuestConfig, L1Guest
+from .kernel_input import KernelUnderTest
 from .qemu_binary import MINIMUM_VERSION
 from .results import write_junit, write_result_json, write_timeline
 from .runtime import RunDir
@@ -29,7 +34,24 @@ class ChainOptions:
     l2_accel: str = "auto"
     l1_smp: int = 1
     boot_timeout: float = 400
+    kernel: KernelUnderTest | None = None   # a user's L1 kernel instead of Debian's
 
+
+def l1_image(s, prof: TargetProfile, opts: ChainOptions, record: dict):
+    """The L1 image: Debian's kernel (vfio as shipped or rebuilt unfixed), or the user's."""
+    with s.builder() as b:
+        if opts.kernel is None:
+            return b.l1(prof, opts.l1_vfio)
+        if opts.l1_vfio != "fixed":
+            raise UserError("--l1-vfio unfixed rebuilds Debian's module; with --kernel, build "
+                            "your kernel with or without the fix instead")
+        k = opts.kernel
+        for w in k.warnings:
+            s.progress.note(f"warning: {w}")
+        record["l1_kernel_input"] = {"source": k.source, "version_string": k.version_string,
+                                     "config": k.config_source, "warnings": k.warnings}
+        return b.l1_with_kernel(prof, KernelSource(k.kernel, k.modules_dir, k.release,
+                                                   {"from": k.source, "version_string": k.version_string}))
 
 @contextmanager
 def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
@@ -41,8 +63,7 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
     qemu = s.qemu(prof)
     qemu.require(MINIMUM_VERSION, f"running {prof.name}")
     accel = choose_accel(prof, qemu, "auto")
-    with s.builder() as b:
-        image = b.l1(prof, opts.l1_vfio)
+    image = l1_image(s, prof, opts, record)
     s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; L1 vfio-pci-core.ko "
                     f"{'has' if image.meta['vfio_intx_fix'] else 'lacks'} the INTx fix")
     record.update({"arch": prof.name, "ic": ic, "device": "pci-serial",
@@ -52,7 +73,9 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
                           "vfio_intx_fix": image.meta["vfio_intx_fix"], "vfio_nointxmask": True}})
     with RunDir("run") as run_dir:
         sock = run_dir / "dev0.sock"
-        config = GuestConfig(ic=ic, extra_args=pci_serial_args(prof, sock), smp=opts.l1_smp)
+        # vfio_pci.nointxmask=1 on the command line too: a built-in vfio-pci reads it there.
+        config = GuestConfig(ic=ic, extra_args=pci_serial_args(prof, sock), smp=opts.l1_smp,
+                             extra_cmdline="vfio_pci.nointxmask=1")
         with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
             record["l0"]["command"] = l1.machine.command_line()
             chain = Chain(prof, l1, device_listener(sock), out, s.progress, l2_accel=opts.l2_accel)
@@ -71,6 +94,26 @@ def run_chain(s, prof: TargetProfile) -> int:
                         l1_smp=args.l1_smp, boot_timeout=args.boot_timeout)
     ic = opts.ic or prof.interrupt_controllers[0]
     prof.l1_machine("tcg", ic)  # a wrong --ic is exit 2 before anything is created
+    with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:
+        opts.kernel = user_kernel(args, prof, Path(unpack))
+        return _run(s, prof, opts, ic)
+
+
+def user_kernel(args, prof: TargetProfile, unpack: Path) -> KernelUnderTest | None:
+    """Checked before anything boots: arch, modules version, required options."""
+    if args.kernel_deb and args.kernel:
+        raise UserError("give --kernel or --kernel-deb, not both")
+    if args.kernel_deb:
+        return kernel_input.from_deb(args.kernel_deb, prof, unpack)
+    if args.kernel:
+        return kernel_input.from_paths(args.kernel, args.modules, prof)
+    if args.modules:
+        raise UserError("--modules goes with --kernel")
+    return None
+
+
+def _run(s, prof: TargetProfile, opts: ChainOptions, ic: str) -> int:
+    args = s.args
     out = Path(args.out or f"results/{prof.name}-{ic}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"results: {out}")

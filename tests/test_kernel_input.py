@@ -125,3 +125,25 @@ def test_kernel_deb_wrong_arch_and_truncated(tmp_path):
     (tmp_path / "cut.deb").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="truncated|not a readable"):
         from_deb(str(tmp_path / "cut.deb"), PPC64, tmp_path / "y")
+
+
+def _cli(*args, cache):
+    from conftest import run_rig
+    return run_rig(*args, cache=cache)
+
+
+@pytest.mark.parametrize("bisect, status", [(False, 2), (True, 125)])
+def test_cli_wrong_inputs_are_one_line_and_2_or_125_in_bisect_mode(tmp_path, bisect, status):
+    k, mods = kernel_tree(tmp_path, modules_release="6.17.0-other")
+    pre = ["--bisect"] if bisect else []
+    cases = [
+        (["run", "--arch", "x86_64", "--kernel", str(k), "--modules", str(mods)], "holds modules for 6.17.0-other"),
+        (["run", "--arch", "ppc64", "--kernel", str(k)], "not a ppc64 kernel"),
+        (["run", "--arch", "x86_64", "--kernel-deb", str(tmp_path / "none.deb")], "no such file"),
+    ]
+    for args, msg in cases:
+        r = _cli(*pre, *args, "--out", str(tmp_path / "out"), cache=tmp_path / "c")
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == status and "Traceback" not in r.stderr, r.stderr
+        assert lines[-1].startswith("rig: error:") and msg in lines[-1]
+    assert not (tmp_path / "out").exists()
