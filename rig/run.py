@@ -69,7 +69,8 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
     record.update({"arch": prof.name, "ic": ic, "device": "pci-serial",
                    "l0": {"qemu": qemu.describe(), "accel": accel.name, "accel_reason": accel.reason},
                    "l1": {"kernel": image.kernel_version, "kernel_package": image.meta["kernel_package"],
-                          "vfio_modules": opts.l1_vfio, "vfio_rebuilt": image.meta["vfio_rebuilt"],
+                          "vfio_modules": "the kernel under test's" if opts.kernel else opts.l1_vfio,
+                          "vfio_rebuilt": image.meta["vfio_rebuilt"],
                           "vfio_intx_fix": image.meta["vfio_intx_fix"], "vfio_nointxmask": True}})
     with RunDir("run") as run_dir:
         sock = run_dir / "dev0.sock"
