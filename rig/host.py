@@ -36,6 +36,8 @@ HOST_NEEDS = (
     HostNeed("dwarves", "pahole", "generates BTF for the rebuilt modules (the kernel checks it)"),
     HostNeed("libelf1", "/usr/lib/x86_64-linux-gnu/libelf.so.1", "used by kbuild's modpost"),
     HostNeed("libssl3", "/usr/lib/x86_64-linux-gnu/libssl.so.3", "used by kbuild's sign-file"),
+    HostNeed("flex", "flex", "builds kconfig (checking the shipped config fragments)"),
+    HostNeed("bison", "bison", "builds kconfig (checking the shipped config fragments)"),
 )
 
 

@@ -63,6 +63,10 @@ class TargetProfile:
     # that gives L2 KVM (without it L2 runs under TCG).
     required_config: tuple[str, ...] = ()
     kvm_config: str = ""
+    # Building a kernel for this target from source (the shipped config fragment's base).
+    kbuild_arch: str = ""
+    defconfig: str = ""
+    cross_compile: str = ""
 
     def machine_options(self, accel: str) -> tuple[str, ...]:
         return self.kvm_machine_options if accel == "kvm" else ()
@@ -123,6 +127,7 @@ X86_64 = TargetProfile(
     required_config=COMMON_CONFIG + ("CONFIG_X86_64", "CONFIG_INTEL_IOMMU", "CONFIG_VFIO_IOMMU_TYPE1",
                                      "CONFIG_SERIAL_8250", "CONFIG_SERIAL_8250_CONSOLE"),
     kvm_config="CONFIG_KVM_AMD",
+    kbuild_arch="x86", defconfig="x86_64_defconfig", cross_compile="x86_64-linux-gnu-",
 )
 
 PPC64 = TargetProfile(
@@ -165,6 +170,7 @@ PPC64 = TargetProfile(
     required_config=COMMON_CONFIG + ("CONFIG_PPC_PSERIES", "CONFIG_CPU_LITTLE_ENDIAN", "CONFIG_PPC_XIVE_SPAPR",
                                      "CONFIG_HVC_CONSOLE", "CONFIG_VFIO_IOMMU_SPAPR_TCE"),
     kvm_config="CONFIG_KVM_BOOK3S_64_HV",
+    kbuild_arch="powerpc", defconfig="ppc64le_defconfig", cross_compile="powerpc64le-linux-gnu-",
     qemu_firmware=("/usr/share/qemu/slof.bin", "/usr/share/qemu/vof.bin"),
     host_machines=("ppc64le",),
 )
