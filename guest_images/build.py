@@ -23,6 +23,7 @@ from rig.progress import Progress
 from rig.rootfs import copy_into, elf_closure
 from rig.targets import COMMON_MODULES, TargetProfile
 
+from .consumer_build import INSTALLED_AS, build_consumer
 from .kmods import ModuleTree
 from .recipe import L2_PROGRAMS, guest_packages, l1_programs
 from .vfio_module import UnfixedVfio, has_intx_fix
@@ -30,7 +31,7 @@ from .vfio_module import UnfixedVfio, has_intx_fix
 VFIO_VARIANTS = ("fixed", "unfixed")
 
 HERE = Path(__file__).parent
-CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"),
+CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"), *HERE.glob("consumer/*.c"),
               *[HERE.parent / "rig" / n for n in ("cpio.py", "rootfs.py", "keys.py")]]
 
 
@@ -167,6 +168,9 @@ class ImageBuilder:
         if role == "l1":
             for fw in profile.qemu_firmware:
                 copy_into(staging, root, fw)
+            consumer = root / INSTALLED_AS.lstrip("/")
+            consumer.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(build_consumer(self.cache, profile), consumer)
             (root / "l2").mkdir()
             shutil.copy2(l2.kernel, root / "l2/kernel")
             shutil.copy2(l2.initrd, root / "l2/initrd")

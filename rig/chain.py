@@ -21,7 +21,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from . import interrupts
 from .console import Console
-from .errors import InfraError
+from .errors import InfraError, UserError
 from .guest import READY_LINE, GuestConfig, L1Guest, kernel_cmdline
 from .progress import Progress
 from .relay import ChannelRelay
@@ -30,6 +30,8 @@ from .targets import TargetProfile
 from .verdict import Sample, Verdict, final, judge
 
 PCI_SERIAL = ("0x1b36", "0x0002")
+CONSUMERS = ("l2", "userspace")
+CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every L1 image
 L2_SSH_PORT = 2222          # in L1, forwarded to L2's dropbear
 L2_QMP_PORT = 4444          # in L1, L2 QEMU's QMP
 
@@ -54,9 +56,9 @@ class ChainFacts:
     l2_accel_reason: str = ""
     l2_command: list[str] = field(default_factory=list)
     l2_kernel: str = ""
-    l2_device: str = ""
-    l2_tty: str = ""
-    l2_irq: str = ""
+    consumer_device: str = ""     # the device as the consumer (L2, or L1 userspace) sees it
+    consumer_tty: str = ""
+    consumer_irq: str = ""
     l1_modules: str = ""
     l1_interrupts_at_end: str = ""
     l2_interrupts_at_end: str = ""
@@ -112,12 +114,16 @@ def parse_facts(line: str) -> dict[str, str]:
 
 class Chain:
     def __init__(self, profile: TargetProfile, l1: L1Guest, device_listener: socket.socket,
-                 out: Path, progress: Progress, l2_accel: str = "auto", nointxmask: bool = True):
+                 out: Path, progress: Progress, l2_accel: str = "auto", nointxmask: bool = True,
+                 consumer: str = "l2"):
         self.profile, self.l1, self.out, self.progress = profile, l1, out, progress
         self.device_listener = device_listener
         self.device: socket.socket | None = None
         self.l2_accel_request = l2_accel
         self.nointxmask = nointxmask
+        if consumer not in CONSUMERS:
+            raise UserError(f"--consumer {consumer}: use one of {', '.join(CONSUMERS)}")
+        self.consumer = consumer
         self.facts = ChainFacts()
         self.l2_ssh = GuestSSH("l2", l1.ssh.keys)
         self.l2_qemu_channel = None
@@ -139,9 +145,14 @@ class Chain:
             raise InfraError("L0 QEMU did not connect the pci-serial chardev") from None
         self.times["l1_ready_s"] = time.monotonic() - t0
         self._bind_in_l1()
+        if self.consumer == "userspace":
+            # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
+            self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
+                               "L1's userspace VFIO consumer")
+            return
         self._start_l2(boot_timeout)
         self.times["l2_ready_s"] = time.monotonic() - t0
-        self._start_reader()
+        self._start_reader(self.l2_ssh, l2_reader_script(), "L2's reader")
 
     def _bind_in_l1(self) -> None:
         self.progress.step("L1: binding the device to vfio-pci")
@@ -152,10 +163,11 @@ class Chain:
         self.facts.l1_device, self.facts.iommu_group = facts["dev"], facts["group"]
         self.facts.l1_modules = self.l1.ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout
         self.facts.l1_qemu = self.l1.ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()
-        self._choose_l2_accel(facts["kvm"] == "yes")
-        self.progress.note(f"device {facts['dev']} in IOMMU group {facts['group']}, "
-                           f"nointxmask={facts['nointxmask']}; L2: {self.facts.l2_accel.upper()} "
-                           f"({self.facts.l2_accel_reason})")
+        note = f"device {facts['dev']} in IOMMU group {facts['group']}, nointxmask={facts['nointxmask']}"
+        if self.consumer == "l2":
+            self._choose_l2_accel(facts["kvm"] == "yes")
+            note += f"; L2: {self.facts.l2_accel.upper()} ({self.facts.l2_accel_reason})"
+        self.progress.note(note)
 
     def _choose_l2_accel(self, kvm: bool) -> None:
         req = self.l2_accel_request
@@ -228,20 +240,21 @@ class Chain:
         except (QMPError, OSError) as e:
             raise InfraError(f"L2 QEMU's QMP did not answer: {e}") from None
 
-    def _start_reader(self) -> None:
-        transport = self.l2_ssh.client.get_transport()
-        chan = transport.open_session()
-        chan.exec_command(l2_reader_script())
+    def _start_reader(self, ssh: GuestSSH, command: str, what: str) -> None:
+        """Start the program that services the device and prints a line per byte read."""
+        chan = ssh.client.get_transport().open_session()
+        chan.exec_command(command)
         self.reader = chan
         line = self._reader_line(30)
         if not line.startswith("READER"):
             chan.recv_exit_status()
             err = chan.recv_stderr(65536).decode(errors="replace") if chan.recv_stderr_ready() else ""
-            raise InfraError(f"L2: the reader did not start: {line or err.strip()}")
+            raise InfraError(f"{what} did not start: {line or err.strip()}")
         facts = parse_facts(line)
-        self.facts.l2_device, self.facts.l2_tty, self.facts.l2_irq = facts["dev"], facts["tty"], facts["irq"]
-        self.progress.note(f"L2 reads {facts['tty']} ({facts['dev']}, IRQ {facts['irq']})")
-        self._reader_buf = b""
+        self.facts.consumer_device, self.facts.consumer_tty, self.facts.consumer_irq = facts["dev"], facts["tty"], facts["irq"]
+        self.progress.note(f"{what} services {facts['dev']} ({facts['tty']}, IRQ {facts['irq']})")
+
+    _reader_buf = b""
 
     def _reader_line(self, timeout: float) -> str:
         buf = b""
@@ -259,10 +272,13 @@ class Chain:
 
     # -- driving and observing ------------------------------------------------------
     def counts(self) -> tuple[int | None, int | None, str, str]:
+        """(L1 vfio-intx count, L2 device IRQ count or None without L2, both tables)."""
         l1_text = self.l1.ssh.run("cat /proc/interrupts", timeout=30).stdout
-        l2_text = self.l2_ssh.run("cat /proc/interrupts", timeout=30).stdout
         l1 = interrupts.find(interrupts.parse(l1_text), "vfio-intx")
-        l2 = interrupts.find(interrupts.parse(l2_text), self.facts.l2_irq)
+        if self.consumer == "userspace":
+            return (l1.count if l1 else None, None, l1_text, "")
+        l2_text = self.l2_ssh.run("cat /proc/interrupts", timeout=30).stdout
+        l2 = interrupts.find(interrupts.parse(l2_text), self.facts.consumer_irq)
         return (l1.count if l1 else None, l2.count if l2 else None, l1_text, l2_text)
 
     def drive(self, cfg: DriveConfig) -> Verdict:
@@ -295,7 +311,8 @@ class Chain:
 
     def _sample(self, t: float, sent: int, serviced: int, cfg: DriveConfig) -> Verdict | None:
         self.l1.machine.check_running()
-        self._l2_alive()
+        if self.l2_qemu_channel:
+            self._l2_alive()
         l1, l2, _, _ = self.counts()
         self.samples.append(Sample(round(t, 3), sent, serviced, l1, l2))
         if len(self.samples) % 5 == 1:

@@ -166,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--l1-vfio", default="fixed", choices=("fixed", "unfixed"),
                     help="L1's vfio modules: Debian's (with the INTx fix) or rebuilt without it")
     ru.add_argument("--l1-smp", type=int, default=1, help="L1 vCPUs")
+    ru.add_argument("--consumer", default="l2", choices=("l2", "userspace"),
+                    help="who services the device: an L2 guest (default), or a userspace VFIO "
+                         "program in L1 (fast mode, no L2)")
     ru.add_argument("--kernel", help="the L1 kernel under test (vmlinux, bzImage or vmlinuz)")
     ru.add_argument("--modules", help="its modules: lib/modules/<release> or an INSTALL_MOD_PATH root")
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")

@@ -36,6 +36,10 @@ HOST_NEEDS = (
     HostNeed("dwarves", "pahole", "generates BTF for the rebuilt modules (the kernel checks it)"),
     HostNeed("libelf1", "/usr/lib/x86_64-linux-gnu/libelf.so.1", "used by kbuild's modpost"),
     HostNeed("libssl3", "/usr/lib/x86_64-linux-gnu/libssl.so.3", "used by kbuild's sign-file"),
+    HostNeed("libc6-dev", "/usr/include/x86_64-linux-gnu/sys/eventfd.h",
+             "static amd64 build of the userspace VFIO consumer (fast mode)"),
+    HostNeed("libc6-dev-ppc64el-cross", "/usr/powerpc64le-linux-gnu/include/sys/eventfd.h",
+             "static ppc64el build of the userspace VFIO consumer (fast mode)"),
     HostNeed("flex", "flex", "builds kconfig (checking the shipped config fragments)"),
     HostNeed("bison", "bison", "builds kconfig (checking the shipped config fragments)"),
 )

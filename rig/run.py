@@ -35,6 +35,7 @@ class ChainOptions:
     l1_smp: int = 1
     boot_timeout: float = 400
     kernel: KernelUnderTest | None = None   # a user's L1 kernel instead of Debian's
+    consumer: str = "l2"                    # who services the device: L2, or L1 userspace
 
 
 def l1_image(s, prof: TargetProfile, opts: ChainOptions, record: dict):
@@ -66,7 +67,7 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
     image = l1_image(s, prof, opts, record)
     s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; L1 vfio-pci-core.ko "
                     f"{'has' if image.meta['vfio_intx_fix'] else 'lacks'} the INTx fix")
-    record.update({"arch": prof.name, "ic": ic, "device": "pci-serial",
+    record.update({"arch": prof.name, "ic": ic, "device": "pci-serial", "consumer": opts.consumer,
                    "l0": {"qemu": qemu.describe(), "accel": accel.name, "accel_reason": accel.reason},
                    "l1": {"kernel": image.kernel_version, "kernel_package": image.meta["kernel_package"],
                           "vfio_modules": "the kernel under test's" if opts.kernel else opts.l1_vfio,
@@ -79,7 +80,8 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
                              extra_cmdline="vfio_pci.nointxmask=1")
         with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
             record["l0"]["command"] = l1.machine.command_line()
-            chain = Chain(prof, l1, device_listener(sock), out, s.progress, l2_accel=opts.l2_accel)
+            chain = Chain(prof, l1, device_listener(sock), out, s.progress, l2_accel=opts.l2_accel,
+                          consumer=opts.consumer)
             record["_chain"] = chain
             try:
                 chain.start(boot_timeout=opts.boot_timeout)
@@ -92,7 +94,7 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
 def run_chain(s, prof: TargetProfile) -> int:
     args = s.args
     opts = ChainOptions(ic=args.ic, l1_vfio=args.l1_vfio, l2_accel=args.l2_accel,
-                        l1_smp=args.l1_smp, boot_timeout=args.boot_timeout)
+                        l1_smp=args.l1_smp, boot_timeout=args.boot_timeout, consumer=args.consumer)
     ic = opts.ic or prof.interrupt_controllers[0]
     prof.l1_machine("tcg", ic)  # a wrong --ic is exit 2 before anything is created
     with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:
@@ -127,7 +129,7 @@ def _run(s, prof: TargetProfile, opts: ChainOptions, ic: str) -> int:
     except InfraError as e:
         verdict = Verdict(ERROR, str(e))
     return report(out, record, record.pop("_chain", None), verdict, time.monotonic() - t0,
-                  f"{prof.name}-{ic}-{opts.l1_vfio}")
+                  f"{prof.name}-{ic}-{opts.l1_vfio}-{opts.consumer}")
 
 
 def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, seconds: float,

@@ -94,11 +94,14 @@ def final(samples: list[Sample], stall_window: float, min_serviced: int) -> Verd
 
 
 def stopped_at(s: Sample) -> dict:
-    return {"device_sent": s.sent, "l2_serviced": s.serviced, "l1_vfio_intx": s.l1, "l2_irq": s.l2}
+    return {"device_sent": s.sent, "serviced": s.serviced, "l1_vfio_intx": s.l1, "l2_irq": s.l2}
 
 
 def describe_stop(v: Verdict) -> str:
     s = v.stopped_at
     verb = "stopped at" if v.verdict == STALL else "at"
-    return (f"L1 vfio-intx {verb} {s.get('l1_vfio_intx')}, L2 IRQ count {verb} {s.get('l2_irq')}, "
-            f"{s.get('l2_serviced')} of {s.get('device_sent')} pushed bytes serviced")
+    parts = [f"L1 vfio-intx {verb} {s.get('l1_vfio_intx')}"]
+    if s.get("l2_irq") is not None:
+        parts.append(f"L2 IRQ count {verb} {s.get('l2_irq')}")
+    parts.append(f"{s.get('serviced')} of {s.get('device_sent')} pushed bytes serviced")
+    return ", ".join(parts)

@@ -14,8 +14,8 @@ def test_l1_bound_the_device_to_vfio_pci(rig_chain):
 
 
 def test_l2_sees_the_device_and_interrupts_flow(rig_chain):
-    assert rig_chain.facts.l2_tty.startswith("ttyS")
+    assert rig_chain.facts.consumer_tty.startswith("ttyS")
     verdict = rig_chain.drive(DriveConfig(duration=10, min_serviced=5))
     assert verdict.verdict == "PASS", verdict.reason
     l1, l2, _, _ = rig_chain.counts()
-    assert l1 >= verdict.stopped_at["l2_serviced"] and l2 >= verdict.stopped_at["l2_serviced"]
+    assert l1 >= verdict.stopped_at["serviced"] and l2 >= verdict.stopped_at["serviced"]

@@ -33,7 +33,7 @@ def test_stall_is_decided_as_soon_as_the_window_is_over():
     assert s[decided - 1].t == 1 + WINDOW  # the first sample where it is certain
     v = judge(s[:decided], WINDOW, MIN)
     assert v.verdict == STALL and v.exit_status == 1
-    assert v.stopped_at["l1_vfio_intx"] == 1 and v.stopped_at["l2_serviced"] == 1
+    assert v.stopped_at["l1_vfio_intx"] == 1 and v.stopped_at["serviced"] == 1
 
 
 def test_slow_reader_with_moving_counts_is_not_a_stall():

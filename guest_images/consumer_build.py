@@ -1,0 +1,39 @@
+"""Builds the userspace VFIO consumer (consumer/vfio_intx_consumer.c) for a guest arch:
+static, with the same gcc-12 toolchains that rebuild the vfio module, cached."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from rig.cache import Cache, content_key, tree_hash
+from rig.errors import InfraError, UserError
+from rig.targets import TargetProfile
+
+SOURCE = Path(__file__).parent / "consumer" / "vfio_intx_consumer.c"
+INSTALLED_AS = "/usr/bin/rig-vfio-intx-consumer"
+
+
+def compiler_for(profile: TargetProfile) -> str:
+    cc = f"{profile.cross_compile}gcc-12"
+    if not shutil.which(cc):
+        raise UserError(f"the compiler {cc} is missing (it builds the userspace VFIO consumer): "
+                        "run `make host` or `rig setup --host-only` as root")
+    return cc
+
+
+def build_consumer(cache: Cache, profile: TargetProfile) -> Path:
+    cc = compiler_for(profile)
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    key = content_key("consumer", profile.name, tree_hash([SOURCE]), version)
+
+    def build(out: Path) -> dict:
+        r = subprocess.run([cc, "-static", "-O2", "-Wall", "-o", str(out / "consumer"), str(SOURCE)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            hint = (" (is the target's libc6-dev installed? `make host`)"
+                    if "No such file" in r.stderr else "")
+            raise InfraError(f"building the VFIO consumer with {cc} failed{hint}: {r.stderr[-400:]}")
+        return {"compiler": version}
+    return cache.build("consumer", key, build) / "consumer"
