@@ -43,6 +43,8 @@ class DriveConfig:
     gap: float = 0.02             # seconds between a serviced byte and the next push
     sample_every: float = 1.0     # seconds between /proc/interrupts samples
     min_serviced: int = 10        # fewer by the end: too slow to judge (ERROR)
+    pass_after: int = 0           # PASS once this many were serviced (and a stall window
+                                  # has gone by); 0: drive for the whole duration
 
 
 @dataclass
@@ -296,6 +298,9 @@ class Chain:
                 verdict = self._sample(now - t0, sent, serviced, cfg)
                 next_sample = now + cfg.sample_every
                 if verdict:
+                    break
+                if cfg.pass_after and serviced >= cfg.pass_after and now - t0 >= cfg.stall_window:
+                    verdict = final(self.samples, cfg.stall_window, cfg.min_serviced)
                     break
             wait = max(0.0, min(next_sample, next_send if sent == serviced else next_sample)
                        - time.monotonic())

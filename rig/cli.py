@@ -162,6 +162,9 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--duration", type=float, default=60, help="seconds of driving at most")
     ru.add_argument("--stall-window", type=float, default=5,
                     help="STALL when pending work and no count moved for this long (s)")
+    ru.add_argument("--pass-after", type=int, default=0, metavar="N",
+                    help="PASS as soon as N interrupts were serviced and a stall window went by "
+                         "(default 0: drive for the whole --duration)")
     ru.add_argument("--l2-accel", default="auto", choices=("auto", "kvm", "tcg"))
     ru.add_argument("--l1-vfio", default="fixed", choices=("fixed", "unfixed"),
                     help="L1's vfio modules: Debian's (with the INTx fix) or rebuilt without it")

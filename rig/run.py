@@ -120,7 +120,7 @@ def _run(s, prof: TargetProfile, opts: ChainOptions, ic: str) -> int:
     out = Path(args.out or f"results/{prof.name}-{ic}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"results: {out}")
-    cfg = DriveConfig(duration=args.duration, stall_window=args.stall_window)
+    cfg = DriveConfig(duration=args.duration, stall_window=args.stall_window, pass_after=args.pass_after)
     record: dict = {"drive": dataclasses.asdict(cfg)}
     t0 = time.monotonic()
     try:
