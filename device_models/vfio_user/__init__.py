@@ -1,0 +1,1 @@
+"""vfio-user: the protocol (protocol.py) and a server for one device (server.py)."""
