@@ -54,6 +54,9 @@ class ChainFacts:
     l1_device: str = ""
     iommu_group: str = ""
     l1_qemu: str = ""             # L1's qemu-system-* (runs L2): its -version line
+    l1_nointxmask: bool = False   # vfio_pci nointxmask in L1
+    l1_disintx_writable: bool = False  # whether the command register's bit 10 sticks in L1
+    l1_lspci: str = ""
     l2_accel: str = ""
     l2_accel_reason: str = ""
     l2_command: list[str] = field(default_factory=list)
@@ -82,6 +85,12 @@ modprobe vfio-pci {vfio_args} || [ -d /sys/module/vfio_pci ]
 modprobe {l2.iommu_module}
 p=/sys/bus/pci/devices/$dev
 if [ -e $p/driver ]; then echo $dev > $p/driver/unbind; fi
+# Does the command register's INTx-disable bit (10) stick? (PCI 2.3 yes, 2.2 no)
+hi=$(od -An -tu1 -j5 -N1 $p/config | tr -d ' ')
+printf "\\$(printf %o $((hi | 4)))" | dd of=$p/config bs=1 seek=5 count=1 conv=notrunc 2>/dev/null
+hi2=$(od -An -tu1 -j5 -N1 $p/config | tr -d ' ')
+printf "\\$(printf %o $hi)" | dd of=$p/config bs=1 seek=5 count=1 conv=notrunc 2>/dev/null
+disintx=no; [ $((hi2 & 4)) -ne 0 ] && disintx=yes
 echo vfio-pci > $p/driver_override
 echo $dev > /sys/bus/pci/drivers_probe
 drv=$(basename "$(readlink $p/driver)")
@@ -92,7 +101,7 @@ modprobe {' '.join(l2.kvm_module)} 2>/dev/null || true
 kvm=no; [ -e /dev/kvm ] && kvm=yes
 mask=$(cat /sys/module/vfio_pci/parameters/nointxmask)
 [ "$mask" = Y ] || [ -z "{vfio_args}" ] || {{ echo "vfio_pci nointxmask is $mask, not Y" >&2; exit 6; }}
-echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask"
+echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask disintx_writable=$disintx"
 """
 
 
@@ -110,19 +119,24 @@ while IFS= read -r -n1 c <&3; do echo R; done
 """
 
 
+def compact_counters(snapshot: dict) -> dict:
+    """The device model's counters worth a timeline: per sample, cumulative."""
+    c = snapshot["counters"]
+    return {k: c.get(k) for k in ("raised", "signalled", "resignalled", "unmasks", "serviced",
+                                   "asserted_s", "intx_disable_writes")} | {"level": snapshot["level"]}
+
+
 def parse_facts(line: str) -> dict[str, str]:
     return dict(f.split("=", 1) for f in line.split() if "=" in f)
 
 
 class Chain:
-    def __init__(self, profile: TargetProfile, l1: L1Guest, device_listener: socket.socket,
-                 out: Path, progress: Progress, l2_accel: str = "auto", nointxmask: bool = True,
-                 consumer: str = "l2"):
+    def __init__(self, profile: TargetProfile, l1: L1Guest, device, out: Path, progress: Progress,
+                 l2_accel: str = "auto", consumer: str = "l2"):
         self.profile, self.l1, self.out, self.progress = profile, l1, out, progress
-        self.device_listener = device_listener
-        self.device: socket.socket | None = None
+        self.device = device          # rig.devices: PciSerial or LegacyDevice
         self.l2_accel_request = l2_accel
-        self.nointxmask = nointxmask
+        self.nointxmask = device.needs_nointxmask
         if consumer not in CONSUMERS:
             raise UserError(f"--consumer {consumer}: use one of {', '.join(CONSUMERS)}")
         self.consumer = consumer
@@ -140,11 +154,7 @@ class Chain:
     def start(self, boot_timeout: float) -> None:
         t0 = time.monotonic()
         self.l1.boot(timeout=boot_timeout)
-        self.device_listener.settimeout(30)
-        try:
-            self.device, _ = self.device_listener.accept()
-        except socket.timeout:
-            raise InfraError("L0 QEMU did not connect the pci-serial chardev") from None
+        self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self._bind_in_l1()
         if self.consumer == "userspace":
@@ -163,6 +173,9 @@ class Chain:
             raise InfraError(f"L1: binding the device to vfio-pci failed: {r.stderr.strip()[-300:]}")
         facts = parse_facts(r.stdout.strip().splitlines()[-1])
         self.facts.l1_device, self.facts.iommu_group = facts["dev"], facts["group"]
+        self.facts.l1_nointxmask = facts["nointxmask"] == "Y"
+        self.facts.l1_disintx_writable = facts["disintx_writable"] == "yes"
+        self.facts.l1_lspci = self.l1.ssh.run(f"lspci -vv -s {facts['dev']}").stdout
         self.facts.l1_modules = self.l1.ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout
         self.facts.l1_qemu = self.l1.ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()
         note = f"device {facts['dev']} in IOMMU group {facts['group']}, nointxmask={facts['nointxmask']}"
@@ -292,7 +305,7 @@ class Chain:
         verdict = None
         while (now := time.monotonic()) - t0 < cfg.duration:
             if sent == serviced and now >= next_send:
-                self.device.sendall(b"a")
+                self.device.push()
                 sent += 1
             if now >= next_sample:
                 verdict = self._sample(now - t0, sent, serviced, cfg)
@@ -319,7 +332,9 @@ class Chain:
         if self.l2_qemu_channel:
             self._l2_alive()
         l1, l2, _, _ = self.counts()
-        self.samples.append(Sample(round(t, 3), sent, serviced, l1, l2))
+        dev = self.device.counters()
+        self.samples.append(Sample(round(t, 3), sent, serviced, l1, l2,
+                                   device=compact_counters(dev) if dev else None))
         if len(self.samples) % 5 == 1:
             self.progress.note(f"t={t:5.1f}s pushed={sent} serviced={serviced} "
                                f"L1 vfio-intx={l1} L2 irq={l2}")
@@ -362,9 +377,7 @@ class Chain:
             self.l2_console.close()
         for r in self._relays:
             r.close()
-        if self.device:
-            self.device.close()
-        self.device_listener.close()
+        self.device.close()
 
 
 def kernel_cmdline_l2(profile: TargetProfile) -> str:
@@ -372,19 +385,4 @@ def kernel_cmdline_l2(profile: TargetProfile) -> str:
     return " ".join([f"console={l2.console}", "panic=-1", "loglevel=4", *l2.cmdline])
 
 
-def device_listener(path: Path) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(str(path))
-    s.listen(1)
-    return s
-
-
-def pci_serial_args(profile: TargetProfile, sock_path: Path) -> list[str]:
-    """L0 QEMU arguments for the stock legacy-ish device: QEMU's pci-serial (1b36:0002)."""
-    bus = f",bus={profile.device_bus}" if profile.device_bus else ""
-    return [*profile.device_bus_args, "-chardev", f"socket,id=dev0,path={sock_path}",
-            "-device", f"pci-serial,chardev=dev0,id=legacy0{bus}"]
-
-
-__all__ = ["Chain", "DriveConfig", "GuestConfig", "device_listener", "pci_serial_args",
-           "kernel_cmdline", "L1Guest"]
+__all__ = ["Chain", "DriveConfig", "GuestConfig", "kernel_cmdline", "L1Guest"]

@@ -162,6 +162,10 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--duration", type=float, default=60, help="seconds of driving at most")
     ru.add_argument("--stall-window", type=float, default=5,
                     help="STALL when pending work and no count moved for this long (s)")
+    ru.add_argument("--device", choices=("pci-serial", "legacy", "legacy-2.3"),
+                    help="the device under test: QEMU's pci-serial (INTx-maskable; vfio-pci "
+                         "nointxmask=1 fakes legacy), the PCI 2.2 UART over vfio-user (legacy), "
+                         "or its PCI 2.3 twin; default: legacy where usable")
     ru.add_argument("--pass-after", type=int, default=0, metavar="N",
                     help="PASS as soon as N interrupts were serviced and a stall window went by "
                          "(default 0: drive for the whole --duration)")

@@ -16,7 +16,9 @@ from guest_images.build import KernelSource
 
 from . import kernel_input
 from .accel import choose_accel
-from .chain import Chain, DriveConfig, device_listener, pci_serial_args
+from .chain import Chain, DriveConfig
+from .devices import make_device
+from .vfio_user_probe import vfio_user_usable
 from .errors import InfraError, UserError
 from .guest import GuestConfig, L1Guest
 from .kernel_input import KernelUnderTest
@@ -36,6 +38,7 @@ class ChainOptions:
     boot_timeout: float = 400
     kernel: KernelUnderTest | None = None   # a user's L1 kernel instead of Debian's
     consumer: str = "l2"                    # who services the device: L2, or L1 userspace
+    device: str | None = None               # pci-serial, legacy, legacy-2.3; None: the default
 
 
 def l1_image(s, prof: TargetProfile, opts: ChainOptions, record: dict):
@@ -67,34 +70,55 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
     image = l1_image(s, prof, opts, record)
     s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; L1 vfio-pci-core.ko "
                     f"{'has' if image.meta['vfio_intx_fix'] else 'lacks'} the INTx fix")
-    record.update({"arch": prof.name, "ic": ic, "device": "pci-serial", "consumer": opts.consumer,
+    kind, why = choose_device(opts.device, prof, qemu, s)
+    s.progress.step(f"device: {kind} ({why})")
+    record.update({"arch": prof.name, "ic": ic, "device": kind, "device_reason": why,
+                   "consumer": opts.consumer,
                    "l0": {"qemu": qemu.describe(), "accel": accel.name, "accel_reason": accel.reason},
                    "l1": {"kernel": image.kernel_version, "kernel_package": image.meta["kernel_package"],
                           "vfio_modules": "the kernel under test's" if opts.kernel else opts.l1_vfio,
                           "vfio_rebuilt": image.meta["vfio_rebuilt"],
-                          "vfio_intx_fix": image.meta["vfio_intx_fix"], "vfio_nointxmask": True}})
+                          "vfio_intx_fix": image.meta["vfio_intx_fix"]}})
     with RunDir("run") as run_dir:
-        sock = run_dir / "dev0.sock"
-        # vfio_pci.nointxmask=1 on the command line too: a built-in vfio-pci reads it there.
-        config = GuestConfig(ic=ic, extra_args=pci_serial_args(prof, sock), smp=opts.l1_smp,
-                             extra_cmdline="vfio_pci.nointxmask=1")
-        with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
-            record["l0"]["command"] = l1.machine.command_line()
-            chain = Chain(prof, l1, device_listener(sock), out, s.progress, l2_accel=opts.l2_accel,
-                          consumer=opts.consumer)
-            record["_chain"] = chain
-            try:
-                chain.start(boot_timeout=opts.boot_timeout)
-                yield chain
-            finally:
-                chain.close()
-            l1.shutdown(timeout=20)  # only on the way out without an exception
+        device = make_device(kind, prof, qemu, run_dir, out)
+        try:
+            # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
+            config = GuestConfig(ic=ic, extra_args=device.qemu_args(), smp=opts.l1_smp,
+                                 extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
+            with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
+                record["l0"]["command"] = l1.machine.command_line()
+                chain = Chain(prof, l1, device, out, s.progress, l2_accel=opts.l2_accel,
+                              consumer=opts.consumer)
+                record["_chain"] = chain
+                try:
+                    chain.start(boot_timeout=opts.boot_timeout)
+                    yield chain
+                finally:
+                    chain.close()
+                l1.shutdown(timeout=20)  # only on the way out without an exception
+        finally:
+            device.close()
+
+
+def choose_device(requested: str | None, prof: TargetProfile, qemu, s) -> tuple[str, str]:
+    """The legacy (vfio-user) device where this QEMU and arch can run it, else pci-serial."""
+    if requested == "pci-serial":
+        return requested, "requested"
+    ok, why = vfio_user_usable(prof, qemu, s.cache)
+    if requested:
+        if not ok:
+            raise UserError(f"--device {requested} --arch {prof.name} is unsupported by this QEMU: {why}")
+        return requested, "requested"
+    if ok:
+        return "legacy", "default: a true PCI 2.2 device over vfio-user"
+    return "pci-serial", f"default; the legacy device is not usable here: {why}"
 
 
 def run_chain(s, prof: TargetProfile) -> int:
     args = s.args
     opts = ChainOptions(ic=args.ic, l1_vfio=args.l1_vfio, l2_accel=args.l2_accel,
-                        l1_smp=args.l1_smp, boot_timeout=args.boot_timeout, consumer=args.consumer)
+                        l1_smp=args.l1_smp, boot_timeout=args.boot_timeout, consumer=args.consumer,
+                        device=args.device)
     ic = opts.ic or prof.interrupt_controllers[0]
     prof.l1_machine("tcg", ic)  # a wrong --ic is exit 2 before anything is created
     with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:

@@ -21,6 +21,7 @@ class Sample:
     serviced: int            # serviced by L2's driver (bytes read by the L2 program)
     l1: int | None = None    # L1 host IRQ count (vfio-intx line)
     l2: int | None = None    # L2 count for the device's IRQ
+    device: dict | None = None   # the device model's own counters (legacy device only)
 
 
 @dataclass
