@@ -85,11 +85,19 @@ modprobe vfio-pci {vfio_args} || [ -d /sys/module/vfio_pci ]
 modprobe {l2.iommu_module}
 p=/sys/bus/pci/devices/$dev
 if [ -e $p/driver ]; then echo $dev > $p/driver/unbind; fi
-# Does the command register's INTx-disable bit (10) stick? (PCI 2.3 yes, 2.2 no)
-hi=$(od -An -tu1 -j5 -N1 $p/config | tr -d ' ')
-printf "\\$(printf %o $((hi | 4)))" | dd of=$p/config bs=1 seek=5 count=1 conv=notrunc 2>/dev/null
-hi2=$(od -An -tu1 -j5 -N1 $p/config | tr -d ' ')
-printf "\\$(printf %o $hi)" | dd of=$p/config bs=1 seek=5 count=1 conv=notrunc 2>/dev/null
+# Does the command register's INTx-disable bit (10) stick? (PCI 2.3 yes, 2.2 no) Write
+# the high byte with bit 2 set, read back, restore. A zero byte comes from /dev/zero:
+# busybox printf writes no byte for an octal zero, and a missed restore leaves INTx disabled.
+cfgbyte() {{ od -An -tu1 -j5 -N1 $p/config | tr -d ' '; }}
+setbyte() {{
+    if [ "$1" -eq 0 ]; then head -c1 /dev/zero; else printf "\\\\$(printf %o "$1")"; fi |
+        dd of=$p/config bs=1 seek=5 count=1 conv=notrunc 2>/dev/null
+}}
+hi=$(cfgbyte)
+setbyte $((hi | 4))
+hi2=$(cfgbyte)
+setbyte $hi
+[ "$(cfgbyte)" = "$hi" ] || {{ echo "could not restore the command register of $dev" >&2; exit 7; }}
 disintx=no; [ $((hi2 & 4)) -ne 0 ] && disintx=yes
 echo vfio-pci > $p/driver_override
 echo $dev > /sys/bus/pci/drivers_probe
@@ -171,7 +179,10 @@ class Chain:
         r = self.l1.ssh.run(l1_bind_script(self.profile, self.nointxmask), timeout=60)
         if r.status != 0:
             raise InfraError(f"L1: binding the device to vfio-pci failed: {r.stderr.strip()[-300:]}")
-        facts = parse_facts(r.stdout.strip().splitlines()[-1])
+        lines = r.stdout.strip().splitlines()
+        if not lines:
+            raise InfraError(f"L1: the bind script said nothing: {r.stderr.strip()[-300:]}")
+        facts = parse_facts(lines[-1])
         self.facts.l1_device, self.facts.iommu_group = facts["dev"], facts["group"]
         self.facts.l1_nointxmask = facts["nointxmask"] == "Y"
         self.facts.l1_disintx_writable = facts["disintx_writable"] == "yes"
