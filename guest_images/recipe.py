@@ -15,7 +15,8 @@ L2_PROGRAMS = ("/bin/busybox", "/usr/sbin/dropbear")
 
 def guest_packages(profile: TargetProfile) -> PackageSet:
     """One set per arch: the kernel (alone), and the userland both guests are cut from."""
-    userland = ("busybox-static", "dropbear-bin", profile.qemu_package, *profile.l1_extra_packages)
+    userland = ("busybox-static", "dropbear-bin", "pciutils", profile.qemu_package,
+                *profile.l1_extra_packages)
     return PackageSet(
         name=f"guest-{profile.debian_arch}",
         arch=profile.debian_arch,
@@ -29,7 +30,8 @@ def guest_packages(profile: TargetProfile) -> PackageSet:
 
 
 def l1_programs(profile: TargetProfile) -> tuple[str, ...]:
-    return L2_PROGRAMS + (f"/usr/bin/{profile.qemu_system}",)
+    # lspci: what a VFIO developer looks at first (DisINTx+/- among the rest)
+    return L2_PROGRAMS + (f"/usr/bin/{profile.qemu_system}", "/usr/bin/lspci")
 
 
 def kernel_abi(kernel_release: str, profile: TargetProfile) -> str:

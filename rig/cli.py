@@ -125,6 +125,16 @@ def cmd_run(s: Session) -> int:
     return run_chain(s, profile(s.args.arch))
 
 
+def cmd_finding(s: Session) -> int:
+    from .findings import intx_probe_writes
+    for prof in arches(s.args.arch):
+        r = intx_probe_writes(s, prof, Path(s.args.out) / prof.name if s.args.out else None)
+        verb = "probes" if r["probed"] else "never probes"
+        print(f"{prof.name}: L1 kernel {r['kernel']} {verb} INTx masking: writes to pci-serial's "
+              f"command register {', '.join(r['command_writes']) or 'none'} (QEMU trace, {r['log']})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"intx-rig {__version__}")
@@ -155,6 +165,10 @@ def parser() -> argparse.ArgumentParser:
                     help="command to run in L1 over SSH")
     bo.add_argument("--out", help="directory for logs (default: a temporary one, removed)")
     bo.add_argument("--timeout", type=float, default=300, help="boot timeout in seconds")
+    fi = sub.add_parser("finding-intx-probe",
+                        help="show (QEMU pci_cfg_write trace) whether L1's kernel probes INTx masking")
+    fi.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
+    fi.add_argument("--out", help="keep the logs here")
     ru = sub.add_parser("run", help="the nested chain: drive interrupts, give a verdict "
                                     "(exit 0 PASS, 1 STALL, 125 ERROR)")
     ru.add_argument("--arch", required=True, help="x86_64 or ppc64")
@@ -194,7 +208,7 @@ def _on_signal(signum, frame):
 
 
 COMMANDS = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build, "boot": cmd_boot,
-            "run": cmd_run}
+            "run": cmd_run, "finding-intx-probe": cmd_finding}
 
 
 def main(argv: list[str] | None = None) -> int:

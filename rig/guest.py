@@ -30,6 +30,7 @@ class GuestConfig:
     extra_args: list[str] = field(default_factory=list)
     extra_cmdline: str = ""
     ic: str | None = None           # interrupt controller where the machine has a choice
+    before_start: object = None     # callable(machine): run over QMP while paused (-S)
 
 
 @dataclass
@@ -62,6 +63,8 @@ def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_po
             "-device", f"{profile.nic_model},netdev=net0,romfile="]
     for dev in profile.l1_devices:
         args += ["-device", dev]
+    if config.before_start:
+        args.append("-S")
     return args + config.extra_args
 
 
@@ -83,6 +86,9 @@ class L1Guest:
     def boot(self, timeout: float = 300) -> BootTimes:
         self.progress.step(f"starting L1 ({self.profile.name}, {self.accel})")
         self.machine.launch()
+        if self.config.before_start:
+            self.config.before_start(self.machine)  # e.g. switch trace events on
+            self.machine.cmd("cont")
         t0 = self.machine.started_at
         m = self.machine.expect_console(READY_LINE, timeout, "the L1 init's ready line")
         self.kernel_release = m.group(2)

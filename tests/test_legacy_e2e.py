@@ -1,0 +1,83 @@
+"""The legacy (PCI 2.2) device over vfio-user in the chain, its PCI 2.3 twin, and the two
+pseries findings (docs/findings/)."""
+
+import json
+
+import pytest
+
+from conftest import qemu_processes_under, run_rig
+
+
+def run_json(out):
+    return json.loads((out / "result.json").read_text())
+
+
+@pytest.mark.integration
+def test_legacy_on_pseries_is_refused_in_one_line_naming_the_qemu_bug(rig_cache_dir, run_base, short_tmp):
+    r = run_rig("run", "--arch", "ppc64", "--device", "legacy", "--out", str(short_tmp / "out"),
+                cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)}, timeout=300)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("rig:")]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
+    assert "unsupported by this QEMU" in lines[0] and "vfio-iommu-legacy" in lines[0]
+    assert "docs/findings/qemu-spapr-eeh-vfio-user-abort.md" in lines[0]
+    assert qemu_processes_under(run_base) == [] and list(run_base.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_default_device_is_legacy_on_x86_and_pci_serial_on_pseries_with_the_reason(rig_cache_dir, short_tmp):
+    from rig.cli import Session, parser
+    from rig.run import choose_device
+    from rig.targets import profile
+    s = Session(parser().parse_args(["--cache-dir", str(rig_cache_dir), "run", "--arch", "x86_64"]))
+    x86 = profile("x86_64")
+    assert choose_device(None, x86, s.qemu(x86), s)[0] == "legacy"
+    ppc = profile("ppc64")
+    kind, why = choose_device(None, ppc, s.qemu(ppc), s)
+    assert kind == "pci-serial" and "vfio-iommu-legacy" in why
+
+
+@pytest.mark.integration
+def test_x86_linux_probes_intx_masking_and_pseries_linux_never_does(rig_cache_dir):
+    """The Linux finding, without the QEMU bug: QEMU's pci_cfg_write trace of the stock
+    pci-serial's command register, switched on over QMP before L1 starts."""
+    from rig.cli import Session, parser
+    from rig.findings import intx_probe_writes
+    from rig.targets import profile
+    s = Session(parser().parse_args(["--cache-dir", str(rig_cache_dir), "finding-intx-probe"]))
+    x86 = intx_probe_writes(s, profile("x86_64"))
+    ppc = intx_probe_writes(s, profile("ppc64"))
+    assert x86["probed"] and any(w.endswith("403") or int(w, 16) & 0x400 for w in x86["intx_disable_probe_writes"])
+    assert not ppc["probed"] and ppc["intx_disable_probe_writes"] == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("vfio", ["fixed", "unfixed"])
+def test_legacy_device_passes_on_x86_through_vfio_non_2_3_path(vfio, rig_cache_dir, run_base, short_tmp):
+    out = short_tmp / "out"
+    r = run_rig("run", "--arch", "x86_64", "--device", "legacy", "--l1-vfio", vfio, "--duration", "15",
+                "--out", str(out), cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)})
+    res = run_json(out)
+    assert r.returncode == 0 and res["verdict"]["verdict"] == "PASS", res["verdict"]
+    chain = res["chain"]
+    # L1 saw a PCI 2.2 device: DisINTx- in lspci, the bit does not stick, no nointxmask
+    assert "DisINTx-" in chain["l1_lspci"] and not chain["l1_disintx_writable"]
+    assert res["device"] == "legacy" and not chain["l1_nointxmask"]
+    # vfio's non-2.3 path never touches the command register per interrupt
+    first, last = res["samples"][0]["device"], res["samples"][-1]["device"]
+    assert last["intx_disable_writes"] == first["intx_disable_writes"]
+    assert last["serviced"] >= 10 and last["unmasks"] >= last["serviced"]
+    assert qemu_processes_under(run_base) == [] and list(run_base.iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_pci_2_3_twin_takes_the_disintx_path(rig_cache_dir, run_base, short_tmp):
+    out = short_tmp / "out"
+    r = run_rig("run", "--arch", "x86_64", "--device", "legacy-2.3", "--consumer", "userspace",
+                "--duration", "10", "--out", str(out), cache=rig_cache_dir,
+                env={"RIG_RUN_DIR": str(run_base.parent)})
+    res = run_json(out)
+    assert r.returncode == 0, res["verdict"]
+    assert "DisINTx+" in res["chain"]["l1_lspci"] and res["chain"]["l1_disintx_writable"]
+    first, last = res["samples"][0]["device"], res["samples"][-1]["device"]
+    # vfio's 2.3 path masks INTx in the command register for every interrupt
+    assert last["intx_disable_writes"] - first["intx_disable_writes"] >= last["serviced"] - first["serviced"] > 5
