@@ -95,3 +95,8 @@ def wait_gone(pid: int, timeout: float) -> bool:
         return bool(select.select([fd], [], [], timeout)[0])
     finally:
         os.close(fd)
+
+
+def nothing_left(run_base: Path) -> bool:
+    """No QEMU under the run base and no run directory left in it."""
+    return qemu_processes_under(run_base) == [] and (not run_base.exists() or not any(run_base.iterdir()))

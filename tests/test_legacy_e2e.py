@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import qemu_processes_under, run_rig
+from conftest import nothing_left, run_rig
 
 
 def run_json(out):
@@ -20,7 +20,7 @@ def test_legacy_on_pseries_is_refused_in_one_line_naming_the_qemu_bug(rig_cache_
     assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
     assert "unsupported by this QEMU" in lines[0] and "vfio-iommu-legacy" in lines[0]
     assert "docs/findings/qemu-spapr-eeh-vfio-user-abort.md" in lines[0]
-    assert qemu_processes_under(run_base) == [] and list(run_base.iterdir()) == []
+    assert nothing_left(run_base)
 
 
 @pytest.mark.integration
@@ -66,7 +66,7 @@ def test_legacy_device_passes_on_x86_through_vfio_non_2_3_path(vfio, rig_cache_d
     first, last = res["samples"][0]["device"], res["samples"][-1]["device"]
     assert last["intx_disable_writes"] == first["intx_disable_writes"]
     assert last["serviced"] >= 10 and last["unmasks"] >= last["serviced"]
-    assert qemu_processes_under(run_base) == [] and list(run_base.iterdir()) == []
+    assert nothing_left(run_base)
 
 
 @pytest.mark.e2e
@@ -77,7 +77,8 @@ def test_pci_2_3_twin_takes_the_disintx_path(rig_cache_dir, run_base, short_tmp)
                 env={"RIG_RUN_DIR": str(run_base.parent)})
     res = run_json(out)
     assert r.returncode == 0, res["verdict"]
-    assert "DisINTx+" in res["chain"]["l1_lspci"] and res["chain"]["l1_disintx_writable"]
+    # lspci's DisINTx+/- is the bit's current state; whether it sticks is the 2.3 capability
+    assert res["chain"]["l1_disintx_writable"]
     first, last = res["samples"][0]["device"], res["samples"][-1]["device"]
     # vfio's 2.3 path masks INTx in the command register for every interrupt
     assert last["intx_disable_writes"] - first["intx_disable_writes"] >= last["serviced"] - first["serviced"] > 5
