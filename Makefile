@@ -42,6 +42,7 @@ test-e2e: host
 bench: venv
 	$(VENV)/bin/python bench/boot.py
 	$(VENV)/bin/python bench/verdict.py
+	$(VENV)/bin/python bench/vfio_user_dma.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
