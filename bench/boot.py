@@ -86,13 +86,50 @@ def bench_arch(prof, runs: int, main: Cache) -> dict:
             "warm_build_s": stats(warm), "console_ready_s": stats(console), "ssh_ready_s": stats(ssh)}
 
 
+def bench_devices(runs: int, main_cache: Cache) -> dict:
+    """x86 L1 boot to SSH with pci-serial vs the legacy device (vfio-user server process)."""
+    from rig.devices import make_device
+    prof = PROFILES["x86_64"]
+    quiet = Progress(quiet=True)
+    qemu = choose_qemu(prof, main_cache, Resolver(main_cache, quiet), quiet)
+    accel = choose_accel(prof, qemu)
+    keys = load_or_create(main_cache.root / "keys")
+    with ImageBuilder(main_cache, Resolver(main_cache, quiet), keys, quiet) as b:
+        image = b.l1(prof)
+    out = {}
+    for kind in ("pci-serial", "legacy"):
+        times = []
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory(prefix="intx-rig-bench-logs-") as logs, RunDir("bench") as rd:
+                dev = make_device(kind, prof, qemu, rd, Path(logs))
+                try:
+                    from rig.guest import GuestConfig
+                    with L1Guest(prof, qemu, image, accel, keys, rd, Path(logs), quiet,
+                                 GuestConfig(extra_args=dev.qemu_args())) as g:
+                        times.append(g.boot(timeout=300).ssh_ready)
+                        g.shutdown()
+                finally:
+                    dev.close()
+        out[kind] = stats(times)
+    out["legacy_over_pci_serial"] = round(out["legacy"]["median"] / out["pci-serial"]["median"], 2)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="all", choices=["all", *PROFILES])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--devices-only", action="store_true",
+                    help="only compare x86 L1 boot with pci-serial and with the legacy device")
     args = ap.parse_args()
     main_cache = Cache(default_cache_dir())
+    devices = bench_devices(args.runs, main_cache)
+    print(f"x86_64 L1 SSH ready: pci-serial {devices['pci-serial']['median']:.1f} s, legacy "
+          f"(vfio-user) {devices['legacy']['median']:.1f} s, ratio {devices['legacy_over_pci_serial']:.2f} "
+          f"(medians of {args.runs})")
+    if args.devices_only:
+        return 0
     profs = PROFILES.values() if args.arch == "all" else [PROFILES[args.arch]]
     results = {p.name: bench_arch(p, args.runs, main_cache) for p in profs}
     print(f"{'arch':8} {'accel':5} {'cold build':>11} {'warm build':>11} {'console':>8} {'SSH ready':>10}"
@@ -101,7 +138,7 @@ def main() -> int:
         print(f"{name:8} {r['accel']:5} {r['cold_build_s']['median']:11.2f} {r['warm_build_s']['median']:11.2f}"
               f" {r['console_ready_s']['median']:8.1f} {r['ssh_ready_s']['median']:10.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(json.dumps({**results, "devices": devices}, indent=1))
     return 0
 
 
