@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
-import threading
 import time
+
+from .unix_service import UnixService
 
 log = logging.getLogger("control")
 
@@ -46,27 +46,14 @@ def handle(device, request: dict) -> dict:
     raise ValueError(f"unknown op {op!r}")
 
 
-class Control:
+class Control(UnixService):
+    concurrent = True
+
     def __init__(self, path: str, device):
-        self.path, self.device = path, device
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
-        self.listener.listen(2)
-        self._thread = threading.Thread(target=self._run, name="control", daemon=True)
+        super().__init__(path, "control")
+        self.device = device
 
-    def start(self) -> "Control":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
-
-    def _serve(self, sock: socket.socket) -> None:
+    def serve(self, sock: socket.socket) -> None:
         with sock, sock.makefile("rwb", buffering=0) as f:
             for line in f:
                 try:
@@ -78,13 +65,6 @@ class Control:
                     f.write(json.dumps(reply).encode() + b"\n")
                 except OSError:
                     return
-
-    def close(self) -> None:
-        self.listener.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
 
 
 class ControlClient:

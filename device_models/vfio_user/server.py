@@ -14,8 +14,8 @@ import errno
 import logging
 import os
 import socket
-import threading
 
+from ..unix_service import UnixService
 from . import protocol as p
 
 log = logging.getLogger("vfio-user")
@@ -168,36 +168,16 @@ HANDLERS = {
 }
 
 
-class Server:
+class Server(UnixService):
     """Listens on a UNIX socket and serves one client at a time, until close()."""
 
     def __init__(self, path: str, device):
-        self.path = path
+        super().__init__(path, "vfio-user")
         self.device = device
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
-        self.listener.listen(1)
         self.connections = 0
         self.last: Connection | None = None
-        self._thread = threading.Thread(target=self._run, name="vfio-user", daemon=True)
 
-    def start(self) -> "Server":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            self.connections += 1
-            self.last = Connection(sock, self.device, f"client {self.connections}")
-            self.last.serve()
-
-    def close(self) -> None:
-        self.listener.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+    def serve(self, sock: socket.socket) -> None:
+        self.connections += 1
+        self.last = Connection(sock, self.device, f"client {self.connections}")
+        self.last.serve()
