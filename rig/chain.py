@@ -388,7 +388,8 @@ class Chain:
             self.l2_console.close()
         for r in self._relays:
             r.close()
-        self.device.close()
+        # The device itself is closed by its owner after L1 is down: a vfio-user server
+        # going away under a running L0 QEMU makes its shutdown fail.
 
 
 def kernel_cmdline_l2(profile: TargetProfile) -> str:
