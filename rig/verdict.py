@@ -76,6 +76,11 @@ def judge(samples: list[Sample], stall_window: float, min_serviced: int) -> Verd
     moved = [a for a in ("l1", "l2") if (last_change(samples, a) or -1) > quiet_from]
     if moved:
         return None  # something still moves: interrupts flow, the reader is just slow
+    if not any(x.l1 for x in samples) and not any(x.serviced for x in samples):
+        # The INTx stall lets exactly one interrupt through; none at all is a device or
+        # routing problem (e.g. INTx left disabled in the command register): machinery.
+        return Verdict(ERROR, "no interrupt ever reached L1's vfio-intx handler: the device or "
+                              "its interrupt routing is broken, not the INTx stall", stopped_at(samples[-1]))
     return Verdict(STALL, f"a pushed interrupt was not serviced for {now - since:.1f} s and no "
                           f"layer's count moved", stopped_at(samples[-1]))
 

@@ -66,3 +66,9 @@ def test_png_timeline_is_written(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "timeline.svg").exists()
     from PIL import Image
     assert Image.open(png).size == (900, 420)
+
+
+def test_nothing_ever_arriving_is_error_not_stall():
+    s = [Sample(t, 1, 0, 0, 0) for t in range(0, 10)]
+    v = judge(s, WINDOW, MIN)
+    assert v.verdict == ERROR and "never reached L1" in v.reason and v.exit_status == 125
