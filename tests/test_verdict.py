@@ -71,4 +71,4 @@ def test_png_timeline_is_written(tmp_path):
 def test_nothing_ever_arriving_is_error_not_stall():
     s = [Sample(t, 1, 0, 0, 0) for t in range(0, 10)]
     v = judge(s, WINDOW, MIN)
-    assert v.verdict == ERROR and "never reached L1" in v.reason and v.exit_status == 125
+    assert v.verdict == ERROR and "ever reached L1" in v.reason and v.exit_status == 125
