@@ -6,7 +6,7 @@ PYTEST := $(VENV)/bin/pytest
 # CI runs every tier: all of them fit in its 90 minutes on 2 cores.
 TEST_MARKERS ?= unit or integration or e2e
 
-.PHONY: venv host setup demo test test-unit test-integration test-e2e bench clean
+.PHONY: venv host setup demo test test-unit test-integration test-e2e bench matrix nightly clean
 
 venv: $(VENV)/.installed
 
@@ -43,6 +43,15 @@ bench: venv
 	$(VENV)/bin/python bench/boot.py
 	$(VENV)/bin/python bench/verdict.py
 	$(VENV)/bin/python bench/vfio_user_dma.py
+
+# Every runnable cell once (about 10 minutes on 2 cores).
+matrix: setup
+	$(RIG) matrix
+
+# Every cell 5 times, the TCG-inside-TCG ones too (hours on 2 cores; shard it on CI:
+# .github/workflows/nightly.yml).
+nightly: setup
+	$(RIG) matrix --repeat 5 --slow
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -135,6 +135,28 @@ def cmd_finding(s: Session) -> int:
     return 0
 
 
+def cmd_matrix(s: Session) -> int:
+    from . import matrix
+    cells = matrix.select(matrix.all_cells(), s.args.slow, s.args.shard)
+    if s.args.list:
+        for c in matrix.all_cells():
+            state = c.unavailable() or ("runs" if c in cells else "slow: --slow" if c.slow else "other shard")
+            print(f"{c.id:44} {c.expectation().verdict:6} {state}")
+        return 0
+    out = Path(s.args.out or f"results/matrix-{__import__('time').strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    results = matrix.run_matrix(cells, out, s.args.repeat, s.args.cache_dir, s.args.duration,
+                                s.args.pass_after, s.progress)
+    print(matrix.table(results))
+    print(f"results: {out}/matrix.json, {out}/junit.xml")
+    bad = [r for r in results if r["agreement"] < 1]
+    for r in bad:
+        for d in r["disagreements"]:
+            print(f"DISAGREEMENT {r['id']}: expected {r['expected']}, got {d['verdict']} "
+                  f"({d['reason']}); logs in {d['out']}")
+    return 1 if bad else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"intx-rig {__version__}")
@@ -169,6 +191,15 @@ def parser() -> argparse.ArgumentParser:
                         help="show (QEMU pci_cfg_write trace) whether L1's kernel probes INTx masking")
     fi.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
     fi.add_argument("--out", help="keep the logs here")
+    ma = sub.add_parser("matrix", help="every cell against its expected verdict (exit 1 on any "
+                                       "disagreement)")
+    ma.add_argument("--repeat", type=int, default=1, help="runs per cell")
+    ma.add_argument("--shard", help="K/N: run the K-th of N deterministic shares of the cells")
+    ma.add_argument("--slow", action="store_true", help="include TCG-inside-TCG L2 cells")
+    ma.add_argument("--list", action="store_true", help="list the cells and expectations, run nothing")
+    ma.add_argument("--duration", type=float, default=60)
+    ma.add_argument("--pass-after", type=int, default=100)
+    ma.add_argument("--out", help="results directory (default results/matrix-<time>)")
     ru = sub.add_parser("run", help="the nested chain: drive interrupts, give a verdict "
                                     "(exit 0 PASS, 1 STALL, 125 ERROR)")
     ru.add_argument("--arch", required=True, help="x86_64 or ppc64")
@@ -208,7 +239,7 @@ def _on_signal(signum, frame):
 
 
 COMMANDS = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build, "boot": cmd_boot,
-            "run": cmd_run, "finding-intx-probe": cmd_finding}
+            "run": cmd_run, "finding-intx-probe": cmd_finding, "matrix": cmd_matrix}
 
 
 def main(argv: list[str] | None = None) -> int:

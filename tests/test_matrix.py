@@ -1,0 +1,56 @@
+"""The matrix: expectations written once, cells, shards, outputs (no QEMU)."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from rig import matrix
+from rig.errors import UserError
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_cell_has_exactly_one_expectation_with_a_reason():
+    for cell in matrix.all_cells():
+        hits = [e for e in matrix.EXPECTED if e.matches(cell)]
+        assert len(hits) == 1 and hits[0].reason, cell.id
+
+
+def test_the_bug_cell_is_the_only_stall():
+    stalls = {(c.arch, c.ic, c.vfio) for c in matrix.all_cells() if c.expectation().verdict == "STALL"}
+    assert stalls == {("ppc64", "xive", "unfixed")}
+
+
+def test_shards_partition_the_cells_deterministically():
+    cells = matrix.select(matrix.all_cells(), True, None)
+    shards = [matrix.select(matrix.all_cells(), True, f"{k}/3") for k in (1, 2, 3)]
+    assert sorted(c.id for s in shards for c in s) == sorted(c.id for c in cells)
+    assert shards == [matrix.select(matrix.all_cells(), True, f"{k}/3") for k in (1, 2, 3)]
+    with pytest.raises(UserError, match="K/N"):
+        matrix.select(matrix.all_cells(), True, "4/3")
+
+
+def test_unavailable_and_slow_cells_are_left_out_and_said_why():
+    cells = matrix.select(matrix.all_cells(), False, None)
+    assert not any(c.device == "legacy" and c.arch == "ppc64" for c in cells)
+    assert not any(c.consumer == "l2-tcg" for c in cells)
+    assert "docs/findings" in matrix.Cell("ppc64", "xive", "fixed", "legacy", "l2-kvm").unavailable()
+
+
+def test_summary_and_junit_report_disagreements(tmp_path):
+    cell = matrix.Cell("ppc64", "xive", "unfixed", "pci-serial", "userspace")
+    runs = [matrix.RunOutcome("STALL", 20.0, "/r1", "x"), matrix.RunOutcome("PASS", 30.0, "/r2", "y")]
+    res = matrix.summarize(cell, runs)
+    assert res["agreement"] == 0.5 and res["disagreements"][0]["out"] == "/r2"
+    assert res["seconds"] == {"median": 25.0, "min": 20.0, "max": 30.0}
+    matrix.write_junit(tmp_path / "j.xml", [res])
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    assert "expected STALL" in matrix.table([res]) or "STALL" in matrix.table([res])
+
+
+def test_run_args_map_the_cell_onto_rig_run():
+    args = matrix.Cell("ppc64", "xics", "unfixed", "pci-serial", "l2-tcg").run_args(60, 100)
+    assert args[:2] == ["run", "--arch"] and "--ic" in args and "xics" in args
+    assert args[args.index("--l2-accel") + 1] == "tcg"
+    assert "--ic" not in matrix.Cell("x86_64", "ioapic", "fixed", "legacy", "userspace").run_args(60, 100)
