@@ -119,12 +119,12 @@ class Console:
         with self._lock:
             self.spawn.sendline(text)
 
-    def run(self, command: str, prompt: str, timeout: float) -> str:
-        """Run a command at the console shell (used when SSH is not up) and return its output."""
-        marker = "RIG-END-OF-OUTPUT"
-        self.sendline(f"{command}; echo {marker}")
-        m = self.expect(rf"\r?\n(.*?){marker}\r?\n", timeout, f"output of {command!r}")
-        return m.group(1)
+    def run(self, command: str, timeout: float) -> str:
+        """Run a command at the console shell (for when SSH is not up) and return its
+        output. The end marker is split in the command, so its echo cannot match."""
+        self.sendline(f"{command}; echo RIG-END''-OF-OUTPUT")
+        m = self.expect(r"(?s)OF-OUTPUT\r?\n(.*?)RIG-END-OF-OUTPUT", timeout, f"output of {command!r}")
+        return m.group(1).replace("\r", "")
 
     def close(self) -> None:
         self._stop.set()

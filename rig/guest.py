@@ -11,6 +11,7 @@ from pathlib import Path
 from guest_images.build import GuestImage
 
 from .accel import Accel
+from .errors import InfraError
 from .keys import KeySet
 from .machine import QemuMachine
 from .progress import Progress
@@ -96,11 +97,22 @@ class L1Guest:
         self.progress.note(f"L1 console ready after {self.times.console_ready:.1f} s "
                            f"(kernel {self.kernel_release})")
         self.machine.check_alive()
-        self.ssh.connect("127.0.0.1", self.ssh_port, timeout=60, alive=self.machine.check_alive)
+        try:
+            self.ssh.connect("127.0.0.1", self.ssh_port, timeout=60, alive=self.machine.check_alive)
+        except InfraError as e:
+            raise InfraError(f"{e}; on the console: {self.console_diagnosis()}") from None
         self.ssh.run("true", timeout=30, check=True)
         self.times.ssh_ready = time.monotonic() - t0
         self.progress.note(f"L1 SSH ready after {self.times.ssh_ready:.1f} s")
         return self.times
+
+    def console_diagnosis(self) -> str:
+        """What the console shell says about networking and sshd, when SSH is not up."""
+        try:
+            out = self.machine.console.run("ip -o -4 addr; pidof dropbear || echo no dropbear", 10)
+            return " | ".join(line.strip() for line in out.splitlines() if line.strip())
+        except InfraError as e:
+            return f"(the console did not answer either: {e})"
 
     def shutdown(self, timeout: float = 30) -> str:
         self.ssh.close()

@@ -1,0 +1,33 @@
+"""The console's command runner against a fake shell on a socketpair (no QEMU)."""
+
+import socket
+import threading
+
+import pytest
+
+from rig.console import Console
+
+pytestmark = pytest.mark.unit
+
+
+def fake_shell(sock):
+    line = b""
+    while not line.endswith(b"\n"):
+        line += sock.recv(1)
+    cmd = line.decode().strip()
+    # a real tty echoes the command line first, then the output, then the prompt
+    sock.sendall(cmd.encode() + b"\r\n" + b"inet 10.0.2.15/24\r\n123\r\nRIG-END-OF-OUTPUT\r\nrig-l1# ")
+
+
+def test_run_returns_the_output_not_the_echo(tmp_path):
+    a, b = socket.socketpair()
+    console = Console.over(a, "l1", tmp_path / "console.log")
+    t = threading.Thread(target=fake_shell, args=(b,), daemon=True)
+    t.start()
+    try:
+        out = console.run("ip -o -4 addr; pidof dropbear", 5)
+        assert out.splitlines() == ["inet 10.0.2.15/24", "123"]
+        assert "RIG-END" in (tmp_path / "console.log").read_text()
+    finally:
+        console.close()
+        b.close()
