@@ -121,9 +121,11 @@ class Console:
 
     def run(self, command: str, timeout: float) -> str:
         """Run a command at the console shell (for when SSH is not up) and return its
-        output. The end marker is split in the command, so its echo cannot match."""
-        self.sendline(f"{command}; echo RIG-END''-OF-OUTPUT")
-        m = self.expect(r"(?s)OF-OUTPUT\r?\n(.*?)RIG-END-OF-OUTPUT", timeout, f"output of {command!r}")
+        output. The markers are split by quotes in the command, so the shell's echo of the
+        command line (wrapped at the terminal width, too) can never match them."""
+        self.sendline(f"echo RIG-BEGIN''-OF-OUTPUT; {command}; echo RIG-END''-OF-OUTPUT")
+        m = self.expect(r"(?s)RIG-BEGIN-OF-OUTPUT\r?\n(.*?)RIG-END-OF-OUTPUT", timeout,
+                        f"output of {command!r}")
         return m.group(1).replace("\r", "")
 
     def close(self) -> None:

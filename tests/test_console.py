@@ -16,7 +16,10 @@ def fake_shell(sock):
         line += sock.recv(1)
     cmd = line.decode().strip()
     # a real tty echoes the command line first, then the output, then the prompt
-    sock.sendall(cmd.encode() + b"\r\n" + b"inet 10.0.2.15/24\r\n123\r\nRIG-END-OF-OUTPUT\r\nrig-l1# ")
+    # (wrapped at the terminal width, as busybox's line editing does)
+    echo = cmd.encode()
+    sock.sendall(echo[:40] + b"\r\r\n" + echo[40:] + b"\r\n" + b"RIG-BEGIN-OF-OUTPUT\r\n"
+                 b"inet 10.0.2.15/24\r\n123\r\nRIG-END-OF-OUTPUT\r\nrig-l1# ")
 
 
 def test_run_returns_the_output_not_the_echo(tmp_path):
