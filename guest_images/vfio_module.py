@@ -29,7 +29,6 @@ from rig.progress import Progress
 from rig.rootfs import relativize_absolute_symlinks
 from rig.targets import TargetProfile
 
-from .kmods import read_module
 from .recipe import kbuild_host_packages, kbuild_target_packages
 
 VFIO_PCI_DIR = "drivers/vfio/pci"
@@ -147,6 +146,3 @@ class UnfixedVfio:
             tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
             raise InfraError(f"building vfio-pci-core.ko failed: {' | '.join(tail)}")
 
-
-def module_fix_state(ko_path: Path) -> bool:
-    return has_intx_fix(read_module(ko_path))

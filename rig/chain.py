@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import select
 import shlex
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -16,10 +16,6 @@ class IrqLine:
     chip: str         # "IO-APIC", "XIVE-IRQ", "XICS", ...
     rest: str         # hwirq, trigger type and action names, as printed
 
-    @property
-    def actions(self) -> str:
-        return self.rest
-
 
 def parse(text: str) -> dict[str, IrqLine]:
     lines = text.splitlines()
