@@ -57,6 +57,9 @@ class QemuMachine:
             "-chardev", f"socket,id=con0,path={con_sock},logfile={self.console_log}",
             "-serial", "chardev:con0",
             "-pidfile", str(self.run_dir / f"{self.name}.pid"),
+            # Wall-clock times on every message and trace line: the interrupt-path
+            # timeline puts QEMU's trace events next to L1's and the rig's.
+            "-msg", "timestamp=on",
             *self.args)
 
     def launch(self, connect_timeout: float = 30) -> None:
