@@ -22,6 +22,7 @@ from . import interrupts
 from .console import Console
 from .errors import InfraError, UserError
 from .guest import READY_LINE, GuestConfig, L1Guest, kernel_cmdline
+from .path_trace import PathTracer
 from .progress import Progress
 from .relay import ChannelRelay
 from .ssh import GuestSSH
@@ -156,6 +157,9 @@ class Chain:
         self.reader = None
         self.samples: list[Sample] = []
         self.times: dict[str, float] = {}
+        ic = l1.config.ic or profile.interrupt_controllers[0]
+        self.tracer = PathTracer(l1, ic, device, out)
+        self.interrupt_path: dict = {}
 
     # -- set-up ---------------------------------------------------------------------
     def start(self, boot_timeout: float) -> None:
@@ -164,6 +168,7 @@ class Chain:
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self._bind_in_l1()
+        self.tracer.arm(self.facts.l1_device)
         if self.consumer == "userspace":
             # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
             self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
@@ -309,12 +314,13 @@ class Chain:
     def drive(self, cfg: DriveConfig) -> Verdict:
         self.progress.step(f"driving interrupts for up to {cfg.duration:.0f} s "
                            f"(STALL after {cfg.stall_window:.0f} s without progress)")
-        t0 = time.monotonic()
+        t0 = self.tracer.begin()
         sent = serviced = 0
         next_send = next_sample = t0
         verdict = None
         while (now := time.monotonic()) - t0 < cfg.duration:
             if sent == serviced and now >= next_send:
+                self.tracer.mark("push")
                 self.device.push()
                 sent += 1
             if now >= next_sample:
@@ -329,11 +335,13 @@ class Chain:
                        - time.monotonic())
             got = self._read_serviced(wait)
             if got:
+                self.tracer.mark("serviced", got)
                 serviced += got
                 next_send = time.monotonic() + cfg.gap
         if verdict is None:
             self._sample(time.monotonic() - t0, sent, serviced, cfg)
             verdict = final(self.samples, cfg.stall_window, cfg.min_serviced)
+        self.interrupt_path = self.tracer.collect(self.samples, verdict)
         self._record_final_tables()
         return verdict
 

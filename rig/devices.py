@@ -18,6 +18,7 @@ from pathlib import Path
 from device_models.control import ControlClient
 
 from .errors import InfraError, UserError
+from .ic_trace import VFIO_USER_EVENTS
 from .qemu_binary import QemuBinary
 from .runtime import RunDir, die_with_parent
 from .targets import TargetProfile
@@ -29,6 +30,7 @@ DEVICES = ("pci-serial", "legacy", "legacy-2.3")
 class PciSerial:
     name = "pci-serial"
     needs_nointxmask = True   # it can mask INTx: force vfio's non-2.3 path
+    l0_trace_events: tuple[str, ...] = ()   # QEMU's own device: its line is the IC's input
 
     def __init__(self, profile: TargetProfile, run_dir: RunDir):
         self.sock_path = run_dir / "dev0.sock"
@@ -68,6 +70,7 @@ class LegacyDevice:
 
     name = "legacy"
     needs_nointxmask = False
+    l0_trace_events = VFIO_USER_EVENTS     # its INTx arrives at L0 QEMU over vfio-user
 
     def __init__(self, profile: TargetProfile, run_dir: RunDir, pci_2_3: bool = False,
                  log_path: Path | None = None):

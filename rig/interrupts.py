@@ -16,6 +16,14 @@ class IrqLine:
     chip: str         # "IO-APIC", "XIVE-IRQ", "XICS", ...
     rest: str         # hwirq, trigger type and action names, as printed
 
+    @property
+    def hwirq(self) -> int | None:
+        """The controller's number for the line: "4612 Level" (XIVE, XICS: the LISN),
+        "22-fasteoi" (IO-APIC: the pin)."""
+        head = self.rest.split()[0] if self.rest.split() else ""
+        digits = head.split("-")[0]
+        return int(digits) if digits.isdigit() else None
+
 
 def parse(text: str) -> dict[str, IrqLine]:
     lines = text.splitlines()

@@ -1,0 +1,66 @@
+"""L1's view of the device's interrupt, from ftrace: when the host IRQ handler ran
+(irq:irq_handler_entry), when vfio disabled the IRQ in it (disable_irq_nosync) and when
+the user's unmask enabled it again (enable_irq). Kprobes on the two core functions work on
+any kernel with CONFIG_KPROBE_EVENTS, whatever vfio's internals look like, and a filter
+on the IRQ number keeps the buffer to the device's line.
+
+Clock: ftrace's timestamps are L1's. A marker written into the buffer while L0 measures
+the SSH round trip maps them onto L0's clock, to within half that round trip.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .interrupt_path import PathEvent
+
+TRACEFS = "/sys/kernel/tracing"
+SYNC = "rig-sync"
+KPROBES = ("disable_irq_nosync", "enable_irq")
+KINDS = {"irq_handler_entry": "handler", "disable_irq_nosync": "disable", "enable_irq": "enable"}
+
+
+def setup_script(irq: int) -> str:
+    """Switch the events on for one IRQ; exits non-zero with the reason if this kernel
+    cannot (no tracefs, no kprobe events)."""
+    probes = "\n".join(f"echo 'p:rig/{f} {f} irq=$arg1:u32' >> kprobe_events" for f in KPROBES)
+    events = " ".join([f"rig/{f}" for f in KPROBES] + ["irq/irq_handler_entry"])
+    return f"""set -e
+grep -q ' {TRACEFS} ' /proc/mounts || mount -t tracefs nodev {TRACEFS}
+cd {TRACEFS}
+[ -e kprobe_events ] || {{ echo "no kprobe_events in tracefs (CONFIG_KPROBE_EVENTS)" >&2; exit 3; }}
+echo 0 > tracing_on
+echo > trace
+echo 4096 > buffer_size_kb
+echo > kprobe_events
+{probes}
+for e in {events}; do echo 'irq == {irq}' > events/$e/filter; echo 1 > events/$e/enable; done
+echo 1 > tracing_on
+"""
+
+
+SYNC_COMMAND = f"echo {SYNC} > {TRACEFS}/trace_marker"
+READ_COMMAND = f"echo 0 > {TRACEFS}/tracing_on; cat {TRACEFS}/trace"
+
+# "  <idle>-0  [000] d.h..  18.524895: irq_handler_entry: irq=19 name=vfio-intx(...)"
+ENTRY = re.compile(r"\s(\d+\.\d+):\s+(\w+):\s?(.*)$")
+
+
+def parse(text: str, marker_t: float) -> list[PathEvent]:
+    """The trace's events on L0's clock, given when (on that clock) the sync marker was
+    written. No marker in the buffer: no events (they could not be placed)."""
+    entries = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = ENTRY.search(line)
+        if m:
+            entries.append((float(m.group(1)), m.group(2), m.group(3)))
+    sync = next((t for t, name, args in entries if name == "tracing_mark_write" and SYNC in args), None)
+    if sync is None:
+        return []
+    out = []
+    for t, name, args in entries:
+        if name in KINDS:
+            out.append(PathEvent(t - sync + marker_t, "l1_host", KINDS[name], args.split(") ", 1)[-1]))
+    return out

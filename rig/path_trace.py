@@ -1,0 +1,182 @@
+"""PathTracer: switches the interrupt-path tracing on for the drive and collects it after.
+
+L0: QEMU trace events of the device's line and the interrupt controller, over QMP
+(trace-event-set-state), plus HMP `info pic` for the source's state at the end.
+L1: ftrace over SSH (rig.l1_trace), kept as l1-ftrace.txt. The rig: when it pushed a byte, when the consumer
+read one. Tracing explains a verdict and never makes one: whatever fails here is noted in
+result.json and the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import l1_trace
+from .errors import InfraError
+from .ic_trace import IC_TRACES, parse_log, vfio_user_path_events
+from .interrupt_path import PathEvent, explain, lane_summary, stopped_layer, trimmed
+from .verdict import STALL, Sample, Verdict
+
+
+class PathTracer:
+    def __init__(self, l1, ic: str, device, out: Path):
+        self.l1, self.ic, self.device, self.out = l1, IC_TRACES[ic], device, out
+        self.l0_events = (*self.ic.events, *device.l0_trace_events)
+        self.notes: list[str] = []
+        self.source: int | None = None     # L0's number for the line (LISN, IO-APIC pin)
+        self.l1_irq: int | None = None
+        self.t0 = self.t0_wall = self.armed_wall = 0.0
+        self.marker_mono: float | None = None
+        self.marker_t: float | None = None   # L0 drive time of L1's sync marker
+        self.marker_rtt: float | None = None
+        self.rig_events: list[PathEvent] = []
+        self.l1_shift = 0.0
+        self._l0_on = False
+
+    # -- before the consumer starts, and at the drive's start -------------------------
+    def arm(self, l1_device: str) -> None:
+        """Switch everything on before the consumer opens the device: L2's boot probes it
+        (its 8250 driver raises an interrupt), and that can be the only one L1 ever gets."""
+        self._find_line(l1_device)
+        self.armed_wall = time.time()
+        if self.source is None:
+            return
+        self._l0_switch(True)
+        self.marker_mono = self._l1_start()
+
+    def begin(self) -> float:
+        """The drive starts now: returns its t0 (time.monotonic()), the timeline's zero."""
+        self.t0, self.t0_wall = time.monotonic(), time.time()
+        if self.marker_mono is not None:
+            self.marker_t = self.marker_mono - self.t0
+        return self.t0
+
+    def _find_line(self, l1_device: str) -> None:
+        """L1's IRQ number for the device, and the controller's (the hwirq: XIVE/XICS
+        LISN, IO-APIC pin), which is how L0's trace names the line."""
+        r = self.l1.ssh.run(f"i=$(cat /sys/bus/pci/devices/{l1_device}/irq); "
+                            "echo $i $(cat /sys/kernel/irq/$i/hwirq)", timeout=30)
+        nums = r.stdout.split()
+        if r.status != 0 or len(nums) != 2 or not all(n.isdigit() for n in nums):
+            self.notes.append(f"no IRQ/hwirq for {l1_device} in L1 ({r.stdout.strip()} "
+                              f"{r.stderr.strip()[-100:]}): nothing traced")
+            return
+        self.l1_irq, self.source = int(nums[0]), int(nums[1])
+
+    def _l0_switch(self, on: bool) -> None:
+        for name in self.l0_events:
+            try:
+                self.l1.machine.cmd("trace-event-set-state", name=name, enable=on)
+            except InfraError as e:
+                self.notes.append(f"L0 trace event {name}: {e}")
+        self._l0_on = on
+
+    def _l1_start(self) -> float | None:
+        if self.l1_irq is None:
+            return None
+        r = self.l1.ssh.run(l1_trace.setup_script(self.l1_irq), timeout=60)
+        if r.status != 0:
+            self.notes.append(f"L1 ftrace unavailable: {(r.stderr or r.stdout).strip()[-200:]}")
+            return None
+        t_a = time.monotonic()
+        r = self.l1.ssh.run(l1_trace.SYNC_COMMAND, timeout=30)
+        t_b = time.monotonic()
+        if r.status != 0:
+            self.notes.append(f"L1 trace marker failed: {r.stderr.strip()[-200:]}")
+            return None
+        self.marker_rtt = t_b - t_a
+        return (t_a + t_b) / 2
+
+    # -- during the drive -----------------------------------------------------------
+    def mark(self, kind: str, n: int = 1) -> None:
+        """The rig's own events: "push" (a byte into the device), "serviced" (read)."""
+        t = time.monotonic() - self.t0
+        lane = "device" if kind == "push" else "consumer"
+        self.rig_events.extend(PathEvent(t, lane, kind) for _ in range(n))
+
+    # -- after the drive ------------------------------------------------------------
+    def collect(self, samples: list[Sample], verdict: Verdict) -> dict:
+        state = self._info_pic()
+        if self._l0_on:
+            self._l0_switch(False)
+        l0 = self._l0_path()
+        l1 = self._causal(l0, self._l1_path())
+        events = sorted(self.rig_events + self._l2_counts(samples) + l0 + l1, key=lambda e: e.t)
+        pending = self._pending_from() if verdict.verdict == STALL else None
+        stopped = stopped_layer(events, pending)
+        return {"ic": self.ic.name, "source": self.source, "l1_irq": self.l1_irq,
+                "l0_trace_events": list(self.l0_events),
+                "clock": {"l1_marker_t": self.marker_t, "l1_marker_rtt_s": self.marker_rtt,
+                          "l1_shift_s": self.l1_shift},
+                "stopped_layer": stopped, "pending_from": pending,
+                "explanation": explain(events, stopped, pending, state),
+                "l0_ic_state_at_end": state, "lanes": lane_summary(events), "notes": self.notes,
+                "events": [e.to_json() for e in trimmed(events)]}
+
+    def _pending_from(self) -> float | None:
+        """When the push that was never serviced went in."""
+        pushes = [e.t for e in self.rig_events if e.kind == "push"]
+        served = sum(1 for e in self.rig_events if e.kind == "serviced")
+        return pushes[served] if served < len(pushes) else None
+
+    def _info_pic(self) -> str:
+        if self.source is None:
+            return ""
+        try:
+            text = self.l1.machine.cmd("human-monitor-command", **{"command-line": "info pic"})
+        except InfraError as e:
+            self.notes.append(f"info pic: {e}")
+            return ""
+        return self.ic.state(text, self.source)
+
+    def _l0_path(self) -> list[PathEvent]:
+        if self.source is None:
+            return []
+        try:
+            text = self.l1.machine.qemu_log.read_text(errors="replace")
+        except OSError as e:
+            self.notes.append(f"L0 QEMU log unreadable: {e}")
+            return []
+        lines = parse_log(text, self.armed_wall)
+        return self.ic.path_events(lines, self.source, self.t0_wall) + vfio_user_path_events(lines, self.t0_wall)
+
+    def _l1_path(self) -> list[PathEvent]:
+        if self.marker_t is None:
+            return []
+        try:
+            r = self.l1.ssh.run(l1_trace.READ_COMMAND, timeout=120)
+        except InfraError as e:
+            self.notes.append(f"L1 ftrace not read: {e}")
+            return []
+        (self.out / "l1-ftrace.txt").write_text(r.stdout)
+        return l1_trace.parse(r.stdout, self.marker_t)
+
+    def _causal(self, l0: list[PathEvent], l1: list[PathEvent]) -> list[PathEvent]:
+        """L1's handler cannot run before L0's controller passed the interrupt on. The
+        marker places L1's clock to within the SSH round trip; the smallest shift that puts
+        every handler after its delivery (the k-th after the k-th) tightens that, when it
+        is within the round trip. result.json says which shift was applied."""
+        fwd = [e.t for e in l0 if e.lane == "l0_ic" and e.kind in ("notify", "deliver")]
+        handlers = [e.t for e in l1 if e.kind == "handler"]
+        if not fwd or not handlers:
+            return l1
+        shift = max(d - h for d, h in zip(fwd, handlers))
+        if shift <= 0:
+            return l1
+        if shift > (self.marker_rtt or 0.0):
+            self.notes.append(f"L1's handlers run up to {shift:.3f} s before L0's deliveries, more "
+                              "than the marker's round trip: L1's clock left as the marker placed it")
+            return l1
+        self.l1_shift = round(shift, 6)
+        return [PathEvent(e.t + shift, e.lane, e.kind, e.detail) for e in l1]
+
+    @staticmethod
+    def _l2_counts(samples: list[Sample]) -> list[PathEvent]:
+        """L2's count for the device, where it moved (at the sample's time)."""
+        out, prev = [], None
+        for s in samples:
+            if s.l2 is not None and prev is not None and s.l2 > prev:
+                out.append(PathEvent(s.t, "consumer", "l2-count", f"L2 IRQ count {prev} -> {s.l2}"))
+            prev = s.l2 if s.l2 is not None else prev
+        return out
