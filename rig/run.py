@@ -164,12 +164,16 @@ def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, secon
     if chain:
         record["chain"] = dataclasses.asdict(chain.facts)
         record["times"] = chain.times
+        record["interrupt_path"] = chain.interrupt_path
     write_result_json(out, record)
     write_junit(out, name, verdict, seconds, f"logs in {out}")
     stall_at = pending_since(samples) if verdict.verdict == STALL else None
-    write_timeline(out, samples, f"{name}: {verdict.verdict}", stall_at)
+    path = chain.interrupt_path if chain else None
+    write_timeline(out, samples, f"{name}: {verdict.verdict}", stall_at, path)
     print(f"{verdict.verdict}: {verdict.reason}")
     if samples:
         print(f"  {describe_stop(verdict)}")
+    if path and path.get("stopped_layer"):
+        print(f"  interrupt path: {path['explanation']}")
     print(f"  results in {out} (result.json, junit.xml, timeline.png/.svg, console and QEMU logs)")
     return verdict.exit_status

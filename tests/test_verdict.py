@@ -58,17 +58,38 @@ def test_junit_and_timeline(tmp_path):
     xml = write_junit(tmp_path, "ppc64-xive", v, 12.0, "logs").read_text()
     assert 'failures="1"' in xml and "L1 vfio-intx stopped at 1" in xml
     svg = timeline_svg(s, "ppc64-xive: STALL", stall_at=1.0)
-    assert svg.startswith("<svg") and svg.count("<polyline") == 4 and "flow stopped" in svg
+    assert svg.startswith("<svg") and svg.count('stroke-width="2"') == 4 and "flow stopped" in svg
+    assert "interrupt path" not in svg   # no traced path: no lanes
 
 
 def test_png_timeline_is_written(tmp_path):
     png = write_timeline(tmp_path, flowing(10), "x86_64: PASS", None)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "timeline.svg").exists()
     from PIL import Image
-    assert Image.open(png).size == (900, 420)
+    svg = (tmp_path / "timeline.svg").read_text()
+    size = Image.open(png).size
+    assert f'width="{size[0]}" height="{size[1]}"' in svg
 
 
 def test_nothing_ever_arriving_is_error_not_stall():
     s = [Sample(t, 1, 0, 0, 0) for t in range(0, 10)]
     v = judge(s, WINDOW, MIN)
     assert v.verdict == ERROR and "ever reached L1" in v.reason and v.exit_status == 125
+
+
+def test_timeline_with_the_interrupt_path_marks_the_stopped_layer(tmp_path):
+    from rig.interrupt_path import PathEvent
+    events = [PathEvent(0.0, "device", "push"), PathEvent(0.0, "l0_line", "assert"),
+              PathEvent(0.0, "l0_ic", "notify"), PathEvent(0.001, "l1_host", "handler"),
+              PathEvent(0.03, "consumer", "serviced"), PathEvent(0.05, "device", "push"),
+              PathEvent(0.05, "l0_line", "assert"), PathEvent(0.05, "l0_ic", "held", "PQ=10")]
+    path = {"events": [e.to_json() for e in events], "stopped_layer": "l0_ic",
+            "pending_from": 0.05, "explanation": "stopped at L0 QEMU: interrupt controller"}
+    s = stalled_after_first(10)
+    png = write_timeline(tmp_path, s, "ppc64-xive: STALL", 1.0, path)
+    svg = (tmp_path / "timeline.svg").read_text()
+    assert svg.count("the flow stopped here") == 2          # the whole drive and the zoom
+    assert "zoomed on the stop (-0.075 s to 0.175 s)" in svg
+    assert svg.count('stroke="#d62728"') >= 4 and "stopped at L0 QEMU" in svg  # held ticks, text
+    from PIL import Image
+    assert Image.open(png).size[1] > 600
