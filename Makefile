@@ -5,6 +5,9 @@ RIG    := $(VENV)/bin/rig
 PYTEST := $(VENV)/bin/pytest
 # CI runs every tier: all of them fit in its 90 minutes on 2 cores.
 TEST_MARKERS ?= unit or integration or e2e
+# Tests that boot guests run side by side, as many as the machine holds (one per core, as
+# memory allows: tests/conftest.py); the rig_chain tests share one worker. PARALLEL= : one at a time.
+PARALLEL ?= -n auto --dist loadgroup
 
 .PHONY: venv host setup demo test test-unit test-integration test-e2e bench matrix nightly clean
 
@@ -28,16 +31,16 @@ demo: setup
 	$(RIG) run --arch ppc64 --ic xive --duration 30
 
 test: host
-	$(PYTEST) -m "$(TEST_MARKERS)"
+	$(PYTEST) $(PARALLEL) -m "$(TEST_MARKERS)"
 
 test-unit: venv
 	$(PYTEST) -m unit
 
 test-integration: host
-	$(PYTEST) -m integration
+	$(PYTEST) $(PARALLEL) -m integration
 
 test-e2e: host
-	$(PYTEST) -m e2e
+	$(PYTEST) $(PARALLEL) -m e2e
 
 bench: venv
 	$(VENV)/bin/python bench/boot.py

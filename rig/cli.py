@@ -145,8 +145,10 @@ def cmd_matrix(s: Session) -> int:
         return 0
     out = Path(s.args.out or f"results/matrix-{__import__('time').strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
+    jobs = host.parallel_chains() if s.args.jobs == "auto" else int(s.args.jobs)
+    s.progress.step(f"{len(cells)} cells x {s.args.repeat} runs, {jobs} at a time")
     results = matrix.run_matrix(cells, out, s.args.repeat, s.args.cache_dir, s.args.duration,
-                                s.args.pass_after, s.progress)
+                                s.args.pass_after, s.progress, jobs)
     print(matrix.table(results))
     print(f"results: {out}/matrix.json, {out}/junit.xml")
     bad = [r for r in results if r["agreement"] < 1]
@@ -155,6 +157,12 @@ def cmd_matrix(s: Session) -> int:
             print(f"DISAGREEMENT {r['id']}: expected {r['expected']}, got {d['verdict']} "
                   f"({d['reason']}); logs in {d['out']}")
     return 1 if bad else 0
+
+
+def jobs_arg(value: str) -> str:
+    if value == "auto" or (value.isdigit() and int(value) > 0):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: a positive number or auto")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -196,6 +204,8 @@ def parser() -> argparse.ArgumentParser:
     ma.add_argument("--repeat", type=int, default=1, help="runs per cell")
     ma.add_argument("--shard", help="K/N: run the K-th of N deterministic shares of the cells")
     ma.add_argument("--slow", action="store_true", help="include TCG-inside-TCG L2 cells")
+    ma.add_argument("--jobs", default="auto", type=jobs_arg,
+                    help="runs at a time (default auto: one per core, as memory allows; RIG_JOBS)")
     ma.add_argument("--list", action="store_true", help="list the cells and expectations, run nothing")
     ma.add_argument("--duration", type=float, default=60)
     ma.add_argument("--pass-after", type=int, default=100)

@@ -13,7 +13,9 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -176,15 +178,33 @@ def table(results: list[dict]) -> str:
 
 
 def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: str | None,
-               duration: float, pass_after: int, progress) -> list[dict]:
-    results = []
-    for i, cell in enumerate(cells, 1):
-        runs = []
-        for n in range(repeat):
-            progress.step(f"[{i}/{len(cells)}] {cell.id} run {n + 1}/{repeat}")
-            runs.append(run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, duration, pass_after))
-            progress.note(f"{runs[-1].verdict} in {runs[-1].seconds:.0f} s")
-        results.append(summarize(cell, runs))
-        (out / "matrix.json").write_text(json.dumps(results, indent=1))
+               duration: float, pass_after: int, progress, jobs: int = 1) -> list[dict]:
+    """Every cell `repeat` times, `jobs` runs at a time. Runs go round by round (every
+    cell's first run, then every cell's second), so a cell's repeats are spread over the
+    whole matrix run rather than bunched together. matrix.json is rewritten as runs end."""
+    tasks = [(cell, n) for n in range(repeat) for cell in cells]
+    runs: dict[str, list[RunOutcome | None]] = {c.id: [None] * repeat for c in cells}
+    lock = threading.Lock()
+
+    def one(i: int, cell: Cell, n: int) -> None:
+        progress.step(f"[{i}/{len(tasks)}] {cell.id} run {n + 1}/{repeat}")
+        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, duration, pass_after)
+        progress.note(f"{cell.id} run {n + 1}: {outcome.verdict} in {outcome.seconds:.0f} s")
+        with lock:
+            runs[cell.id][n] = outcome
+            write_json(out, cells, runs, jobs)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for f in [pool.submit(one, i, cell, n) for i, (cell, n) in enumerate(tasks, 1)]:
+            f.result()
+    results = write_json(out, cells, runs, jobs)
     write_junit(out / "junit.xml", results)
+    return results
+
+
+def write_json(out: Path, cells: list[Cell], runs: dict, jobs: int) -> list[dict]:
+    results = [summarize(c, [r for r in runs[c.id] if r]) for c in cells if any(runs[c.id])]
+    for r in results:
+        r["jobs"] = jobs
+    (out / "matrix.json").write_text(json.dumps(results, indent=1))
     return results

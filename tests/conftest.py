@@ -26,6 +26,13 @@ def pytest_collection_modifyitems(items):
             raise pytest.UsageError(f"{item.nodeid} has no tier marker (unit/integration/e2e)")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`pytest -n auto`: as many workers as chains fit side by side on this machine (one per
+    core, as memory allows: rig.host.parallel_chains), so a 2-core machine runs two."""
+    from rig.host import parallel_chains
+    return parallel_chains()
+
+
 @pytest.fixture(scope="session")
 def rig_cache_dir() -> Path:
     """Integration tests share the user's cache (RIG_TEST_CACHE overrides): `make demo`

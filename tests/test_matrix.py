@@ -1,11 +1,13 @@
 """The matrix: expectations written once, cells, shards, outputs (no QEMU)."""
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from rig import matrix
 from rig.errors import UserError
+from rig.progress import Progress
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +56,39 @@ def test_run_args_map_the_cell_onto_rig_run():
     assert args[:2] == ["run", "--arch"] and "--ic" in args and "xics" in args
     assert args[args.index("--l2-accel") + 1] == "tcg"
     assert "--ic" not in matrix.Cell("x86_64", "ioapic", "fixed", "legacy", "userspace").run_args(60, 100)
+
+
+def test_parallel_chains_fit_cores_and_memory(monkeypatch):
+    from rig.host import parallel_chains
+    monkeypatch.delenv("RIG_JOBS", raising=False)
+    gib = 1024 * 1024
+    assert parallel_chains(f"MemAvailable: {21 * gib} kB\n", cores=2) == 2
+    assert parallel_chains(f"MemAvailable: {4 * gib} kB\n", cores=8) == 1    # memory-bound
+    assert parallel_chains("MemAvailable: 10 kB\n", cores=1) == 1            # never zero
+    monkeypatch.setenv("RIG_JOBS", "3")
+    assert parallel_chains("MemAvailable: 10 kB\n", cores=1) == 3
+
+
+def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypatch):
+    """The scheduler alone (run_cell replaced: no QEMU here, and no verdict is made)."""
+    import threading
+    import time
+    cells = matrix.select(matrix.all_cells(), False, None)[:3]
+    started, running, peak, lock = [], [0], [0], threading.Lock()
+
+    def fake_run(cell, out, cache_dir, duration, pass_after):
+        with lock:
+            started.append((cell.id, out.name))
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return matrix.RunOutcome(cell.expectation().verdict, 0.05, str(out), "fake")
+
+    monkeypatch.setattr(matrix, "run_cell", fake_run)
+    results = matrix.run_matrix(cells, tmp_path, 2, None, 1, 1, Progress(quiet=True), jobs=2)
+    assert peak[0] == 2 and len(started) == 6
+    assert [o for _, o in started[:3]] == ["run1"] * 3       # every cell's first run first
+    assert [r["agreement"] for r in results] == [1.0] * 3 and results[0]["jobs"] == 2
+    assert len(json.loads((tmp_path / "matrix.json").read_text())) == 3

@@ -4,7 +4,8 @@ import pytest
 
 from rig.chain import DriveConfig
 
-pytestmark = pytest.mark.e2e
+# One chain serves both tests: under pytest-xdist they stay on one worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rig_chain")]
 
 
 def test_l1_bound_the_device_to_vfio_pci(rig_chain):
