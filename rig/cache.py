@@ -8,6 +8,7 @@ a corrupt one fails its manifest check and is rebuilt, never used.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -61,6 +62,18 @@ class Cache:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """One process at a time (rigs and test workers run side by side on one cache):
+        an flock on cache/.locks/<name>. The lock goes with the process, however it ends."""
+        path = self.path(".locks", name)
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def lookup(self, kind: str, key: str) -> Path | None:
         """The entry if it exists and every file matches its manifest; a bad one is removed."""
         entry = self.root / kind / key
@@ -76,12 +89,16 @@ class Cache:
         found = self.lookup(kind, key)
         if found:
             return found
-        final = self.root / kind / key
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with self._staging(final) as tmp:
-            meta = builder(tmp)
-            write_manifest(tmp, meta)
-            os.replace(tmp, final) if not final.exists() else shutil.rmtree(tmp)
+        with self.exclusive(f"{kind}-{key}"):
+            found = self.lookup(kind, key)   # another process may have built it meanwhile
+            if found:
+                return found
+            final = self.root / kind / key
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with self._staging(final) as tmp:
+                meta = builder(tmp)
+                write_manifest(tmp, meta)
+                os.replace(tmp, final) if not final.exists() else shutil.rmtree(tmp)
         return final
 
     @contextmanager

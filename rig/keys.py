@@ -72,7 +72,12 @@ def _write_private(path: Path, key: Ed25519PrivateKey) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.replace(tmp, path)
+    try:
+        os.link(tmp, path)      # the first writer wins; a racing rig reads the winner's key
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
 
 
 def _read_private(path: Path) -> Ed25519PrivateKey:

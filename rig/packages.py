@@ -98,15 +98,21 @@ class Resolver:
 
     def lock(self, pset: PackageSet) -> Lock:
         path = ("locks", f"{pset.name}-{pset.key()}.json")
-        data = None if self.refresh else self.cache.read_json(*path)
-        if data:
-            try:
-                return Lock.from_json(data)
-            except (KeyError, TypeError):
-                pass  # a damaged lock is resolved again
-        lock = self._resolve(pset)
-        self.cache.write_json(lock.to_json(), *path)
+        if not self.refresh and (found := self._recorded(path)):
+            return found
+        with self.cache.exclusive(f"apt-{pset.arch}"):   # one apt per arch at a time
+            if not self.refresh and (found := self._recorded(path)):
+                return found                              # resolved while we waited
+            lock = self._resolve(pset)
+            self.cache.write_json(lock.to_json(), *path)
         return lock
+
+    def _recorded(self, path: tuple[str, str]) -> Lock | None:
+        data = self.cache.read_json(*path)
+        try:
+            return Lock.from_json(data) if data else None
+        except (KeyError, TypeError):
+            return None   # a damaged lock is resolved again
 
     def _resolve(self, pset: PackageSet) -> Lock:
         self.progress.step(f"resolving package set {pset.name} ({pset.arch})")
@@ -136,8 +142,10 @@ class Resolver:
         local = {p.name: dest / p.deb_name for p in lock.packages}
         missing = [p for p in lock.packages if not _present(local[p.name], p)]
         if missing:
-            ctx = self._ready_context(pset, fresh=False)
-            ctx.download(missing, dest)
+            with self.cache.exclusive(f"apt-{pset.arch}"):
+                missing = [p for p in missing if not _present(local[p.name], p)]
+                if missing:
+                    self._ready_context(pset, fresh=False).download(missing, dest)
         return local
 
 

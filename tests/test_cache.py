@@ -69,3 +69,29 @@ def test_unwritable_cache_dir_is_a_user_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(UserError, match="not writable"):
         Cache(blocker / "cache")
+
+
+def test_two_rigs_building_the_same_entry_build_it_once(tmp_path):
+    """Rigs and pytest-xdist workers share one cache: the second waits on the first's flock
+    and then finds the entry (two processes here; flock is per open file, so it holds)."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    calls = ctx.Value("i", 0)
+
+    def build_slowly():
+        def builder(tmp: Path) -> dict:
+            with calls.get_lock():
+                calls.value += 1
+            import time
+            time.sleep(0.5)
+            (tmp / "f").write_text("x")
+            return {}
+        Cache(tmp_path).build("images", "same", builder)
+
+    procs = [ctx.Process(target=build_slowly) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert calls.value == 1 and verify_manifest(tmp_path / "images" / "same")
