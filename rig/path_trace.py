@@ -32,18 +32,21 @@ class PathTracer:
         self.marker_rtt: float | None = None
         self.rig_events: list[PathEvent] = []
         self.l1_shift = 0.0
+        self.seconds: dict[str, float] = {}
         self._l0_on = False
 
     # -- before the consumer starts, and at the drive's start -------------------------
     def arm(self, l1_device: str) -> None:
         """Switch everything on before the consumer opens the device: L2's boot probes it
         (its 8250 driver raises an interrupt), and that can be the only one L1 ever gets."""
+        t = time.monotonic()
         self._find_line(l1_device)
         self.armed_wall = time.time()
         if self.source is None:
             return
         self._l0_switch(True)
         self.marker_mono = self._l1_start()
+        self.seconds["arm"] = round(time.monotonic() - t, 3)
 
     def begin(self) -> float:
         """The drive starts now: returns its t0 (time.monotonic()), the timeline's zero."""
@@ -97,6 +100,7 @@ class PathTracer:
 
     # -- after the drive ------------------------------------------------------------
     def collect(self, samples: list[Sample], verdict: Verdict) -> dict:
+        t = time.monotonic()
         state = self._info_pic()
         if self._l0_on:
             self._l0_switch(False)
@@ -105,6 +109,7 @@ class PathTracer:
         events = sorted(self.rig_events + self._l2_counts(samples) + l0 + l1, key=lambda e: e.t)
         pending = self._pending_from() if verdict.verdict == STALL else None
         stopped = stopped_layer(events, pending)
+        self.seconds["collect"] = round(time.monotonic() - t, 3)
         return {"ic": self.ic.name, "source": self.source, "l1_irq": self.l1_irq,
                 "l0_trace_events": list(self.l0_events),
                 "clock": {"l1_marker_t": self.marker_t, "l1_marker_rtt_s": self.marker_rtt,
@@ -112,6 +117,7 @@ class PathTracer:
                 "stopped_layer": stopped, "pending_from": pending,
                 "explanation": explain(events, stopped, pending, state),
                 "l0_ic_state_at_end": state, "lanes": lane_summary(events), "notes": self.notes,
+                "seconds": self.seconds,   # what tracing cost this run: arming, collecting
                 "events": [e.to_json() for e in trimmed(events)]}
 
     def _pending_from(self) -> float | None:
