@@ -46,8 +46,9 @@ bench: venv
 	$(VENV)/bin/python bench/boot.py
 	$(VENV)/bin/python bench/verdict.py
 	$(VENV)/bin/python bench/vfio_user_dma.py
+	$(VENV)/bin/python bench/parallel.py
 
-# Every runnable cell once (about 10 minutes on 2 cores).
+# Every runnable cell once, side by side as the machine allows.
 matrix: setup
 	$(RIG) matrix
 

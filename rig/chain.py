@@ -168,7 +168,7 @@ class Chain:
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self._bind_in_l1()
-        self.tracer.arm(self.facts.l1_device)
+        self.tracer.arm()
         if self.consumer == "userspace":
             # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
             self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",

@@ -137,10 +137,10 @@ def cmd_finding(s: Session) -> int:
 
 def cmd_matrix(s: Session) -> int:
     from . import matrix
-    cells = matrix.select(matrix.all_cells(), s.args.slow, s.args.shard)
+    cells = matrix.select(matrix.all_cells(), s.args.slow, s.args.shard, s.args.cells)
     if s.args.list:
         for c in matrix.all_cells():
-            state = c.unavailable() or ("runs" if c in cells else "slow: --slow" if c.slow else "other shard")
+            state = c.unavailable() or ("runs" if c in cells else "slow: --slow" if c.slow else "not picked (--shard, --cells)")
             print(f"{c.id:44} {c.expectation().verdict:6} {state}")
         return 0
     out = Path(s.args.out or f"results/matrix-{__import__('time').strftime('%Y%m%d-%H%M%S')}")
@@ -204,6 +204,8 @@ def parser() -> argparse.ArgumentParser:
     ma.add_argument("--repeat", type=int, default=1, help="runs per cell")
     ma.add_argument("--shard", help="K/N: run the K-th of N deterministic shares of the cells")
     ma.add_argument("--slow", action="store_true", help="include TCG-inside-TCG L2 cells")
+    ma.add_argument("--cells", help="only cells whose id matches one of these comma-separated "
+                                    "globs, e.g. 'ppc64-xive-*,*-userspace'")
     ma.add_argument("--jobs", default="auto", type=jobs_arg,
                     help="runs at a time (default auto: one per core, as memory allows; RIG_JOBS)")
     ma.add_argument("--list", action="store_true", help="list the cells and expectations, run nothing")
@@ -259,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
+    # Started with SIGINT ignored (a script's background job, a pytest-xdist worker), Python
+    # would leave it ignored: Ctrl-C or kill -INT must still unwind and clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         reap_stale()
         return COMMANDS[args.subcommand](Session(args))

@@ -17,14 +17,18 @@ from .interrupt_path import PathEvent
 TRACEFS = "/sys/kernel/tracing"
 SYNC = "rig-sync"
 KPROBES = ("disable_irq_nosync", "enable_irq")
+HANDLER_NAME = "vfio-intx"
 KINDS = {"irq_handler_entry": "handler", "disable_irq_nosync": "disable", "enable_irq": "enable"}
 
 
-def setup_script(irq: int) -> str:
-    """Switch the events on for one IRQ; exits non-zero with the reason if this kernel
-    cannot (no tracefs, no kprobe events)."""
+def setup_script() -> str:
+    """Switch the events on; exits non-zero with the reason if this kernel cannot (no
+    tracefs, no kprobe events). Armed before the consumer opens the device, when L1 may not
+    have given it an IRQ yet (x86 does at enable time): the handler is filtered by its
+    name, the two kprobes by nothing (their other callers are rare), parse() keeps the
+    device's IRQ."""
     probes = "\n".join(f"echo 'p:rig/{f} {f} irq=$arg1:u32' >> kprobe_events" for f in KPROBES)
-    events = " ".join([f"rig/{f}" for f in KPROBES] + ["irq/irq_handler_entry"])
+    events = " ".join(f"rig/{f}" for f in KPROBES)
     return f"""set -e
 grep -q ' {TRACEFS} ' /proc/mounts || mount -t tracefs nodev {TRACEFS}
 cd {TRACEFS}
@@ -34,7 +38,8 @@ echo > trace
 echo 4096 > buffer_size_kb
 echo > kprobe_events
 {probes}
-for e in {events}; do echo 'irq == {irq}' > events/$e/filter; echo 1 > events/$e/enable; done
+echo 'name ~ "{HANDLER_NAME}*"' > events/irq/irq_handler_entry/filter
+for e in {events} irq/irq_handler_entry; do echo 1 > events/$e/enable; done
 echo 1 > tracing_on
 """
 
@@ -46,9 +51,9 @@ READ_COMMAND = f"echo 0 > {TRACEFS}/tracing_on; cat {TRACEFS}/trace"
 ENTRY = re.compile(r"\s(\d+\.\d+):\s+(\w+):\s?(.*)$")
 
 
-def parse(text: str, marker_t: float) -> list[PathEvent]:
-    """The trace's events on L0's clock, given when (on that clock) the sync marker was
-    written. No marker in the buffer: no events (they could not be placed)."""
+def parse(text: str, marker_t: float, irq: int) -> list[PathEvent]:
+    """The device's IRQ's events on L0's clock, given when (on that clock) the sync marker
+    was written. No marker in the buffer: no events (they could not be placed)."""
     entries = []
     for line in text.splitlines():
         if line.startswith("#"):
@@ -61,6 +66,6 @@ def parse(text: str, marker_t: float) -> list[PathEvent]:
         return []
     out = []
     for t, name, args in entries:
-        if name in KINDS:
+        if name in KINDS and re.search(rf"\birq={irq}\b", args):
             out.append(PathEvent(t - sync + marker_t, "l1_host", KINDS[name], args.split(") ", 1)[-1]))
     return out

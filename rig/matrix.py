@@ -9,6 +9,7 @@ comes with everything needed to look at it. Nothing is retried away.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import statistics
 import subprocess
@@ -102,11 +103,15 @@ def all_cells() -> list[Cell]:
             for v in VFIO for d in DEVICES for c in CONSUMERS]
 
 
-def select(cells: list[Cell], include_slow: bool, shard: str | None) -> list[Cell]:
-    """Runnable cells, without the slow ones unless asked, then this shard's share.
-    Shards split the sorted cell ids round-robin: deterministic on every runner."""
-    chosen = sorted((c for c in cells if not c.unavailable() and (include_slow or not c.slow)),
-                    key=lambda c: c.id)
+def select(cells: list[Cell], include_slow: bool, shard: str | None,
+           patterns: str | None = None) -> list[Cell]:
+    """Runnable cells, without the slow ones unless asked, only those matching one of the
+    comma-separated glob patterns if given, then this shard's share. Shards split the
+    sorted cell ids round-robin: deterministic on every runner."""
+    chosen = sorted((c for c in cells if not c.unavailable() and (include_slow or not c.slow)
+                     and matches(c, patterns)), key=lambda c: c.id)
+    if patterns and not chosen:
+        raise UserError(f"--cells {patterns}: no runnable cell matches; `rig matrix --list` shows them")
     if not shard:
         return chosen
     try:
@@ -115,6 +120,10 @@ def select(cells: list[Cell], include_slow: bool, shard: str | None) -> list[Cel
     except (ValueError, AssertionError):
         raise UserError(f"--shard {shard}: use K/N with 1 <= K <= N, e.g. 2/4") from None
     return chosen[k - 1::n]
+
+
+def matches(cell: Cell, patterns: str | None) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(cell.id, p.strip()) for p in patterns.split(","))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import l1_trace
+from . import interrupts, l1_trace
 from .errors import InfraError
 from .ic_trace import IC_TRACES, parse_log, vfio_user_path_events
 from .interrupt_path import PathEvent, explain, lane_summary, stopped_layer, trimmed
@@ -36,14 +36,11 @@ class PathTracer:
         self._l0_on = False
 
     # -- before the consumer starts, and at the drive's start -------------------------
-    def arm(self, l1_device: str) -> None:
+    def arm(self) -> None:
         """Switch everything on before the consumer opens the device: L2's boot probes it
         (its 8250 driver raises an interrupt), and that can be the only one L1 ever gets."""
         t = time.monotonic()
-        self._find_line(l1_device)
         self.armed_wall = time.time()
-        if self.source is None:
-            return
         self._l0_switch(True)
         self.marker_mono = self._l1_start()
         self.seconds["arm"] = round(time.monotonic() - t, 3)
@@ -55,17 +52,20 @@ class PathTracer:
             self.marker_t = self.marker_mono - self.t0
         return self.t0
 
-    def _find_line(self, l1_device: str) -> None:
-        """L1's IRQ number for the device, and the controller's (the hwirq: XIVE/XICS
-        LISN, IO-APIC pin), which is how L0's trace names the line."""
-        r = self.l1.ssh.run(f"i=$(cat /sys/bus/pci/devices/{l1_device}/irq); "
-                            "echo $i $(cat /sys/kernel/irq/$i/hwirq)", timeout=30)
-        nums = r.stdout.split()
-        if r.status != 0 or len(nums) != 2 or not all(n.isdigit() for n in nums):
-            self.notes.append(f"no IRQ/hwirq for {l1_device} in L1 ({r.stdout.strip()} "
-                              f"{r.stderr.strip()[-100:]}): nothing traced")
+    def _find_line(self) -> None:
+        """L1's IRQ number for the device's vfio-intx line, and the controller's (its
+        hwirq: the XIVE/XICS LISN, the IO-APIC pin), which is how L0's trace names it.
+        Read after the drive: the line exists once the consumer enabled INTx."""
+        try:
+            text = self.l1.ssh.run("cat /proc/interrupts", timeout=30).stdout
+        except InfraError as e:
+            self.notes.append(f"L1's /proc/interrupts not read: {e}")
             return
-        self.l1_irq, self.source = int(nums[0]), int(nums[1])
+        line = interrupts.find(interrupts.parse(text), l1_trace.HANDLER_NAME)
+        if line is None or line.hwirq is None or not line.irq.isdigit():
+            self.notes.append("no vfio-intx line in L1's /proc/interrupts: nothing to trace")
+            return
+        self.source, self.l1_irq = line.hwirq, int(line.irq)
 
     def _l0_switch(self, on: bool) -> None:
         for name in self.l0_events:
@@ -76,9 +76,7 @@ class PathTracer:
         self._l0_on = on
 
     def _l1_start(self) -> float | None:
-        if self.l1_irq is None:
-            return None
-        r = self.l1.ssh.run(l1_trace.setup_script(self.l1_irq), timeout=60)
+        r = self.l1.ssh.run(l1_trace.setup_script(), timeout=60)
         if r.status != 0:
             self.notes.append(f"L1 ftrace unavailable: {(r.stderr or r.stdout).strip()[-200:]}")
             return None
@@ -101,6 +99,7 @@ class PathTracer:
     # -- after the drive ------------------------------------------------------------
     def collect(self, samples: list[Sample], verdict: Verdict) -> dict:
         t = time.monotonic()
+        self._find_line()
         state = self._info_pic()
         if self._l0_on:
             self._l0_switch(False)
@@ -148,7 +147,7 @@ class PathTracer:
         return self.ic.path_events(lines, self.source, self.t0_wall) + vfio_user_path_events(lines, self.t0_wall)
 
     def _l1_path(self) -> list[PathEvent]:
-        if self.marker_t is None:
+        if self.marker_t is None or self.l1_irq is None:
             return []
         try:
             r = self.l1.ssh.run(l1_trace.READ_COMMAND, timeout=120)
@@ -156,7 +155,7 @@ class PathTracer:
             self.notes.append(f"L1 ftrace not read: {e}")
             return []
         (self.out / "l1-ftrace.txt").write_text(r.stdout)
-        return l1_trace.parse(r.stdout, self.marker_t)
+        return l1_trace.parse(r.stdout, self.marker_t, self.l1_irq)
 
     def _causal(self, l0: list[PathEvent], l1: list[PathEvent]) -> list[PathEvent]:
         """L1's handler cannot run before L0's controller passed the interrupt on. The

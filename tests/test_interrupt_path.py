@@ -111,22 +111,24 @@ FTRACE = """\
 
 
 def test_l1_ftrace_lands_on_l0s_clock_through_the_marker():
-    ev = l1_trace.parse(FTRACE, marker_t=-0.25)
+    ev = l1_trace.parse(FTRACE, marker_t=-0.25, irq=19)
     assert [(e.kind, round(e.t, 6)) for e in ev] == [("handler", 0.25), ("disable", 0.25003),
                                                      ("enable", 0.252)]
     assert ev[1].detail == "irq=19" and all(e.lane == "l1_host" for e in ev)
-    assert l1_trace.parse(FTRACE.replace("rig-sync", "other"), 0.0) == []   # cannot be placed
+    assert l1_trace.parse(FTRACE.replace("rig-sync", "other"), 0.0, 19) == []   # cannot be placed
+    assert l1_trace.parse(FTRACE, 0.0, irq=1) == []      # another IRQ's (irq=19 is not irq=1)
 
 
 def test_recorded_l1_ftrace():
-    ev = l1_trace.parse((DATA / "l1-ftrace-x86_64.txt").read_text(), marker_t=0.0)
+    ev = l1_trace.parse((DATA / "l1-ftrace-x86_64.txt").read_text(), marker_t=0.0, irq=22)
     assert kinds(ev)[:6] == ["handler", "disable", "enable", "handler", "disable", "enable"]
     assert ev[0].t == pytest.approx(16.489118 - 16.481382)
 
 
-def test_l1_setup_filters_on_the_irq_and_fails_loudly_without_kprobes():
-    script = l1_trace.setup_script(19)
-    assert "irq == 19" in script and "p:rig/disable_irq_nosync disable_irq_nosync irq=$arg1:u32" in script
+def test_l1_setup_filters_the_handler_by_name_and_fails_loudly_without_kprobes():
+    script = l1_trace.setup_script()
+    assert '''name ~ "vfio-intx*"''' in script
+    assert "p:rig/disable_irq_nosync disable_irq_nosync irq=$arg1:u32" in script
     assert "CONFIG_KPROBE_EVENTS" in script and script.startswith("set -e")
 
 

@@ -92,3 +92,13 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
     assert [o for _, o in started[:3]] == ["run1"] * 3       # every cell's first run first
     assert [r["agreement"] for r in results] == [1.0] * 3 and results[0]["jobs"] == 2
     assert len(json.loads((tmp_path / "matrix.json").read_text())) == 3
+
+
+def test_cells_are_picked_by_glob_and_a_pattern_matching_nothing_is_bad_input():
+    picked = matrix.select(matrix.all_cells(), False, None, "ppc64-xive-*-userspace, x86_64-*-fixed-legacy-*")
+    assert [c.id for c in picked] == ["ppc64-xive-fixed-pci-serial-userspace",
+                                      "ppc64-xive-unfixed-pci-serial-userspace",
+                                      "x86_64-ioapic-fixed-legacy-l2-kvm",
+                                      "x86_64-ioapic-fixed-legacy-userspace"]
+    with pytest.raises(UserError, match="no runnable cell matches"):
+        matrix.select(matrix.all_cells(), False, None, "ppc64-*-legacy-*")   # unavailable

@@ -1,0 +1,48 @@
+"""`rig matrix` end to end: two cells (the STALL cell among them), nothing left behind, and
+a second matrix run builds and downloads nothing. One run at a time (--jobs 1): under
+pytest-xdist another worker runs a chain beside this one already, and two is what 2 cores
+hold. (Side by side is measured by bench/parallel.py and the 5-repeat run in the README.)"""
+
+import json
+
+import pytest
+
+from conftest import nothing_left, run_rig
+
+pytestmark = pytest.mark.e2e
+
+CELLS = "ppc64-xive-unfixed-pci-serial-userspace,x86_64-ioapic-fixed-legacy-userspace"
+
+
+def cache_state(cache) -> dict[str, int]:
+    """Every cache entry's manifest and every package lock, with its mtime: what a build or a
+    resolution would add or rewrite."""
+    files = list(cache.glob("*/*/manifest.json")) + list(cache.glob("locks/*.json"))
+    files += list(cache.glob("debs/*/*.deb"))
+    return {str(p.relative_to(cache)): p.stat().st_mtime_ns for p in files}
+
+
+def matrix_run(cache, out, run_base):
+    r = run_rig("matrix", "--cells", CELLS, "--jobs", "1", "--pass-after", "30", "--out", str(out),
+                cache=cache, env={"RIG_RUN_DIR": str(run_base.parent)}, timeout=1800)
+    results = json.loads((out / "matrix.json").read_text())
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert {x["id"]: x["verdicts"] for x in results} == {
+        "ppc64-xive-unfixed-pci-serial-userspace": ["STALL"],
+        "x86_64-ioapic-fixed-legacy-userspace": ["PASS"]}
+    assert all(x["jobs"] == 1 for x in results)
+    return results
+
+
+def test_matrix_leaves_nothing_and_a_second_run_reuses_the_cache(rig_cache_dir, short_tmp, run_base):
+    matrix_run(rig_cache_dir, short_tmp / "m1", run_base)
+    assert nothing_left(run_base)
+    before = cache_state(rig_cache_dir)
+    matrix_run(rig_cache_dir, short_tmp / "m2", run_base)
+    assert nothing_left(run_base)
+    assert cache_state(rig_cache_dir) == before     # nothing built, resolved or downloaded
+    # each run kept its own logs, the STALL's picture among them
+    stall = short_tmp / "m2" / "ppc64-xive-unfixed-pci-serial-userspace" / "run1"
+    assert (stall / "timeline.png").stat().st_size > 0 and (stall / "l1-qemu.log").exists()
+    junit = (short_tmp / "m2" / "junit.xml").read_text()
+    assert 'tests="2"' in junit and 'failures="0"' in junit
