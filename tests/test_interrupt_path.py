@@ -166,3 +166,23 @@ def test_lane_summary_and_trimming():
     t = trimmed(many, 10)
     assert len(t) == 10 and t[0].t == 0 and t[-1].t == 99
     assert PathEvent.from_json(FLOWING[2].to_json()) == FLOWING[2]
+
+
+def tracer(rtt):
+    from types import SimpleNamespace
+    from rig.path_trace import PathTracer
+    t = PathTracer(None, "ioapic", SimpleNamespace(l0_trace_events=()), Path("."))
+    t.marker_rtt = rtt
+    return t
+
+
+def test_l1_clock_is_shifted_so_the_first_handler_follows_the_first_delivery():
+    # The IO-APIC delivers twice per interrupt on the lazy path: only the first pair counts.
+    l0 = [ev(0.010, "l0_ic", "deliver"), ev(0.013, "l0_ic", "deliver"), ev(0.030, "l0_ic", "deliver")]
+    l1 = [ev(-0.020, "l1_host", "handler"), ev(0.0, "l1_host", "handler")]
+    t = tracer(rtt=0.065)
+    shifted = t._causal(l0, l1)
+    assert [round(e.t, 3) for e in shifted] == [0.010, 0.030] and t.l1_shift == 0.03
+    t = tracer(rtt=0.01)                       # more than the round trip: left alone, said
+    assert t._causal(l0, l1) == l1 and "more than the marker's round trip" in t.notes[0]
+    assert tracer(0.065)._causal(l0, [ev(0.02, "l1_host", "handler")])[0].t == 0.02   # already after
