@@ -76,7 +76,7 @@ class Window:
 
 class Frame:
     """Geometry: counts over the whole drive on top; below, the path's lanes over the
-    whole drive, then zoomed on where the flow stopped (or on the first interrupts)."""
+    whole run traced, then zoomed (see _zooms)."""
 
     def __init__(self, samples: list[Sample], path: dict | None, stall_at: float | None,
                  width: int = 1100):
@@ -92,12 +92,25 @@ class Frame:
         self.tmin = min([0.0] + [e.t for e in self.events])
         self.whole = Window(self.tmin, self.tmax, self.left, self.pw)
         self.stall_at = self.path.get("pending_from", stall_at) if stall_at is not None else None
-        centre = self.stall_at if self.stall_at is not None else ZOOM_S / 2
-        # Not clamped at 0: L1's first events can sit just before the first push.
-        self.zoom = Window(centre - ZOOM_S / 2, centre + ZOOM_S / 2, self.left, self.pw)
+        self.panels = [(self.whole, "interrupt path, the whole run traced")] + self._zooms()
         lanes_h = len(LANES) * LANE_H + 50
-        self.lanes_top = (self.top + self.ph + 50, self.top + self.ph + 50 + lanes_h)
-        self.height = (self.lanes_top[1] + lanes_h + 130 if self.events else self.top + self.ph + 40)
+        self.lanes_top = [self.top + self.ph + 50 + i * lanes_h for i in range(len(self.panels))]
+        self.height = (self.lanes_top[-1] + lanes_h + 130 if self.events else self.top + self.ph + 40)
+
+    def _zooms(self) -> list[tuple[Window, str]]:
+        """A quarter second each. A STALL: the last interrupt L1's handler took (what the
+        layers did with it, and did not do after), then the stop. A PASS: the first ones.
+        Not clamped at 0: L1's first events can sit just before the first push."""
+        def around(t: float, what: str, before: float = ZOOM_S / 2):
+            w = Window(t - before, t - before + ZOOM_S, self.left, self.pw)
+            return w, f"interrupt path, zoomed on {what} ({w.t_from:.3f} s to {w.t_to:.3f} s)"
+        if self.stall_at is None:
+            return [around(ZOOM_S / 2, "the first interrupts")]
+        zooms = [around(self.stall_at, "the stop")]
+        handled = [e.t for e in self.events if e.kind == "handler" and e.t < self.stall_at - ZOOM_S / 2]
+        if handled:
+            zooms.insert(0, around(handled[-1], "the last interrupt L1 handled", before=0.05))
+        return zooms
 
     def y(self, v: float) -> float:
         return self.top + self.ph - self.ph * v / self.vmax
@@ -111,11 +124,9 @@ def draw_timeline(c, f: Frame, title: str) -> None:
     c.text(f.left + f.pw, f.top + f.ph + 18, f"{f.tmax:.0f} s", anchor="end")
     if not f.events:
         return
-    zoom_what = "the stop" if f.stall_at is not None else "the first interrupts"
-    draw_lanes(c, f, f.whole, f.lanes_top[0], "interrupt path, the whole run traced")
-    draw_lanes(c, f, f.zoom, f.lanes_top[1], f"interrupt path, zoomed on {zoom_what} "
-               f"({f.zoom.t_from:.3f} s to {f.zoom.t_to:.3f} s)")
-    draw_legend(c, f, f.lanes_top[1] + len(LANES) * LANE_H + 40)
+    for (window, heading), top in zip(f.panels, f.lanes_top):
+        draw_lanes(c, f, window, top, heading)
+    draw_legend(c, f, f.lanes_top[-1] + len(LANES) * LANE_H + 40)
 
 
 def draw_counts(c, f: Frame) -> None:
@@ -156,7 +167,7 @@ def draw_lanes(c, f: Frame, w: Window, top: float, heading: str) -> None:
             color, a, b = kind_style(e.kind)
             y = top + LANES.index(e.lane) * LANE_H
             c.line([(w.x(e.t), y + a * LANE_H), (w.x(e.t), y + b * LANE_H)], color,
-                   width=2 if w is f.zoom else 1)
+                   width=1 if w is f.whole else 2)
     c.text(w.left, bottom + 14, f"{w.t_from:.3f} s")
     c.text(w.left + w.width, bottom + 14, f"{w.t_to:.3f} s", anchor="end")
 
