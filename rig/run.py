@@ -23,7 +23,8 @@ from .errors import InfraError, UserError
 from .guest import GuestConfig, L1Guest
 from .kernel_input import KernelUnderTest
 from .qemu_binary import MINIMUM_VERSION
-from .results import write_junit, write_result_json, write_timeline
+from .results import write_junit, write_result_json
+from .timeline import write_timeline
 from .runtime import RunDir
 from .targets import TargetProfile
 from .verdict import ERROR, STALL, Verdict, describe_stop, pending_since

@@ -2,7 +2,8 @@
 
 import pytest
 
-from rig.results import timeline_svg, write_junit, write_timeline
+from rig.results import write_junit
+from rig.timeline import timeline_svg, write_timeline
 from rig.verdict import ERROR, EXIT_STATUS, PASS, STALL, Sample, final, judge
 
 pytestmark = pytest.mark.unit
