@@ -176,5 +176,5 @@ def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, secon
         print(f"  {describe_stop(verdict)}")
     if path and path.get("stopped_layer"):
         print(f"  interrupt path: {path['explanation']}")
-    print(f"  results in {out} (result.json, junit.xml, timeline.png/.svg, console and QEMU logs)")
+    print(f"  results in {out} (result.json, junit.xml, timeline.png/.svg, console, QEMU and ftrace logs)")
     return verdict.exit_status

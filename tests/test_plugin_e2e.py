@@ -20,3 +20,14 @@ def test_l2_sees_the_device_and_interrupts_flow(rig_chain):
     assert verdict.verdict == "PASS", verdict.reason
     l1, l2, _, _ = rig_chain.counts()
     assert l1 >= verdict.stopped_at["serviced"] and l2 >= verdict.stopped_at["serviced"]
+
+
+def test_each_drive_is_traced_on_its_own(rig_chain):
+    """The interrupt path of every drive on the fixture's chain: the second is traced anew."""
+    for _ in range(2):
+        verdict = rig_chain.drive(DriveConfig(duration=5, min_serviced=5))
+        path = rig_chain.interrupt_path
+        assert verdict.verdict == "PASS" and path["stopped_layer"] is None and path["notes"] == []
+        pushes = path["lanes"]["device"]["kinds"]["push"]
+        assert pushes == verdict.stopped_at["device_sent"]          # this drive's pushes only
+        assert path["lanes"]["l1_host"]["kinds"]["handler"] >= 5
