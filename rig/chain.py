@@ -314,6 +314,8 @@ class Chain:
     def drive(self, cfg: DriveConfig) -> Verdict:
         self.progress.step(f"driving interrupts for up to {cfg.duration:.0f} s "
                            f"(STALL after {cfg.stall_window:.0f} s without progress)")
+        self._settle_previous_drive(cfg.stall_window)
+        self.samples = []
         t0 = self.tracer.begin()
         sent = serviced = 0
         next_send = next_sample = t0
@@ -341,6 +343,7 @@ class Chain:
         if verdict is None:
             self._sample(time.monotonic() - t0, sent, serviced, cfg)
             verdict = final(self.samples, cfg.stall_window, cfg.min_serviced)
+        self._unserviced = sent - serviced
         self.interrupt_path = self.tracer.collect(self.samples, verdict)
         self._record_final_tables()
         return verdict
@@ -358,17 +361,31 @@ class Chain:
                                f"L1 vfio-intx={l1} L2 irq={l2}")
         return judge(self.samples, cfg.stall_window, cfg.min_serviced)
 
+    _unserviced = 0     # bytes the last drive pushed that were not read when it ended
+
+    def _settle_previous_drive(self, timeout: float) -> None:
+        """A second drive on the same chain (the rig_chain fixture) must not count the
+        previous drive's last byte, read after that drive ended, as its own: wait for it.
+        One that never comes (a stalled device) is discarded when it is read."""
+        deadline = time.monotonic() + timeout
+        while self._unserviced > 0 and (left := deadline - time.monotonic()) > 0:
+            self._read_serviced(left)
+
     def _read_serviced(self, wait: float) -> int:
+        """Lines the consumer printed (one per byte read) within `wait` seconds, less the
+        previous drive's stragglers."""
         ready, _, _ = select.select([self.reader], [], [], wait)
         if not ready:
             return 0
         data = self.reader.recv(65536)
         if not data:
-            raise InfraError("L2: the reader exited")
+            raise InfraError("the consumer's reader (L2's, or the userspace program in L1) exited")
         self._reader_buf += data
         n = self._reader_buf.count(b"\n")
         self._reader_buf = self._reader_buf.rsplit(b"\n", 1)[-1]
-        return n
+        stale = min(n, self._unserviced)
+        self._unserviced -= stale
+        return n - stale
 
     def _record_final_tables(self) -> None:
         try:

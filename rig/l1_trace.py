@@ -36,6 +36,9 @@ cd {TRACEFS}
 echo 0 > tracing_on
 echo > trace
 echo 4096 > buffer_size_kb
+# A second drive on the same chain re-arms: kprobe events still enabled make clearing
+# kprobe_events fail with EBUSY.
+if [ -d events/rig ]; then echo 0 > events/rig/enable; fi
 echo > kprobe_events
 {probes}
 echo 'name ~ "{HANDLER_NAME}*"' > events/irq/irq_handler_entry/filter
