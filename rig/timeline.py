@@ -11,7 +11,7 @@ from .interrupt_path import FORWARD, LANE_LABELS, LANES, PathEvent
 from .plot import PngCanvas, SvgCanvas
 from .verdict import Sample
 
-LAYERS = (("sent", "device: pushed", "#7f7f7f"), ("serviced", "L2: serviced (bytes read)", "#2ca02c"),
+LAYERS = (("sent", "device: pushed", "#7f7f7f"), ("serviced", "consumer: serviced (bytes read)", "#2ca02c"),
           ("l2", "L2: device IRQ count", "#1f77b4"), ("l1", "L1: vfio-intx count", "#d62728"))
 
 
