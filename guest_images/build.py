@@ -194,6 +194,7 @@ class ImageBuilder:
             "modules": modules, "boot_modules": boot_modules,
             "vfio_rebuilt": sorted(swap or {}),
             "vfio_intx_fix": vfio_fix,
+            "l2_kernel_version": l2.kernel_version if l2 else None,   # the kernel under /l2
             "packages": {p.name: p.version for p in lock.packages},
             "resolved_at": lock.resolved_at,
         }

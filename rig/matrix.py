@@ -132,6 +132,7 @@ class RunOutcome:
     seconds: float
     out: str
     reason: str
+    l2_boot_hangs: int = 0   # L2 boots that hung and were restarted before the drive
 
 
 def run_cell(cell: Cell, out: Path, cache_dir: str | None, duration: float, pass_after: int) -> RunOutcome:
@@ -143,8 +144,10 @@ def run_cell(cell: Cell, out: Path, cache_dir: str | None, duration: float, pass
     seconds = time.monotonic() - t0
     (out / "rig.log").write_text(r.stdout + r.stderr)
     try:
-        v = json.loads((out / "result.json").read_text())["verdict"]
-        return RunOutcome(v["verdict"], seconds, str(out), v["reason"])
+        result = json.loads((out / "result.json").read_text())
+        v = result["verdict"]
+        hangs = len(result.get("chain", {}).get("l2_boot_hangs", []))
+        return RunOutcome(v["verdict"], seconds, str(out), v["reason"], hangs)
     except (OSError, ValueError, KeyError):
         last = (r.stderr.strip().splitlines() or ["no output"])[-1]
         return RunOutcome("ERROR", seconds, str(out), f"rig exited {r.returncode}: {last}")
@@ -159,7 +162,9 @@ def summarize(cell: Cell, runs: list[RunOutcome]) -> dict:
             "agreement": round(len(agree) / len(runs), 3) if runs else None,
             "seconds": {"median": round(statistics.median(secs), 1), "min": round(min(secs), 1),
                         "max": round(max(secs), 1)} if secs else None,
-            "disagreements": [dataclasses.asdict(r) for r in runs if r.verdict != exp.verdict]}
+            "disagreements": [dataclasses.asdict(r) for r in runs if r.verdict != exp.verdict],
+            # machinery the rig recovered from before a drive: shown, never hidden
+            "l2_restarted": [dataclasses.asdict(r) for r in runs if r.l2_boot_hangs]}
 
 
 def write_junit(path: Path, results: list[dict]) -> None:

@@ -16,7 +16,7 @@ from guest_images.build import KernelSource
 
 from . import kernel_input
 from .accel import choose_accel
-from .chain import Chain, DriveConfig
+from .chain import L2_KVM_HANG_S, Chain, DriveConfig
 from .devices import make_device
 from .vfio_user_probe import vfio_user_usable
 from .errors import InfraError, UserError
@@ -37,6 +37,7 @@ class ChainOptions:
     l2_accel: str = "auto"
     l1_smp: int = 1
     boot_timeout: float = 400
+    l2_hang_s: float = L2_KVM_HANG_S        # a KVM L2 not up by then is restarted once
     kernel: KernelUnderTest | None = None   # a user's L1 kernel instead of Debian's
     consumer: str = "l2"                    # who services the device: L2, or L1 userspace
     device: str | None = None               # pci-serial, legacy, legacy-2.3; None: the default
@@ -92,7 +93,7 @@ def running_chain(s, prof: TargetProfile, out: Path, opts: ChainOptions,
                               consumer=opts.consumer)
                 record["_chain"] = chain
                 try:
-                    chain.start(boot_timeout=opts.boot_timeout)
+                    chain.start(boot_timeout=opts.boot_timeout, l2_hang_s=opts.l2_hang_s)
                     yield chain
                 finally:
                     chain.close()
@@ -176,5 +177,8 @@ def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, secon
         print(f"  {describe_stop(verdict)}")
     if path and path.get("stopped_layer"):
         print(f"  interrupt path: {path['explanation']}")
+    if chain and chain.facts.l2_boot_hangs:
+        print(f"  L2 hung in boot {len(chain.facts.l2_boot_hangs)} time(s) (result.json chain.l2_boot_hangs): "
+              f"{chain.facts.l2_boot_hangs[-1]}")
     print(f"  results in {out} (result.json, junit.xml, timeline.png/.svg, console, QEMU and ftrace logs)")
     return verdict.exit_status

@@ -106,7 +106,9 @@ X86_64 = TargetProfile(
     kernel_flavour="amd64",
     kernel_file="vmlinuz-{version}",
     # no_timer_check: a loaded TCG host once made the IO-APIC timer check panic (DESIGN.md 4).
-    cmdline=("intel_iommu=on", "no_timer_check", "tsc=reliable"),
+    # nokaslr (L1 and L2): kernel addresses are the link-time ones, the same every run and
+    # in both layers, so a hung L2's vCPU address is named from L1's kallsyms.
+    cmdline=("intel_iommu=on", "no_timer_check", "tsc=reliable", "nokaslr"),
     nic_model="virtio-net-pci",
     # x86 powerdown is an ACPI button press: the guest sees it through evdev.
     l1_modules=COMMON_MODULES + ("button", "evdev"),
@@ -115,7 +117,7 @@ X86_64 = TargetProfile(
         iommu_module="vfio_iommu_type1",
         # nested=1: DESIGN.md 3 measured the KVM L2 with it.
         kvm_module=("kvm_amd", "nested=1"),
-        cmdline=("no_timer_check", "8250.nr_uarts=8"),
+        cmdline=("no_timer_check", "8250.nr_uarts=8", "nokaslr"),
     ),
     interrupt_controllers=("ioapic",),
     l1_extra_packages=("seabios",),

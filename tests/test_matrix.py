@@ -51,6 +51,13 @@ def test_summary_and_junit_report_disagreements(tmp_path):
     assert "expected STALL" in matrix.table([res]) or "STALL" in matrix.table([res])
 
 
+def test_a_run_whose_l2_was_restarted_is_listed_even_when_it_agrees():
+    cell = matrix.Cell("x86_64", "ioapic", "fixed", "pci-serial", "l2-kvm")
+    runs = [matrix.RunOutcome("PASS", 20.0, "/r1", "x"), matrix.RunOutcome("PASS", 150.0, "/r2", "y", 1)]
+    res = matrix.summarize(cell, runs)
+    assert res["agreement"] == 1 and [r["out"] for r in res["l2_restarted"]] == ["/r2"]
+
+
 def test_run_args_map_the_cell_onto_rig_run():
     args = matrix.Cell("ppc64", "xics", "unfixed", "pci-serial", "l2-tcg").run_args(60, 100)
     assert args[:2] == ["run", "--arch"] and "--ic" in args and "xics" in args

@@ -1,0 +1,172 @@
+"""An L2 guest as L1 runs it: L1's own qemu-system-* started over an SSH channel into L1.
+
+Its `-serial stdio` is L2's console, relayed into pexpect and logged; its QMP (a TCP port
+in L1) and its SSH are reached through L1 (direct-tcpip channels). One L2Guest is one L2
+QEMU process: start, watch, diagnose, stop.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from pathlib import Path
+
+from qemu.qmp import QMPError
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from .console import Console, ConsoleTimeout
+from .errors import InfraError
+from .guest import READY_LINE, L1Guest
+from .relay import ChannelRelay
+from .ssh import GuestSSH
+
+SSH_PORT = 2222          # in L1, forwarded to L2's dropbear
+QMP_PORT = 4444          # in L1, L2 QEMU's QMP
+PIDFILE = "/run/l2-qemu.pid"
+
+
+def vcpu_pc(info_registers: str) -> tuple[str, int] | None:
+    """The first vCPU's program counter in HMP `info registers`: x86 RIP= (EIP= in 32-bit
+    and real mode), POWER NIP."""
+    m = re.search(r"\b(RIP|EIP|NIP)[ =]+([0-9a-fA-F]{8,16})\b", info_registers)
+    return (m.group(1), int(m.group(2), 16)) if m else None
+
+
+class L2BootHung(InfraError):
+    """L2 QEMU runs but its init never printed the ready line."""
+
+
+class L2Guest:
+    def __init__(self, l1: L1Guest, command: list[str], console_log: Path, out: Path):
+        self.l1, self.out = l1, out
+        self.command = command + ["-pidfile", PIDFILE]
+        self.console_log = console_log
+        self.ssh = GuestSSH("l2", l1.ssh.keys)
+        self.channel = None
+        self.console: Console | None = None
+        self.qmp: QEMUMonitorProtocol | None = None
+        self.kernel_release = ""
+        self._relays: list[ChannelRelay] = []
+
+    # -- start ------------------------------------------------------------------------
+    def start(self, timeout: float) -> float:
+        """Start L2 QEMU in L1 and wait for L2's init; returns the seconds it took.
+        L2BootHung (with what its QEMU and L1 say) if the ready line did not come."""
+        chan = self.l1.ssh.client.get_transport().open_session()
+        chan.set_combine_stderr(True)
+        chan.exec_command("exec " + " ".join(shlex.quote(c) for c in self.command))
+        self.channel = chan
+        relay = ChannelRelay(chan, "l2-console")
+        self._relays.append(relay)
+        self.console = Console.over(relay.local, "l2", self.console_log)
+        t0 = time.monotonic()
+        try:
+            m = self.console.expect_while(READY_LINE, timeout, "the L2 init's ready line", self.check_alive)
+        except ConsoleTimeout as e:
+            raise L2BootHung(f"{e}; {self.diagnosis()}") from None
+        self.kernel_release = m.group(2)
+        return time.monotonic() - t0
+
+    def connect(self, timeout: float) -> None:
+        """SSH into L2 and its QEMU's QMP, both through L1."""
+        self.ssh.connect("127.0.0.1", SSH_PORT, timeout=timeout, alive=self.check_alive,
+                         sock=lambda: self.l1.ssh.jump_channel("127.0.0.1", SSH_PORT))
+        self._connect_qmp()
+
+    def _connect_qmp(self) -> None:
+        if self.qmp:
+            return
+        try:
+            chan = self.l1.ssh.jump_channel("127.0.0.1", QMP_PORT)
+        except Exception as e:  # noqa: BLE001 - paramiko raises several kinds here
+            raise InfraError(f"L1: cannot reach L2 QEMU's QMP port: {e}") from None
+        relay = ChannelRelay(chan, "l2-qmp")
+        self._relays.append(relay)
+        qmp = QEMUMonitorProtocol(relay.local)
+        try:
+            qmp.connect()
+            qmp.settimeout(30)
+        except (QMPError, OSError) as e:
+            raise InfraError(f"L2 QEMU's QMP did not answer: {e}") from None
+        self.qmp = qmp
+
+    # -- watch --------------------------------------------------------------------------
+    def check_alive(self) -> None:
+        """Raises if L2 QEMU or L1 is gone."""
+        if self.channel.exit_status_ready():
+            raise InfraError(f"L2 QEMU exited with status {self.channel.recv_exit_status()} "
+                             f"(see {self.console_log})")
+        self.l1.machine.check_running()
+
+    def diagnosis(self) -> str:
+        """For an L2 that never printed its ready line: its QEMU's run state, where its vCPU
+        is (the whole `info registers` goes to l2-registers.txt), named from L1's kallsyms
+        when L2 runs L1's kernel (both boot with nokaslr: the addresses are the same), and
+        L1's last kernel messages (KVM's complaints). Best effort: it only explains an ERROR."""
+        facts = []
+        try:
+            self._connect_qmp()
+            facts.append(f"L2 QEMU status {self.qmp.cmd('query-status').get('status')}")
+            regs = self.qmp.cmd("human-monitor-command", **{"command-line": "info registers"})
+            (self.out / "l2-registers.txt").write_text(regs)
+            pc = vcpu_pc(regs)
+            if pc:
+                facts.append(f"vCPU at {pc[0]}={pc[1]:x}{self._symbol(pc[1])} (l2-registers.txt)")
+        except (InfraError, QMPError, OSError) as e:
+            facts.append(f"L2 QEMU's QMP: {e}")
+        try:
+            dmesg = self.l1.ssh.run("dmesg | tail -n 3", timeout=30).stdout.strip()
+            facts.append("L1 dmesg: " + " | ".join(dmesg.splitlines()))
+        except InfraError as e:
+            facts.append(f"L1 dmesg: {e}")
+        return "; ".join(facts)
+
+    def _symbol(self, addr: int) -> str:
+        """The function addr is in, as " in fn+0xoff", from L1's /proc/kallsyms when L2
+        runs L1's kernel; else the empty string."""
+        if self.l1.image.meta.get("l2_kernel_version") != self.l1.kernel_release:
+            return ""
+        a = f"{addr:016x}"
+        r = self.l1.ssh.run(f"awk -v a={a} '$2 ~ /^[tTwW]$/ && $1 <= a && $1 > b {{b = $1; n = $3}} "
+                            "END {print b, n}' /proc/kallsyms", timeout=60)
+        parts = r.stdout.split()
+        if r.status != 0 or len(parts) != 2:
+            return ""
+        return f" in {parts[1]}+{addr - int(parts[0], 16):#x}"
+
+    # -- stop ---------------------------------------------------------------------------
+    def stop(self, timeout: float = 15) -> None:
+        """QMP quit, wait for it, then SIGKILL through L1 if it is still there: L1 has the
+        device back when this returns (a restart opens it again)."""
+        self._quit()
+        if self.channel and not self.channel.status_event.wait(timeout):
+            try:
+                self.l1.ssh.run(f"kill -9 $(cat {PIDFILE})", timeout=30)
+            except InfraError:
+                pass   # L1 is going down with it
+        self.close()
+
+    def _quit(self) -> None:
+        if self.qmp:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:  # noqa: BLE001 - L2 may be gone already
+                pass
+
+    def close(self) -> None:
+        """Ask L2 QEMU to quit without waiting (L1's powerdown takes it along) and close
+        every channel: teardown, also on Ctrl-C, when L1 may not answer any more."""
+        self._quit()
+        if self.qmp:
+            try:
+                self.qmp.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.qmp = None
+        self.ssh.close()
+        if self.console:
+            self.console.close()
+        for r in self._relays:
+            r.close()
+        self._relays = []
