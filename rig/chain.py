@@ -240,8 +240,8 @@ class Chain:
                 log.rename(self.out / "l2-console-hung.log")
         self.facts.l2_kernel = self.l2.kernel_release
         self.progress.note(f"L2 console ready after {took:.1f} s")
-        self.l2.connect(timeout=120)
-        self.progress.note("L2 SSH ready")
+        took += self.l2.connect(timeout=120)
+        self.progress.note(f"L2 SSH ready after {took:.1f} s")
 
     @property
     def l2_ssh(self) -> GuestSSH:

@@ -68,11 +68,12 @@ class L2Guest:
         self.kernel_release = m.group(2)
         return time.monotonic() - t0
 
-    def connect(self, timeout: float) -> None:
-        """SSH into L2 and its QEMU's QMP, both through L1."""
-        self.ssh.connect("127.0.0.1", SSH_PORT, timeout=timeout, alive=self.check_alive,
-                         sock=lambda: self.l1.ssh.jump_channel("127.0.0.1", SSH_PORT))
+    def connect(self, timeout: float) -> float:
+        """SSH into L2 and its QEMU's QMP, both through L1; returns the seconds SSH took."""
+        took = self.ssh.connect("127.0.0.1", SSH_PORT, timeout=timeout, alive=self.check_alive,
+                                sock=lambda: self.l1.ssh.jump_channel("127.0.0.1", SSH_PORT))
         self._connect_qmp()
+        return took
 
     def _connect_qmp(self) -> None:
         if self.qmp:
