@@ -6,6 +6,7 @@ Lines, not a redrawn bar: they stay readable in CI logs and when piped.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 
@@ -15,10 +16,15 @@ class Progress:
         self.quiet = quiet
         self.t0 = time.monotonic()
         self._last_fraction = 0.0
+        self._lock = threading.Lock()
 
     def _emit(self, text: str) -> None:
         if not self.quiet:
-            print(f"[{time.monotonic() - self.t0:7.1f}s] {text}", file=self.stream, flush=True)
+            # One write per line: print() writes the text and the newline apart, and the
+            # matrix's runner threads would interleave them.
+            with self._lock:
+                self.stream.write(f"[{time.monotonic() - self.t0:7.1f}s] {text}\n")
+                self.stream.flush()
 
     def step(self, text: str) -> None:
         self._emit(text)
