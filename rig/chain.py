@@ -27,6 +27,8 @@ from .verdict import Sample, Verdict, final, judge
 PCI_SERIAL = ("0x1b36", "0x0002")
 CONSUMERS = ("l2", "userspace")
 CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every L1 image
+BOOT_TIMEOUT_S = 400        # L1, and L2 under KVM (up in 10-60 s)
+L2_TCG_BOOT_S = 1200        # L2 under TCG inside TCG: 95-330 s measured, slower on a busy day
 L2_KVM_HANG_S = 120         # a KVM L2 not up by then is hung (up in 15-60 s when it boots)
 
 
@@ -153,9 +155,11 @@ class Chain:
         self.interrupt_path: dict = {}
 
     # -- set-up ---------------------------------------------------------------------
-    def start(self, boot_timeout: float, l2_hang_s: float = L2_KVM_HANG_S) -> None:
+    def start(self, boot_timeout: float | None = None, l2_hang_s: float = L2_KVM_HANG_S) -> None:
+        """L1 up, the device bound, the consumer reading. boot_timeout (per guest) overrides
+        the defaults: BOOT_TIMEOUT_S, L2_TCG_BOOT_S for an L2 under TCG."""
         t0 = time.monotonic()
-        self.l1.boot(timeout=boot_timeout)
+        self.l1.boot(timeout=boot_timeout or BOOT_TIMEOUT_S)
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self._bind_in_l1()
@@ -165,7 +169,8 @@ class Chain:
             self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
                                "L1's userspace VFIO consumer")
             return
-        self._start_l2(boot_timeout, l2_hang_s)
+        tcg = self.facts.l2_accel == "tcg"
+        self._start_l2(boot_timeout or (L2_TCG_BOOT_S if tcg else BOOT_TIMEOUT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
         self._start_reader(self.l2_ssh, l2_reader_script(), "L2's reader")
 

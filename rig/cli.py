@@ -241,7 +241,8 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--modules", help="its modules: lib/modules/<release> or an INSTALL_MOD_PATH root")
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")
     ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
-    ru.add_argument("--boot-timeout", type=float, default=400, help="per-guest boot timeout (s)")
+    ru.add_argument("--boot-timeout", type=float, default=None,
+                    help="per-guest boot timeout in s (default 400; an L2 under TCG: 1200)")
     ru.add_argument("--out", help="results directory (default results/<arch>-<ic>-<time>)")
     return p
 

@@ -36,7 +36,7 @@ class ChainOptions:
     l1_vfio: str = "fixed"
     l2_accel: str = "auto"
     l1_smp: int = 1
-    boot_timeout: float = 400
+    boot_timeout: float | None = None       # None: each guest's default (rig.chain)
     l2_hang_s: float = L2_KVM_HANG_S        # a KVM L2 not up by then is restarted once
     kernel: KernelUnderTest | None = None   # a user's L1 kernel instead of Debian's
     consumer: str = "l2"                    # who services the device: L2, or L1 userspace
