@@ -17,7 +17,7 @@ from pathlib import Path
 from . import interrupts
 from .errors import InfraError, UserError
 from .guest import GuestConfig, L1Guest, kernel_cmdline
-from .l2 import QMP_PORT, SSH_PORT, L2BootHung, L2Guest
+from .l2 import QMP_PORT, SSH_PORT, L2BootFailed, L2BootHung, L2Guest
 from .path_trace import PathTracer
 from .progress import Progress
 from .ssh import GuestSSH
@@ -57,7 +57,7 @@ class ChainFacts:
     l2_accel_reason: str = ""
     l2_command: list[str] = field(default_factory=list)
     l2_kernel: str = ""
-    l2_boot_hangs: list[str] = field(default_factory=list)   # diagnoses of L2 boots that hung
+    l2_boot_failures: list[str] = field(default_factory=list)   # why L2 boots failed (restarted)
     consumer_device: str = ""     # the device as the consumer (L2, or L1 userspace) sees it
     consumer_tty: str = ""
     consumer_irq: str = ""
@@ -221,28 +221,31 @@ class Chain:
                 *l2.extra_args]
 
     def _start_l2(self, timeout: float, hang_s: float) -> None:
-        """Start L2 and wait until it answers over SSH. A KVM L2 boots in 15-60 s here; one
-        that has not come up in hang_s is hung (seen twice in 40 runs on x86: spinning on
-        jiffies_lock early in boot, KVM inside a TCG L1): it is diagnosed, stopped and
-        started once more, and result.json keeps the diagnosis (chain.l2_boot_hangs). The
-        drive has not begun: no verdict is retried. A second hang, or a TCG L2's, is ERROR."""
+        """Start L2 and wait until it answers over SSH. L2 is started once more if its boot
+        failed: it crashed (TCG inside TCG once oopsed in early boot, 1 of 40 runs), or,
+        under KVM, it is not up after hang_s (it boots in 15-60 s; twice in 40 x86 runs its
+        vCPU spun on jiffies_lock early in boot). The failure is diagnosed first and kept
+        in result.json (chain.l2_boot_failures). The drive has not begun: no verdict is
+        retried. A second failure, or a TCG L2 that hangs for the whole timeout, is ERROR."""
         cmd = self.l2_command()
         self.facts.l2_command = cmd
         log = self.out / "l2-console.log"
-        limits = [min(timeout, hang_s), timeout] if self.facts.l2_accel == "kvm" else [timeout]
+        kvm = self.facts.l2_accel == "kvm"
+        limits = [min(timeout, hang_s) if kvm else timeout, timeout]
         for attempt, limit in enumerate(limits, 1):
             self.progress.step(f"L1: starting L2 ({self.facts.l2_accel.upper()})")
             self.l2 = L2Guest(self.l1, cmd, log, self.out)
             try:
                 took = self.l2.start(limit)
                 break
-            except L2BootHung as e:
-                self.facts.l2_boot_hangs.append(str(e))
-                if attempt == len(limits):
+            except L2BootFailed as e:
+                self.facts.l2_boot_failures.append(str(e))
+                if attempt == len(limits) or (isinstance(e, L2BootHung) and not kvm):
                     raise
-                self.progress.note(f"L2 hung in boot; stopping it and starting it once more ({e})")
+                self.progress.note(f"L2 did not come up; stopping it and starting it once more ({e})")
                 self.l2.stop()
-                log.rename(self.out / "l2-console-hung.log")
+                failed = log.rename(self.out / "l2-console-failed.log")
+                self.facts.l2_boot_failures[-1] += f" (its console: {failed.name})"
         self.facts.l2_kernel = self.l2.kernel_release
         self.progress.note(f"L2 console ready after {took:.1f} s")
         took += self.l2.connect(timeout=120)

@@ -153,8 +153,8 @@ def cmd_matrix(s: Session) -> int:
     print(f"results: {out}/matrix.json, {out}/junit.xml")
     for r in results:
         for d in r["l2_restarted"]:
-            print(f"L2 RESTARTED {r['id']}: its L2 hung in boot {d['l2_boot_hangs']} time(s) before the "
-                  f"drive (result.json chain.l2_boot_hangs); verdict {d['verdict']}; logs in {d['out']}")
+            print(f"L2 RESTARTED {r['id']}: its L2 failed to boot {d['l2_boot_failures']} time(s) before "
+                  f"the drive (result.json chain.l2_boot_failures); verdict {d['verdict']}; logs in {d['out']}")
     bad = [r for r in results if r["agreement"] < 1]
     for r in bad:
         for d in r["disagreements"]:

@@ -33,8 +33,20 @@ def vcpu_pc(info_registers: str) -> tuple[str, int] | None:
     return (m.group(1), int(m.group(2), 16)) if m else None
 
 
-class L2BootHung(InfraError):
-    """L2 QEMU runs but its init never printed the ready line."""
+class L2BootFailed(InfraError):
+    """L2's init never printed its ready line (L1 is fine)."""
+
+
+class L2BootHung(L2BootFailed):
+    """... and L2 QEMU still runs."""
+
+
+class L2BootCrashed(L2BootFailed):
+    """... because L2 QEMU exited: a panic (-no-reboot), or QEMU itself failed."""
+
+
+# What a dying L2 or its QEMU prints that says why (kernel oops and panic lines, QEMU's own).
+CRASH_LINE = re.compile(r"Kernel panic|BUG:|Oops|RIP: |NIP |general protection|qemu-system")
 
 
 class L2Guest:
@@ -65,6 +77,12 @@ class L2Guest:
             m = self.console.expect_while(READY_LINE, timeout, "the L2 init's ready line", self.check_alive)
         except ConsoleTimeout as e:
             raise L2BootHung(f"{e}; {self.diagnosis()}") from None
+        except InfraError:
+            self.l1.machine.check_running()       # L1 gone: that is the error, not L2's boot
+            if not self.channel.status_event.wait(10):
+                raise
+            raise L2BootCrashed(f"l2: QEMU exited with status {self.channel.recv_exit_status()} "
+                                f"before the L2 init's ready line; {self.crash_lines()}") from None
         self.kernel_release = m.group(2)
         return time.monotonic() - t0
 
@@ -122,6 +140,15 @@ class L2Guest:
         except InfraError as e:
             facts.append(f"L1 dmesg: {e}")
         return "; ".join(facts)
+
+    def crash_lines(self, most: int = 4) -> str:
+        """The last lines of L2's console that say why it died (see the log for the rest)."""
+        try:
+            lines = self.console_log.read_text(errors="replace").splitlines()
+        except OSError as e:
+            return f"console log unreadable: {e}"
+        why = [ln.strip() for ln in lines if CRASH_LINE.search(ln)][-most:]
+        return " | ".join(why or [ln.strip() for ln in lines if ln.strip()][-2:])
 
     def _symbol(self, addr: int) -> str:
         """The function addr is in, as " in fn+0xoff", from L1's /proc/kallsyms when L2

@@ -132,7 +132,7 @@ class RunOutcome:
     seconds: float
     out: str
     reason: str
-    l2_boot_hangs: int = 0   # L2 boots that hung and were restarted before the drive
+    l2_boot_failures: int = 0   # L2 boots that failed (then restarted) before the drive
 
 
 def run_cell(cell: Cell, out: Path, cache_dir: str | None, duration: float, pass_after: int) -> RunOutcome:
@@ -146,8 +146,8 @@ def run_cell(cell: Cell, out: Path, cache_dir: str | None, duration: float, pass
     try:
         result = json.loads((out / "result.json").read_text())
         v = result["verdict"]
-        hangs = len(result.get("chain", {}).get("l2_boot_hangs", []))
-        return RunOutcome(v["verdict"], seconds, str(out), v["reason"], hangs)
+        failures = len(result.get("chain", {}).get("l2_boot_failures", []))
+        return RunOutcome(v["verdict"], seconds, str(out), v["reason"], failures)
     except (OSError, ValueError, KeyError):
         last = (r.stderr.strip().splitlines() or ["no output"])[-1]
         return RunOutcome("ERROR", seconds, str(out), f"rig exited {r.returncode}: {last}")
@@ -164,7 +164,7 @@ def summarize(cell: Cell, runs: list[RunOutcome]) -> dict:
                         "max": round(max(secs), 1)} if secs else None,
             "disagreements": [dataclasses.asdict(r) for r in runs if r.verdict != exp.verdict],
             # machinery the rig recovered from before a drive: shown, never hidden
-            "l2_restarted": [dataclasses.asdict(r) for r in runs if r.l2_boot_hangs]}
+            "l2_restarted": [dataclasses.asdict(r) for r in runs if r.l2_boot_failures]}
 
 
 def write_junit(path: Path, results: list[dict]) -> None:

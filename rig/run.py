@@ -177,8 +177,8 @@ def report(out: Path, record: dict, chain: Chain | None, verdict: Verdict, secon
         print(f"  {describe_stop(verdict)}")
     if path and path.get("stopped_layer"):
         print(f"  interrupt path: {path['explanation']}")
-    if chain and chain.facts.l2_boot_hangs:
-        print(f"  L2 hung in boot {len(chain.facts.l2_boot_hangs)} time(s) (result.json chain.l2_boot_hangs): "
-              f"{chain.facts.l2_boot_hangs[-1]}")
+    if chain and chain.facts.l2_boot_failures:
+        print(f"  L2 failed to boot {len(chain.facts.l2_boot_failures)} time(s) (result.json "
+              f"chain.l2_boot_failures): {chain.facts.l2_boot_failures[-1]}")
     print(f"  results in {out} (result.json, junit.xml, timeline.png/.svg, console, QEMU and ftrace logs)")
     return verdict.exit_status

@@ -1,7 +1,8 @@
-"""An L2 that hangs in boot is diagnosed, stopped and started once more, before the drive.
+"""An L2 whose boot fails is diagnosed, stopped and started once more, before the drive.
 
-The hang is real: L2's QEMU is started paused (-S) the first time, so its init never prints
-the ready line; the rig has to notice, ask that QEMU what it is doing, stop it, give the
+The failures are real, made on the first start only: an L2 QEMU started paused (-S) hangs
+(its init never prints the ready line); an L2 kernel with an init that does not exist
+panics and, with -no-reboot, its QEMU exits. The rig has to notice, say why, give the
 device back to L1 and start L2 again, which then boots and passes interrupts.
 """
 
@@ -20,30 +21,62 @@ from rig.targets import profile
 pytestmark = pytest.mark.e2e
 
 
-class FirstOneHangs(L2Guest):
-    started = 0
+def first_start_spoiled(spoil):
+    """An L2Guest whose first instance runs spoil(command) instead of the command."""
+    class FirstOneFails(L2Guest):
+        started = 0
 
-    def __init__(self, l1, command, *rest):
-        FirstOneHangs.started += 1
-        super().__init__(l1, command + (["-S"] if FirstOneHangs.started == 1 else []), *rest)
+        def __init__(self, l1, command, *rest):
+            FirstOneFails.started += 1
+            super().__init__(l1, spoil(list(command)) if FirstOneFails.started == 1 else command, *rest)
+    return FirstOneFails
+
+
+def paused(command):
+    return command + ["-S"]
+
+
+def init_missing(command):
+    i = command.index("-append") + 1
+    command[i] += " rdinit=/no-such-init"
+    return command
+
+
+def chain_with(guest_class, monkeypatch, rig_cache_dir, out):
+    monkeypatch.setattr(chain_module, "L2Guest", guest_class)
+    args = argparse.Namespace(cache_dir=str(rig_cache_dir), refresh=False, quiet=False, qemu=None)
+    out.mkdir()
+    opts = ChainOptions(device="pci-serial", l2_accel="kvm", l2_hang_s=20)
+    return running_chain(Session(args), profile("x86_64"), out, opts, {})
+
+
+def assert_second_l2_serves(chain, out):
+    assert chain_module.L2Guest.started == 2
+    assert (out / "l2-console-failed.log").exists() and (out / "l2-console.log").exists()
+    # the failed QEMU is gone: one L2 QEMU in L1, the second one, holding the device
+    pids = chain.l1.ssh.run("pidof qemu-system-x86_64").stdout.split()
+    assert len(pids) == 1, pids
+    verdict = chain.drive(DriveConfig(duration=5, min_serviced=5))
+    assert verdict.verdict == "PASS", verdict.reason
 
 
 def test_a_hung_l2_boot_is_diagnosed_and_restarted_once(rig_cache_dir, short_tmp, run_base, monkeypatch):
-    monkeypatch.setattr(chain_module, "L2Guest", FirstOneHangs)
-    args = argparse.Namespace(cache_dir=str(rig_cache_dir), refresh=False, quiet=False, qemu=None)
     out = short_tmp / "out"
-    out.mkdir()
-    opts = ChainOptions(device="pci-serial", l2_accel="kvm", l2_hang_s=20)
-    with running_chain(Session(args), profile("x86_64"), out, opts, {}) as chain:
-        assert FirstOneHangs.started == 2
-        [hang] = chain.facts.l2_boot_hangs
-        assert "did not appear on the console within 20 s" in hang
-        assert "L2 QEMU status prelaunch" in hang and "vCPU at EIP=fff0" in hang, hang
+    with chain_with(first_start_spoiled(paused), monkeypatch, rig_cache_dir, out) as chain:
+        [failure] = chain.facts.l2_boot_failures
+        assert "did not appear on the console within 20 s" in failure
+        assert "L2 QEMU status prelaunch" in failure and "vCPU at EIP=fff0" in failure, failure
         assert "EIP=0000fff0" in (out / "l2-registers.txt").read_text()
-        assert (out / "l2-console-hung.log").exists() and (out / "l2-console.log").exists()
-        # the hung QEMU is gone: one L2 QEMU in L1, the second one, holding the device
-        pids = chain.l1.ssh.run("pidof qemu-system-x86_64").stdout.split()
-        assert len(pids) == 1, pids
-        verdict = chain.drive(DriveConfig(duration=5, min_serviced=5))
-        assert verdict.verdict == "PASS", verdict.reason
+        assert_second_l2_serves(chain, out)
+    assert nothing_left(run_base)
+
+
+def test_an_l2_that_panics_in_boot_is_restarted_once(rig_cache_dir, short_tmp, run_base, monkeypatch):
+    out = short_tmp / "out"
+    with chain_with(first_start_spoiled(init_missing), monkeypatch, rig_cache_dir, out) as chain:
+        [failure] = chain.facts.l2_boot_failures
+        assert "QEMU exited with status 0 before the L2 init's ready line" in failure, failure
+        assert "Kernel panic" in failure and "(its console: l2-console-failed.log)" in failure, failure
+        assert "Kernel panic" in (out / "l2-console-failed.log").read_text()
+        assert_second_l2_serves(chain, out)
     assert nothing_left(run_base)
