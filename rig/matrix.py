@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from .errors import UserError
+from .runtime import own_session_ends_with_parent
 from .verdict import PASS, STALL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,22 +137,64 @@ class RunOutcome:
     l2_boot_failures: int = 0   # L2 boots that failed (then restarted) before the drive
 
 
-def run_cell(cell: Cell, out: Path, cache_dir: str | None, duration: float, pass_after: int) -> RunOutcome:
+class Runs:
+    """The `rig run` processes in flight, so that Ctrl-C on the matrix reaches them: each is
+    sent SIGINT (it cleans up its guests and exits 130) and no new one starts."""
+
+    def __init__(self):
+        self.stopping = threading.Event()
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def start(self, cmd: list[str]) -> subprocess.Popen | None:
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, preexec_fn=own_session_ends_with_parent)
+            self._procs.add(proc)
+            return proc
+
+    def done(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.stopping.set()
+            for proc in self._procs:
+                proc.send_signal(signal.SIGINT)
+
+
+def run_cell(cell: Cell, out: Path, cache_dir: str | None, duration: float, pass_after: int,
+             runs: Runs) -> RunOutcome | None:
+    """One `rig run` of the cell; None if the matrix was interrupted before or during it."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "rig.cli", "-q"] + (["--cache-dir", cache_dir] if cache_dir else [])
     cmd += cell.run_args(duration, pass_after) + ["--out", str(out)]
     t0 = time.monotonic()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    proc = runs.start(cmd)
+    if proc is None:
+        return None
+    try:
+        stdout, stderr = proc.communicate(timeout=3600)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)     # it cleans up; what it wrote says how far it got
+        stdout, stderr = proc.communicate()
+    finally:
+        runs.done(proc)
     seconds = time.monotonic() - t0
-    (out / "rig.log").write_text(r.stdout + r.stderr)
+    (out / "rig.log").write_text(stdout + stderr)
+    if runs.stopping.is_set():
+        return None
     try:
         result = json.loads((out / "result.json").read_text())
         v = result["verdict"]
         failures = len(result.get("chain", {}).get("l2_boot_failures", []))
         return RunOutcome(v["verdict"], seconds, str(out), v["reason"], failures)
     except (OSError, ValueError, KeyError):
-        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        return RunOutcome("ERROR", seconds, str(out), f"rig exited {r.returncode}: {last}")
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        return RunOutcome("ERROR", seconds, str(out), f"rig exited {proc.returncode}: {last}")
 
 
 def summarize(cell: Cell, runs: list[RunOutcome]) -> dict:
@@ -197,21 +241,37 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: str | None,
     cell's first run, then every cell's second), so a cell's repeats are spread over the
     whole matrix run rather than bunched together. matrix.json is rewritten as runs end."""
     tasks = [(cell, n) for n in range(repeat) for cell in cells]
-    runs: dict[str, list[RunOutcome | None]] = {c.id: [None] * repeat for c in cells}
+    outcomes: dict[str, list[RunOutcome | None]] = {c.id: [None] * repeat for c in cells}
     lock = threading.Lock()
+    runs = Runs()
 
     def one(i: int, cell: Cell, n: int) -> None:
+        if runs.stopping.is_set():
+            return
         progress.step(f"[{i}/{len(tasks)}] {cell.id} run {n + 1}/{repeat}")
-        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, duration, pass_after)
+        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, duration, pass_after, runs)
+        if outcome is None:
+            return
         progress.note(f"{cell.id} run {n + 1}: {outcome.verdict} in {outcome.seconds:.0f} s")
         with lock:
-            runs[cell.id][n] = outcome
-            write_json(out, cells, runs, jobs)
+            outcomes[cell.id][n] = outcome
+            write_json(out, cells, outcomes, jobs)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         for f in [pool.submit(one, i, cell, n) for i, (cell, n) in enumerate(tasks, 1)]:
             f.result()
-    results = write_json(out, cells, runs, jobs)
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM): the runs in flight are interrupted and clean up; the ones
+        # that finished stay in matrix.json.
+        progress.step("interrupted: stopping the runs in flight")
+        runs.interrupt()
+        pool.shutdown(wait=True, cancel_futures=True)
+        with lock:
+            write_json(out, cells, outcomes, jobs)
+        raise
+    pool.shutdown()
+    results = write_json(out, cells, outcomes, jobs)
     write_junit(out / "junit.xml", results)
     return results
 

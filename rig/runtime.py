@@ -41,6 +41,17 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def own_session_ends_with_parent() -> None:
+    """preexec_fn for a child rig (rig matrix's runs): in a session of its own, so a
+    terminal's Ctrl-C reaches only the parent, which passes one SIGINT on; and SIGTERM
+    (which the rig handles like Ctrl-C: it cleans up) if the parent dies."""
+    os.setsid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 # sun_path holds 108 bytes; the longest socket name the rig puts in a run dir is ~20.
 MAX_RUN_DIR_LEN = 108 - 1 - 24
 

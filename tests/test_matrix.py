@@ -83,7 +83,7 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
     cells = matrix.select(matrix.all_cells(), False, None)[:3]
     started, running, peak, lock = [], [0], [0], threading.Lock()
 
-    def fake_run(cell, out, cache_dir, duration, pass_after):
+    def fake_run(cell, out, cache_dir, duration, pass_after, runs):
         with lock:
             started.append((cell.id, out.name))
             running[0] += 1
@@ -99,6 +99,43 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
     assert [o for _, o in started[:3]] == ["run1"] * 3       # every cell's first run first
     assert [r["agreement"] for r in results] == [1.0] * 3 and results[0]["jobs"] == 2
     assert len(json.loads((tmp_path / "matrix.json").read_text())) == 3
+
+
+def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_finished(tmp_path):
+    """Real child processes stand in for `rig run` (a sleep that reports SIGINT), so the
+    signal path is the one a terminal's Ctrl-C takes; no verdict is made."""
+    import os
+    import signal
+    import sys
+    import threading
+    cells = matrix.select(matrix.all_cells(), False, None)[:4]
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGINT, lambda *a: sys.exit(130))\n"
+             "time.sleep(0.2 if sys.argv[1].endswith(sys.argv[2]) else 30)\n")
+    quick = f"{cells[0].id}/run1"
+    started = []
+    real_start = matrix.Runs.start
+
+    def start(self, cmd):
+        out = cmd[cmd.index("--out") + 1]
+        if not self.stopping.is_set():
+            started.append(out)
+        proc = real_start(self, [sys.executable, "-c", child, out, quick])
+        if len(started) == 2:      # both slots busy: the first run ends soon, then Ctrl-C
+            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return proc
+
+    original = matrix.Runs.start
+    matrix.Runs.start = start
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            matrix.run_matrix(cells, tmp_path, 1, None, 1, 1, Progress(quiet=True), jobs=2)
+    finally:
+        matrix.Runs.start = original
+    assert len(started) == 3           # the quick one ended, one more started, then no more
+    kept = json.loads((tmp_path / "matrix.json").read_text())
+    assert [r["id"] for r in kept] == [cells[0].id]   # the interrupted ones are not verdicts
+    assert kept[0]["verdicts"] == ["ERROR"]            # (the stand-in wrote no result.json)
 
 
 def test_cells_are_picked_by_glob_and_a_pattern_matching_nothing_is_bad_input():
