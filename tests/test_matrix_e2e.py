@@ -1,6 +1,6 @@
 """`rig matrix` end to end: two cells (the STALL cell among them), nothing left behind, and
-a second matrix run builds and downloads nothing; Ctrl-C stops a matrix and its runs. The
-first test runs one at a time (--jobs 1): under pytest-xdist another worker runs a chain
+a second matrix run builds and downloads nothing; Ctrl-C stops a matrix and its runs. Both
+run one at a time (--jobs 1): under pytest-xdist another worker runs a chain
 beside this one already, and two is what 2 cores hold. (Side by side is measured by
 bench/parallel.py and the 5-repeat run in the README.)"""
 
@@ -54,18 +54,19 @@ def test_matrix_leaves_nothing_and_a_second_run_reuses_the_cache(rig_cache_dir, 
 
 
 def test_ctrl_c_stops_the_matrix_and_every_run_in_it(rig_cache_dir, short_tmp, run_base):
-    """Ctrl-C as a terminal sends it (to the whole process group) while two runs are in
-    flight: the matrix starts no more, the runs clean up, the finished run is kept."""
+    """Ctrl-C as a terminal sends it (to the whole process group) while a run is in flight:
+    the matrix starts no more, the run cleans up, the finished one is kept. One at a time,
+    as the test above (the signal path with two in flight: tests/test_matrix.py)."""
     out = short_tmp / "m"
     cmd = [sys.executable, "-m", "rig.cli", "--cache-dir", str(rig_cache_dir), "matrix", "--cells",
-           "x86_64-ioapic-fixed-*-userspace", "--repeat", "3", "--jobs", "2", "--out", str(out)]
+           "x86_64-ioapic-fixed-*-userspace", "--repeat", "3", "--jobs", "1", "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})
     wait_for_line(proc, "run 1: PASS", 600)      # one run finished: it stays
-    wait_for_line(proc, "run 2/3", 120)          # and the next one has started
+    wait_for_line(proc, "run 1/3", 120)          # and the next one has started
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     assert qemu_processes_under(run_base) == [] and nothing_left(run_base)
     kept = json.loads((out / "matrix.json").read_text())
     runs = [v for cell in kept for v in cell["verdicts"]]
-    assert 1 <= len(runs) <= 2 and set(runs) == {"PASS"}    # no interrupted run counted
+    assert runs == ["PASS"]                      # the interrupted run is not counted
