@@ -54,10 +54,15 @@ class GuestSSH:
             if alive:
                 alive()
             client = self._new_client(host, port)
+            # paramiko's timeout also bounds the key exchange, and when it runs out it does not
+            # fail: the next step says "No existing session". Under TCG inside TCG the key
+            # exchange with L2's dropbear took more than 10 s, and every retry left dropbear
+            # one more half-done exchange to compute. A refused connection fails at once anyway.
+            attempt = max(10.0, min(60.0, deadline - time.monotonic()))
             try:
                 client.connect(host, port, username="root", key_filename=str(self.keys.client_private),
-                               look_for_keys=False, allow_agent=False, timeout=10,
-                               banner_timeout=20, auth_timeout=20,
+                               look_for_keys=False, allow_agent=False, timeout=attempt,
+                               banner_timeout=attempt, auth_timeout=attempt,
                                sock=sock() if callable(sock) else sock)
                 self.client = client
                 return time.monotonic() - t0
