@@ -114,15 +114,20 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
              "time.sleep(0.2 if sys.argv[1].endswith(sys.argv[2]) else 30)\n")
     quick = f"{cells[0].id}/run1"
     started = []
+    lock = threading.Lock()
+    # Exactly one Ctrl-C, armed once: the two slots start side by side, and a second
+    # timer would send its SIGINT into whichever test the worker runs next.
+    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     real_start = matrix.Runs.start
 
     def start(self, cmd):
         out = cmd[cmd.index("--out") + 1]
-        if not self.stopping.is_set():
-            started.append(out)
         proc = real_start(self, [sys.executable, "-c", child, out, quick])
-        if len(started) == 2:      # both slots busy: the first run ends soon, then Ctrl-C
-            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with lock:
+            if proc is not None:
+                started.append(out)
+            if len(started) == 2 and not ctrl_c.is_alive() and not ctrl_c.finished.is_set():
+                ctrl_c.start()     # both slots busy: the first run ends soon, then Ctrl-C
         return proc
 
     original = matrix.Runs.start
@@ -132,6 +137,7 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
             matrix.run_matrix(cells, tmp_path, 1, None, 1, 1, Progress(quiet=True), jobs=2)
     finally:
         matrix.Runs.start = original
+        ctrl_c.cancel()
     assert len(started) == 3           # the quick one ended, one more started, then no more
     kept = json.loads((tmp_path / "matrix.json").read_text())
     assert [r["id"] for r in kept] == [cells[0].id]   # the interrupted ones are not verdicts
