@@ -225,7 +225,7 @@ class Chain:
 
     def _start_l2(self, timeout: float, hang_s: float) -> None:
         """Start L2 and wait until it answers over SSH. L2 is started once more if its boot
-        failed: it crashed (TCG inside TCG once oopsed in early boot, 1 of 40 runs), or,
+        failed: it crashed (TCG inside TCG once oopsed in early boot, 1 of 85 runs), or,
         under KVM, it is not up after hang_s (it boots in 15-60 s; twice in 40 x86 runs its
         vCPU spun on jiffies_lock early in boot). The failure is diagnosed first and kept
         in result.json (chain.l2_boot_failures). The drive has not begun: no verdict is

@@ -32,13 +32,18 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def die_with_parent() -> None:
-    """preexec_fn for child processes: SIGKILL when the rig dies, however it dies."""
+def _end_with_parent(sig: int) -> None:
+    """In the child: receive sig when the parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
     # The parent may have died between fork and prctl: then we are orphaned already.
     if os.getppid() == 1:
         os._exit(1)
+
+
+def die_with_parent() -> None:
+    """preexec_fn for child processes: SIGKILL when the rig dies, however it dies."""
+    _end_with_parent(signal.SIGKILL)
 
 
 def own_session_ends_with_parent() -> None:
@@ -46,10 +51,7 @@ def own_session_ends_with_parent() -> None:
     terminal's Ctrl-C reaches only the parent, which passes one SIGINT on; and SIGTERM
     (which the rig handles like Ctrl-C: it cleans up) if the parent dies."""
     os.setsid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:
-        os._exit(1)
+    _end_with_parent(signal.SIGTERM)
 
 
 # sun_path holds 108 bytes; the longest socket name the rig puts in a run dir is ~20.
