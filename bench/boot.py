@@ -25,15 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guest_images.build import ImageBuilder  # noqa: E402
-from rig.accel import choose_accel  # noqa: E402
-from rig.cache import Cache, default_cache_dir  # noqa: E402
-from rig.guest import L1Guest  # noqa: E402
-from rig.keys import load_or_create  # noqa: E402
-from rig.packages import Resolver  # noqa: E402
-from rig.progress import Progress  # noqa: E402
-from rig.qemu_binary import choose_qemu  # noqa: E402
-from rig.runtime import RunDir  # noqa: E402
-from rig.targets import PROFILES  # noqa: E402
+from rig.core.cache import Cache, default_cache_dir  # noqa: E402
+from rig.core.progress import Progress  # noqa: E402
+from rig.core.targets import PROFILES  # noqa: E402
+from rig.debian.packages import Resolver  # noqa: E402
+from rig.guests.l1 import L1Guest  # noqa: E402
+from rig.host.accel import choose_accel  # noqa: E402
+from rig.host.keys import load_or_create  # noqa: E402
+from rig.host.qemu import choose_qemu  # noqa: E402
+from rig.host.rundir import RunDir  # noqa: E402
 
 
 def stats(xs: list[float]) -> dict:
@@ -88,7 +88,7 @@ def bench_arch(prof, runs: int, main: Cache) -> dict:
 
 def bench_devices(runs: int, main_cache: Cache) -> dict:
     """x86 L1 boot to SSH with pci-serial vs the legacy device (vfio-user server process)."""
-    from rig.devices import make_device
+    from rig.chain.device import make_device
     prof = PROFILES["x86_64"]
     quiet = Progress(quiet=True)
     qemu = choose_qemu(prof, main_cache, Resolver(main_cache, quiet), quiet)
@@ -103,7 +103,7 @@ def bench_devices(runs: int, main_cache: Cache) -> dict:
             with tempfile.TemporaryDirectory(prefix="intx-rig-bench-logs-") as logs, RunDir("bench") as rd:
                 dev = make_device(kind, prof, qemu, rd, Path(logs))
                 try:
-                    from rig.guest import GuestConfig
+                    from rig.guests.l1 import GuestConfig
                     with L1Guest(prof, qemu, image, accel, keys, rd, Path(logs), quiet,
                                  GuestConfig(extra_args=dev.qemu_args())) as g:
                         times.append(g.boot(timeout=300).ssh_ready)

@@ -19,13 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rig.host import parallel_chains  # noqa: E402
+from rig.host.capacity import parallel_chains  # noqa: E402
 
 
 def matrix_once(cells: str, jobs: int, args) -> tuple[float, float]:
     """(wall seconds, agreement over all runs) of one `rig matrix`."""
     with tempfile.TemporaryDirectory(prefix="intx-rig-bench-") as out:
-        cmd = [sys.executable, "-m", "rig.cli", "-q", "matrix", "--cells", cells, "--jobs", str(jobs),
+        cmd = [sys.executable, "-m", "rig", "-q", "matrix", "--cells", cells, "--jobs", str(jobs),
                "--pass-after", str(args.pass_after), "--out", out]
         t0 = time.monotonic()
         subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=7200)

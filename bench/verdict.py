@@ -2,7 +2,7 @@
 """Benchmark: warm-cache time from `rig run` to verdict, per cell and consumer (nested
 L2 or fast userspace mode), median of --runs, and the fast/nested ratio per cell.
 
-Runs the real CLI (`python -m rig.cli run ...`) so everything a user waits for is counted:
+Runs the real CLI (`python -m rig run ...`) so everything a user waits for is counted:
 image lookup, boots, binding, driving until the verdict, teardown. A STALL is decided as
 soon as the stall window (5 s) is over; a PASS with --pass-after N (default 100) as soon
 as N interrupts were serviced and a stall window went by.
@@ -27,7 +27,7 @@ CELLS = [("ppc64", "xive", "fixed"), ("ppc64", "xive", "unfixed"), ("ppc64", "xi
 
 def run_cell(arch: str, ic: str | None, vfio: str, consumer: str, args) -> tuple[float, str]:
     with tempfile.TemporaryDirectory(prefix="intx-rig-bench-") as out:
-        cmd = [sys.executable, "-m", "rig.cli", "-q", "run", "--arch", arch, "--l1-vfio", vfio,
+        cmd = [sys.executable, "-m", "rig", "-q", "run", "--arch", arch, "--l1-vfio", vfio,
                "--consumer", consumer, "--duration", str(args.duration),
                "--pass-after", str(args.pass_after), "--out", out] + (["--ic", ic] if ic else [])
         t0 = time.monotonic()

@@ -32,7 +32,8 @@ def one_run(n: int) -> float:
     for i in range(n):
         addr = 0x100000 + i * 4096
         msgs.append(p.HEADER.pack((2 * i) & 0xFFFF, p.DMA_MAP, 48, 0, 0) + p.DMA_MAP_STRUCT.pack(32, 3, 0, addr, 4096))
-        msgs.append(p.HEADER.pack((2 * i + 1) & 0xFFFF, p.DMA_UNMAP, 40, 0, 0) + p.DMA_UNMAP_STRUCT.pack(24, 0, addr, 4096))
+        msgs.append(p.HEADER.pack((2 * i + 1) & 0xFFFF, p.DMA_UNMAP, 40, 0, 0)
+                    + p.DMA_UNMAP_STRUCT.pack(24, 0, addr, 4096))
     blob = b"".join(msgs)
     expected = n * (16 + 16 + 24)  # map replies carry no payload, unmap replies echo 24 bytes
     got = 0

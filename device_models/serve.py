@@ -33,7 +33,11 @@ def main(argv=None) -> int:
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    def stdin_closed() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=stdin_closed, daemon=True).start()
     print("READY", flush=True)
     done.wait()
     server.close()

@@ -13,15 +13,15 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rig.cache import Cache, content_key, read_meta, tree_hash
-from rig.cpio import CpioWriter
-from rig.debian import extract, sha256_file
-from rig.errors import UserError
-from rig.keys import KeySet
-from rig.packages import Lock, Resolver
-from rig.progress import Progress
-from rig.rootfs import copy_into, elf_closure
-from rig.targets import COMMON_MODULES, TargetProfile
+from guest_images.cpio import CpioWriter
+from rig.core.cache import Cache, content_key, read_meta, sha256_file, tree_hash
+from rig.core.errors import UserError
+from rig.core.progress import Progress
+from rig.core.targets import COMMON_MODULES, TargetProfile
+from rig.debian.apt import extract
+from rig.debian.packages import Lock, Resolver
+from rig.debian.rootfs import copy_into, elf_closure
+from rig.host.keys import KeySet
 
 from .consumer_build import INSTALLED_AS, build_consumer
 from .kmods import ModuleTree
@@ -32,7 +32,7 @@ VFIO_VARIANTS = ("fixed", "unfixed")
 
 HERE = Path(__file__).parent
 CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"), *HERE.glob("consumer/*.c"),
-              *[HERE.parent / "rig" / n for n in ("cpio.py", "rootfs.py", "keys.py")]]
+              *[HERE.parent / "rig" / n for n in ("debian/rootfs.py", "host/keys.py")]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class GuestImage:
     meta: dict
 
     @classmethod
-    def from_entry(cls, role: str, entry: Path) -> "GuestImage":
+    def from_entry(cls, role: str, entry: Path) -> GuestImage:
         meta = read_meta(entry)
         return cls(role, entry / "kernel", entry / "initrd", meta["kernel_version"], meta)
 
@@ -78,14 +78,14 @@ class ImageBuilder:
     def __init__(self, cache: Cache, resolver: Resolver, keys: KeySet, progress: Progress):
         self.cache, self.resolver, self.keys, self.progress = cache, resolver, keys, progress
         self._staging: dict[str, Path] = {}
-        self._tmp = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def close(self) -> None:
         if self._tmp:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "ImageBuilder":
+    def __enter__(self) -> ImageBuilder:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -166,6 +166,7 @@ class ImageBuilder:
         for path in sorted(elf_closure(staging, programs, profile.triplet)):
             copy_into(staging, root, path)
         if role == "l1":
+            assert l2 is not None, "an L1 image carries its L2"
             for fw in profile.qemu_firmware:
                 copy_into(staging, root, fw)
             consumer = root / INSTALLED_AS.lstrip("/")
@@ -176,8 +177,8 @@ class ImageBuilder:
             shutil.copy2(l2.initrd, root / "l2/initrd")
         installed = self._install_modules(kernel, modules, root)
         vfio_dir = root / "lib/modules" / kver / "kernel/drivers/vfio/pci"
-        for name, path in (swap or {}).items():
-            shutil.copy2(path, vfio_dir / name)
+        for name, module in (swap or {}).items():
+            shutil.copy2(module, vfio_dir / name)
         # Read from the module binary in the image, never from how it was asked for;
         # None when vfio-pci-core is built into the kernel (no module to read).
         core = vfio_dir / "vfio-pci-core.ko"

@@ -7,9 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from rig.cache import Cache, content_key, tree_hash
-from rig.errors import InfraError, UserError
-from rig.targets import TargetProfile
+from rig.core.cache import Cache, content_key, tree_hash
+from rig.core.errors import InfraError, UserError
+from rig.core.targets import TargetProfile
 
 SOURCE = Path(__file__).parent / "consumer" / "vfio_intx_consumer.c"
 INSTALLED_AS = "/usr/bin/rig-vfio-intx-consumer"

@@ -10,9 +10,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from rig.errors import InfraError
-from rig.kernel_input import parse_config
-from rig.targets import TargetProfile
+from rig.core.errors import InfraError
+from rig.core.targets import TargetProfile
+from rig.kernel.under_test import parse_config
 
 HERE = Path(__file__).parent
 # What kconfig reads: every Kconfig and Makefile, scripts/, and the arch's defconfigs.
@@ -30,12 +30,14 @@ def fragment(profile: TargetProfile) -> dict[str, str]:
 
 def extract_kconfig_tree(source_tarball_stream, dest: Path) -> Path:
     """Only what kconfig needs out of linux-source-X.tar.xz (45 MB instead of 1.5 GB)."""
-    top = None
+    top: str | None = None
     with tarfile.open(fileobj=source_tarball_stream, mode="r|xz") as t:
         for m in t:
             if KCONFIG_FILES.search(m.name) and (m.isfile() or m.isdir() or m.issym()):
                 t.extract(m, dest, filter="data")
                 top = m.name.split("/")[0]
+    if top is None:
+        raise InfraError("no kconfig files in the kernel source tarball")
     return dest / top
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from rig.errors import UserError
+from rig.core.errors import UserError
 
 
 def module_name(filename: str) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rig.packages import PackageSet, Want
-from rig.targets import TargetProfile
+from rig.core.targets import TargetProfile
+from rig.debian.packages import PackageSet, Want
 
 # The 6.12 line of bookworm-backports: it has the vfio INTx fix (6.12.58+), it is built
 # for amd64 and ppc64el alike, and pseries guests need >= 6.11 for VFIO (DESIGN.md 3).

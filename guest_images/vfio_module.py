@@ -20,14 +20,15 @@ import tarfile
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
-from rig.cache import Cache, content_key, tree_hash
-from rig.debian import extract
-from rig.errors import InfraError, UserError
-from rig.packages import Resolver
-from rig.progress import Progress
-from rig.rootfs import relativize_absolute_symlinks
-from rig.targets import TargetProfile
+from rig.core.cache import Cache, content_key, tree_hash
+from rig.core.errors import InfraError, UserError
+from rig.core.progress import Progress
+from rig.core.targets import TargetProfile
+from rig.debian.apt import extract
+from rig.debian.packages import Resolver
+from rig.debian.rootfs import relativize_absolute_symlinks
 
 from .recipe import kbuild_host_packages, kbuild_target_packages
 
@@ -48,6 +49,8 @@ def has_intx_fix(ko: bytes) -> bool:
     """True if this vfio-pci-core module sets IRQ_DISABLE_UNLAZY (calls irq_modify_status)."""
     elf = ELFFile(io.BytesIO(ko))
     symtab = elf.get_section_by_name(".symtab")
+    if not isinstance(symtab, SymbolTableSection):
+        return False
     return any(s.name == "irq_modify_status" and s["st_shndx"] == "SHN_UNDEF"
                for s in symtab.iter_symbols())
 
@@ -65,6 +68,7 @@ def extract_source_dir(source_deb: Path, subdir: str, dest: Path) -> Path:
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(source_deb)], stdout=subprocess.PIPE)
     found = None
     try:
+        assert proc.stdout is not None      # PIPE
         with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
             for member in outer:
                 if re.fullmatch(r"\./usr/src/linux-source-[\d.]+\.tar\.xz", member.name):
@@ -76,7 +80,8 @@ def extract_source_dir(source_deb: Path, subdir: str, dest: Path) -> Path:
                                 found = dest / top / subdir
                     break
     finally:
-        proc.stdout.close()
+        if proc.stdout:
+            proc.stdout.close()
         proc.wait()
     if not found:
         raise UserError(f"{source_deb.name} holds no {subdir}")

@@ -3,18 +3,19 @@ boots one guest at a time), e2e (the nested chain)."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 import pytest
 
-from rig.cache import default_cache_dir
+from rig.core.cache import default_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +30,7 @@ def pytest_collection_modifyitems(items):
 def pytest_xdist_auto_num_workers(config):
     """`pytest -n auto`: as many workers as chains fit side by side on this machine (one per
     core, as memory allows: rig.host.parallel_chains), so a 2-core machine runs two."""
-    from rig.host import parallel_chains
+    from rig.host.capacity import parallel_chains
     return parallel_chains()
 
 
@@ -40,8 +41,24 @@ def rig_cache_dir() -> Path:
     return Path(os.environ.get("RIG_TEST_CACHE") or default_cache_dir())
 
 
+RESULT_SCHEMA = ROOT / "docs" / "result.schema.json"
+
+
+def load_result(out: Path) -> dict:
+    """out/result.json, checked against docs/result.schema.json and read back through its
+    type (rig.reports.result.RunResult): every result a test produces is validated."""
+    import jsonschema
+
+    from rig.reports.result import RunResult
+
+    data = json.loads((out / "result.json").read_text())
+    jsonschema.validate(data, json.loads(RESULT_SCHEMA.read_text()))
+    RunResult.from_json(data)
+    return data
+
+
 def run_rig(*args: str, cache: Path | None = None, timeout: float = 900, env: dict | None = None):
-    cmd = [sys.executable, "-m", "rig.cli"]
+    cmd = [sys.executable, "-m", "rig"]
     if cache:
         cmd += ["--cache-dir", str(cache)]
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout,

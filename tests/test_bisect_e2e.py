@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import ROOT
+from conftest import ROOT, load_result
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +35,7 @@ def test_git_bisect_run_finds_the_commit_that_brings_the_stall(rig_cache_dir, sh
     check = short_tmp / "check.sh"
     check.write_text(
         "#!/bin/sh\n"
-        f"exec {sys.executable} -m rig.cli --bisect --cache-dir {rig_cache_dir} run --arch ppc64 "
+        f"exec {sys.executable} -m rig --bisect --cache-dir {rig_cache_dir} run --arch ppc64 "
         f"--ic xive --l1-vfio \"$(cat variant)\" --duration 12 --out {short_tmp}/out-$(git rev-parse --short HEAD)\n")
     check.chmod(0o755)
     git(repo, "bisect", "start", shas[-1], shas[0])
@@ -46,3 +45,5 @@ def test_git_bisect_run_finds_the_commit_that_brings_the_stall(rig_cache_dir, sh
     assert f"{shas[2]} is the first bad commit" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
     ran = sorted(p.name for p in short_tmp.glob("out-*"))
     assert 1 <= len(ran) <= 3  # bisection, not a linear scan
+    for out in short_tmp.glob("out-*"):
+        load_result(out)

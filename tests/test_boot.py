@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, qemu_processes_under, run_rig, wait_for_line, wait_gone
-from rig import runtime
+
+from rig.host import rundir as runtime
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def test_boot_reaches_ssh_and_powers_off(arch, rig_cache_dir, run_base, tmp_path
 
 
 def start_boot(rig_cache_dir, run_base) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "rig.cli", "--cache-dir", str(rig_cache_dir), "boot",
+    cmd = [sys.executable, "-m", "rig", "--cache-dir", str(rig_cache_dir), "boot",
            "--arch", "x86_64", "--command", "sleep 600"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from rig.cache import Cache, content_key, verify_manifest
-from rig.errors import UserError
+from rig.core.cache import Cache, content_key, verify_manifest
+from rig.core.errors import UserError
 
 pytestmark = pytest.mark.unit
 

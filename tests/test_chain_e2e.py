@@ -1,18 +1,18 @@
 """The nested chain, L0 -> L1 -> L2 (and the fast L1-only mode): every runnable cell of the
 matrix against its expected verdict (DESIGN.md section 2)."""
 
-import json
 
 import pytest
-
-from conftest import run_rig
-from rig import matrix
+from conftest import load_result, run_rig
 from test_boot import qemu_processes_under
+
+from rig.core.spec import DriveSpec, MatrixSpec
+from rig.matrix import cells as matrix
 
 pytestmark = pytest.mark.e2e
 
-# The cells and their expected verdicts come from the one table in rig/matrix.py.
-CELLS = matrix.select(matrix.all_cells(), include_slow=False, shard=None)
+# The cells and their expected verdicts come from the one table in rig/matrix/cells.py.
+CELLS = matrix.select(matrix.all_cells(), MatrixSpec())
 DURATION = 20
 
 
@@ -22,9 +22,9 @@ def test_cell(cell, rig_cache_dir, short_tmp):
     gives its expected verdict."""
     expected, why = cell.expectation().verdict, cell.expectation().reason
     out = short_tmp / "out"
-    args = cell.run_args(DURATION, 0) + ["--out", str(out)]
+    args = cell.run_args(DriveSpec(DURATION, 5, 0)) + ["--out", str(out)]
     r = run_rig(*args, cache=rig_cache_dir, env={"RIG_RUN_DIR": str(short_tmp)}, timeout=1200)
-    result = json.loads((out / "result.json").read_text())
+    result = load_result(out)
     assert result["verdict"]["verdict"] == expected, f"{why}: {result['verdict']} {r.stderr[-1500:]}"
     assert r.returncode == {"PASS": 0, "STALL": 1}[expected]
     assert result["l1"]["vfio_intx_fix"] is (cell.vfio == "fixed")  # read from the module binary

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from rig.console import Console
+from rig.guests.console import Console
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from rig.cpio import CpioWriter, read_names
+from guest_images.cpio import CpioWriter, read_names
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 import pytest
 
-from rig.debian import DebPackage, first_dependency, parse_simulated_installs, parse_stanzas
+from rig.debian.apt import DebPackage, first_dependency, parse_simulated_installs, parse_stanzas
 
 pytestmark = pytest.mark.unit
 

@@ -3,13 +3,13 @@
 import pytest
 
 from guest_images.build import ImageBuilder
-from rig.cache import Cache
-from rig.cpio import read_names
-from rig.keys import load_or_create
-from rig.kernel_file import identify
-from rig.packages import Resolver
-from rig.progress import Progress
-from rig.targets import PROFILES
+from guest_images.cpio import read_names
+from rig.core.cache import Cache
+from rig.core.progress import Progress
+from rig.core.targets import PROFILES
+from rig.debian.packages import Resolver
+from rig.host.keys import load_or_create
+from rig.kernel.image_file import identify
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +53,8 @@ def test_second_build_downloads_and_rebuilds_nothing(rig_cache_dir, monkeypatch)
 
     def forbidden(*a, **k):
         raise AssertionError("a cached build touched the network or rebuilt an image")
-    monkeypatch.setattr("rig.debian.AptContext.update", forbidden)
-    monkeypatch.setattr("rig.debian.AptContext.download", forbidden)
+    monkeypatch.setattr("rig.debian.apt.AptContext.update", forbidden)
+    monkeypatch.setattr("rig.debian.apt.AptContext.download", forbidden)
     monkeypatch.setattr(ImageBuilder, "_build", forbidden)
     with builder(rig_cache_dir) as b:
         for prof in PROFILES.values():

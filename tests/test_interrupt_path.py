@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rig import interrupts, l1_trace
-from rig.ic_trace import IC_TRACES, parse_log, vfio_user_path_events
-from rig.interrupt_path import PathEvent, explain, lane_summary, stopped_layer, trimmed
+from rig.trace import l1_ftrace as l1_trace
+from rig.trace import proc_interrupts as interrupts
+from rig.trace.l0_ic import IC_TRACES, parse_log, vfio_user_path_events
+from rig.trace.path import PathEvent, explain, lane_summary, stopped_layer, trimmed
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).parent / "data"
@@ -127,9 +128,10 @@ def test_recorded_l1_ftrace():
 
 def test_l1_setup_filters_the_handler_by_name_and_fails_loudly_without_kprobes():
     script = l1_trace.setup_script()
-    assert '''name ~ "vfio-intx*"''' in script
-    assert "p:rig/disable_irq_nosync disable_irq_nosync irq=$arg1:u32" in script
-    assert "CONFIG_KPROBE_EVENTS" in script and script.startswith("set -e")
+    assert script.startswith("set -- /sys/kernel/tracing vfio-intx disable_irq_nosync enable_irq\n")
+    assert 'echo "name ~ \\"$handler*\\"" > events/irq/irq_handler_entry/filter' in script
+    assert 'echo "p:rig/$f $f irq=\\$arg1:u32" >> kprobe_events' in script
+    assert "CONFIG_KPROBE_EVENTS" in script and "\nset -e\n" in script
 
 
 def ev(t, lane, kind):
@@ -170,7 +172,8 @@ def test_lane_summary_and_trimming():
 
 def tracer(rtt):
     from types import SimpleNamespace
-    from rig.path_trace import PathTracer
+
+    from rig.chain.tracer import PathTracer
     t = PathTracer(None, "ioapic", SimpleNamespace(l0_trace_events=()), Path("."))
     t.marker_rtt = rtt
     return t

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import interrupts
+from rig.trace import proc_interrupts as interrupts
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).parent / "data"

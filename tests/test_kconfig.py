@@ -8,11 +8,11 @@ import pytest
 from guest_images.build import kernel_package
 from guest_images.kconfig import extract_kconfig_tree, fragment, merged_config, unmet
 from guest_images.recipe import guest_packages, kbuild_host_packages
-from rig.cache import Cache
-from rig.kernel_input import parse_config
-from rig.packages import Resolver
-from rig.progress import Progress
-from rig.targets import PROFILES
+from rig.core.cache import Cache
+from rig.core.progress import Progress
+from rig.core.targets import PROFILES
+from rig.debian.packages import Resolver
+from rig.kernel.under_test import parse_config
 
 FRAGMENTS = {name: fragment(p) for name, p in PROFILES.items()}
 

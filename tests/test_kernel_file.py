@@ -2,9 +2,9 @@ import struct
 
 import pytest
 
-from rig.errors import UserError
-from rig.kernel_file import check_kernel, identify
-from rig.targets import PPC64, X86_64
+from rig.core.errors import UserError
+from rig.core.targets import PPC64, X86_64
+from rig.kernel.image_file import check_kernel, identify
 
 pytestmark = pytest.mark.unit
 

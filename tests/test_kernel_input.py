@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from rig.errors import UserError
-from rig.kernel_input import from_deb, from_paths, ikconfig, parse_config
-from rig.targets import PPC64, X86_64
+from rig.core.errors import UserError
+from rig.core.targets import PPC64, X86_64
+from rig.kernel.under_test import from_deb, from_paths, ikconfig, parse_config
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ import struct
 import paramiko
 import pytest
 
-from rig.keys import load_or_create
+from rig.host.keys import load_or_create
 
 pytestmark = pytest.mark.unit
 

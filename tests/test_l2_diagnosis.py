@@ -2,7 +2,7 @@
 
 import pytest
 
-from rig.l2 import vcpu_pc
+from rig.guests.l2 import vcpu_pc
 
 pytestmark = pytest.mark.unit
 

@@ -6,17 +6,16 @@ panics and, with -no-reboot, its QEMU exits. The rig has to notice, say why, giv
 device back to L1 and start L2 again, which then boots and passes interrupts.
 """
 
-import argparse
-
 import pytest
 from conftest import nothing_left
 
-from rig import chain as chain_module
-from rig.chain import DriveConfig
-from rig.cli import Session
-from rig.l2 import L2Guest
-from rig.run import ChainOptions, running_chain
-from rig.targets import profile
+from rig.chain.drive import DriveConfig
+from rig.chain.facts import RunFacts
+from rig.chain.session import Session
+from rig.chain.setup import running_chain
+from rig.core.spec import RunSpec
+from rig.guests import l2 as l2_module
+from rig.guests.l2 import L2Guest
 
 pytestmark = pytest.mark.e2e
 
@@ -43,15 +42,14 @@ def init_missing(command):
 
 
 def chain_with(guest_class, monkeypatch, rig_cache_dir, out):
-    monkeypatch.setattr(chain_module, "L2Guest", guest_class)
-    args = argparse.Namespace(cache_dir=str(rig_cache_dir), refresh=False, quiet=False, qemu=None)
+    monkeypatch.setattr(l2_module, "L2Guest", guest_class)
     out.mkdir()
-    opts = ChainOptions(device="pci-serial", l2_accel="kvm", l2_hang_s=20)
-    return running_chain(Session(args), profile("x86_64"), out, opts, {})
+    spec = RunSpec(arch="x86_64", device="pci-serial", l2_accel="kvm", l2_hang_s=20).validate()
+    return running_chain(Session(rig_cache_dir), spec, out, RunFacts("x86_64", "ioapic", "l2"))
 
 
 def assert_second_l2_serves(chain, out):
-    assert chain_module.L2Guest.started == 2
+    assert l2_module.L2Guest.started == 2
     assert (out / "l2-console-failed.log").exists() and (out / "l2-console.log").exists()
     # the failed QEMU is gone: one L2 QEMU in L1, the second one, holding the device
     pids = chain.l1.ssh.run("pidof qemu-system-x86_64").stdout.split()

@@ -1,22 +1,20 @@
 """The legacy (PCI 2.2) device over vfio-user in the chain, its PCI 2.3 twin, and the two
 pseries findings (docs/findings/)."""
 
-import json
 
 import pytest
-
-from conftest import nothing_left, run_rig
+from conftest import load_result, nothing_left, run_rig
 
 
 def run_json(out):
-    return json.loads((out / "result.json").read_text())
+    return load_result(out)
 
 
 def pseries_vfio_user(rig_cache_dir):
-    from rig.cli import Session, parser
-    from rig.targets import profile
-    from rig.vfio_user_probe import vfio_user_usable
-    s = Session(parser().parse_args(["--cache-dir", str(rig_cache_dir), "doctor"]))
+    from rig.chain.device_probe import vfio_user_usable
+    from rig.chain.session import Session
+    from rig.core.targets import profile
+    s = Session(rig_cache_dir)
     ppc = profile("ppc64")
     return vfio_user_usable(ppc, s.qemu(ppc), s.cache)
 
@@ -39,10 +37,10 @@ def test_legacy_on_pseries_is_refused_in_one_line_naming_the_qemu_bug(rig_cache_
 
 @pytest.mark.integration
 def test_default_device_is_legacy_on_x86_and_pci_serial_on_pseries_with_the_reason(rig_cache_dir, short_tmp):
-    from rig.cli import Session, parser
-    from rig.run import choose_device
-    from rig.targets import profile
-    s = Session(parser().parse_args(["--cache-dir", str(rig_cache_dir), "run", "--arch", "x86_64"]))
+    from rig.chain.session import Session
+    from rig.chain.setup import choose_device
+    from rig.core.targets import profile
+    s = Session(rig_cache_dir)
     x86 = profile("x86_64")
     assert choose_device(None, x86, s.qemu(x86), s)[0] == "legacy"
     ppc = profile("ppc64")
@@ -54,10 +52,10 @@ def test_default_device_is_legacy_on_x86_and_pci_serial_on_pseries_with_the_reas
 def test_x86_linux_probes_intx_masking_and_pseries_linux_never_does(rig_cache_dir):
     """The Linux finding, without the QEMU bug: QEMU's pci_cfg_write trace of the stock
     pci-serial's command register, switched on over QMP before L1 starts."""
-    from rig.cli import Session, parser
-    from rig.findings import intx_probe_writes
-    from rig.targets import profile
-    s = Session(parser().parse_args(["--cache-dir", str(rig_cache_dir), "finding-intx-probe"]))
+    from rig.chain.session import Session
+    from rig.commands.finding import intx_probe_writes
+    from rig.core.targets import profile
+    s = Session(rig_cache_dir)
     x86 = intx_probe_writes(s, profile("x86_64"))
     ppc = intx_probe_writes(s, profile("ppc64"))
     assert x86["probed"] and any(w.endswith("403") or int(w, 16) & 0x400 for w in x86["intx_disable_probe_writes"])

@@ -5,9 +5,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from rig import matrix
-from rig.errors import UserError
-from rig.progress import Progress
+from rig.core.errors import UserError
+from rig.core.progress import Progress
+from rig.core.spec import DriveSpec, MatrixSpec
+from rig.matrix import cells as matrix
+from rig.matrix import runner, summary
 
 pytestmark = pytest.mark.unit
 
@@ -24,16 +26,18 @@ def test_the_bug_cell_is_the_only_stall():
 
 
 def test_shards_partition_the_cells_deterministically():
-    cells = matrix.select(matrix.all_cells(), True, None)
-    shards = [matrix.select(matrix.all_cells(), True, f"{k}/3") for k in (1, 2, 3)]
+    cells = matrix.select(matrix.all_cells(), MatrixSpec(slow=True))
+    shards = [matrix.select(matrix.all_cells(), MatrixSpec(slow=True, shard=(k, 3))) for k in (1, 2, 3)]
     assert sorted(c.id for s in shards for c in s) == sorted(c.id for c in cells)
-    assert shards == [matrix.select(matrix.all_cells(), True, f"{k}/3") for k in (1, 2, 3)]
+    assert shards == [matrix.select(matrix.all_cells(), MatrixSpec(slow=True, shard=(k, 3))) for k in (1, 2, 3)]
     with pytest.raises(UserError, match="K/N"):
-        matrix.select(matrix.all_cells(), True, "4/3")
+        MatrixSpec.parse_shard("4/3")
+    with pytest.raises(UserError, match="this shard has no cell"):
+        matrix.select(matrix.all_cells(), MatrixSpec(shard=(40, 40)))
 
 
 def test_unavailable_and_slow_cells_are_left_out_and_said_why():
-    cells = matrix.select(matrix.all_cells(), False, None)
+    cells = matrix.select(matrix.all_cells(), MatrixSpec())
     assert not any(c.device == "legacy" and c.arch == "ppc64" for c in cells)
     assert not any(c.consumer == "l2-tcg" for c in cells)
     assert "docs/findings" in matrix.Cell("ppc64", "xive", "fixed", "legacy", "l2-kvm").unavailable()
@@ -41,32 +45,32 @@ def test_unavailable_and_slow_cells_are_left_out_and_said_why():
 
 def test_summary_and_junit_report_disagreements(tmp_path):
     cell = matrix.Cell("ppc64", "xive", "unfixed", "pci-serial", "userspace")
-    runs = [matrix.RunOutcome("STALL", 20.0, "/r1", "x"), matrix.RunOutcome("PASS", 30.0, "/r2", "y")]
-    res = matrix.summarize(cell, runs)
+    runs = [summary.RunOutcome("STALL", 20.0, "/r1", "x"), summary.RunOutcome("PASS", 30.0, "/r2", "y")]
+    res = summary.summarize(cell, runs)
     assert res["agreement"] == 0.5 and res["disagreements"][0]["out"] == "/r2"
     assert res["seconds"] == {"median": 25.0, "min": 20.0, "max": 30.0}
-    matrix.write_junit(tmp_path / "j.xml", [res])
+    summary.write_junit(tmp_path / "j.xml", [res])
     suite = ET.parse(tmp_path / "j.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
-    assert "expected STALL" in matrix.table([res]) or "STALL" in matrix.table([res])
+    assert "expected STALL" in summary.table([res]) or "STALL" in summary.table([res])
 
 
 def test_a_run_whose_l2_was_restarted_is_listed_even_when_it_agrees():
     cell = matrix.Cell("x86_64", "ioapic", "fixed", "pci-serial", "l2-kvm")
-    runs = [matrix.RunOutcome("PASS", 20.0, "/r1", "x"), matrix.RunOutcome("PASS", 150.0, "/r2", "y", 1)]
-    res = matrix.summarize(cell, runs)
+    runs = [summary.RunOutcome("PASS", 20.0, "/r1", "x"), summary.RunOutcome("PASS", 150.0, "/r2", "y", 1)]
+    res = summary.summarize(cell, runs)
     assert res["agreement"] == 1 and [r["out"] for r in res["l2_restarted"]] == ["/r2"]
 
 
 def test_run_args_map_the_cell_onto_rig_run():
-    args = matrix.Cell("ppc64", "xics", "unfixed", "pci-serial", "l2-tcg").run_args(60, 100)
+    args = matrix.Cell("ppc64", "xics", "unfixed", "pci-serial", "l2-tcg").run_args(DriveSpec(60, 5, 100))
     assert args[:2] == ["run", "--arch"] and "--ic" in args and "xics" in args
     assert args[args.index("--l2-accel") + 1] == "tcg"
-    assert "--ic" not in matrix.Cell("x86_64", "ioapic", "fixed", "legacy", "userspace").run_args(60, 100)
+    assert "--ic" not in matrix.Cell("x86_64", "ioapic", "fixed", "legacy", "userspace").run_args(DriveSpec(60, 5, 100))
 
 
 def test_parallel_chains_fit_cores_and_memory(monkeypatch):
-    from rig.host import parallel_chains
+    from rig.host.capacity import parallel_chains
     monkeypatch.delenv("RIG_JOBS", raising=False)
     gib = 1024 * 1024
     assert parallel_chains(f"MemAvailable: {21 * gib} kB\n", cores=2) == 2
@@ -80,10 +84,10 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
     """The scheduler alone (run_cell replaced: no QEMU here, and no verdict is made)."""
     import threading
     import time
-    cells = matrix.select(matrix.all_cells(), False, None)[:3]
+    cells = matrix.select(matrix.all_cells(), MatrixSpec())[:3]
     started, running, peak, lock = [], [0], [0], threading.Lock()
 
-    def fake_run(cell, out, cache_dir, duration, pass_after, runs):
+    def fake_run(cell, out, cache_dir, drive, runs):
         with lock:
             started.append((cell.id, out.name))
             running[0] += 1
@@ -91,10 +95,10 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
         time.sleep(0.05)
         with lock:
             running[0] -= 1
-        return matrix.RunOutcome(cell.expectation().verdict, 0.05, str(out), "fake")
+        return summary.RunOutcome(cell.expectation().verdict, 0.05, str(out), "fake")
 
-    monkeypatch.setattr(matrix, "run_cell", fake_run)
-    results = matrix.run_matrix(cells, tmp_path, 2, None, 1, 1, Progress(quiet=True), jobs=2)
+    monkeypatch.setattr(runner, "run_cell", fake_run)
+    results = runner.run_matrix(cells, tmp_path, 2, None, DriveSpec(), Progress(quiet=True), jobs=2)
     assert peak[0] == 2 and len(started) == 6
     assert [o for _, o in started[:3]] == ["run1"] * 3       # every cell's first run first
     assert [r["agreement"] for r in results] == [1.0] * 3 and results[0]["jobs"] == 2
@@ -108,7 +112,7 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
     import signal
     import sys
     import threading
-    cells = matrix.select(matrix.all_cells(), False, None)[:4]
+    cells = matrix.select(matrix.all_cells(), MatrixSpec())[:4]
     child = ("import signal, sys, time\n"
              "signal.signal(signal.SIGINT, lambda *a: sys.exit(130))\n"
              "time.sleep(0.2 if sys.argv[1].endswith(sys.argv[2]) else 30)\n")
@@ -118,7 +122,7 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
     # Exactly one Ctrl-C, armed once: the two slots start side by side, and a second
     # timer would send its SIGINT into whichever test the worker runs next.
     ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    real_start = matrix.Runs.start
+    real_start = runner.Runs.start
 
     def start(self, cmd):
         out = cmd[cmd.index("--out") + 1]
@@ -130,13 +134,13 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
                 ctrl_c.start()     # both slots busy: the first run ends soon, then Ctrl-C
         return proc
 
-    original = matrix.Runs.start
-    matrix.Runs.start = start
+    original = runner.Runs.start
+    runner.Runs.start = start
     try:
         with pytest.raises(KeyboardInterrupt):
-            matrix.run_matrix(cells, tmp_path, 1, None, 1, 1, Progress(quiet=True), jobs=2)
+            runner.run_matrix(cells, tmp_path, 1, None, DriveSpec(), Progress(quiet=True), jobs=2)
     finally:
-        matrix.Runs.start = original
+        runner.Runs.start = original
         ctrl_c.cancel()
     assert len(started) == 3           # the quick one ended, one more started, then no more
     kept = json.loads((tmp_path / "matrix.json").read_text())
@@ -145,10 +149,11 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
 
 
 def test_cells_are_picked_by_glob_and_a_pattern_matching_nothing_is_bad_input():
-    picked = matrix.select(matrix.all_cells(), False, None, "ppc64-xive-*-userspace, x86_64-*-fixed-legacy-*")
+    picked = matrix.select(matrix.all_cells(),
+                           MatrixSpec(cells=MatrixSpec.parse_cells("ppc64-xive-*-userspace, x86_64-*-fixed-legacy-*")))
     assert [c.id for c in picked] == ["ppc64-xive-fixed-pci-serial-userspace",
                                       "ppc64-xive-unfixed-pci-serial-userspace",
                                       "x86_64-ioapic-fixed-legacy-l2-kvm",
                                       "x86_64-ioapic-fixed-legacy-userspace"]
     with pytest.raises(UserError, match="no runnable cell matches"):
-        matrix.select(matrix.all_cells(), False, None, "ppc64-*-legacy-*")   # unavailable
+        matrix.select(matrix.all_cells(), MatrixSpec(cells=("ppc64-*-legacy-*",)))   # unavailable

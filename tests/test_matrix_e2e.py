@@ -11,8 +11,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import ROOT, nothing_left, qemu_processes_under, run_rig, wait_for_line
+from conftest import ROOT, load_result, nothing_left, qemu_processes_under, run_rig, wait_for_line
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +35,8 @@ def matrix_run(cache, out, run_base):
         "ppc64-xive-unfixed-pci-serial-userspace": ["STALL"],
         "x86_64-ioapic-fixed-legacy-userspace": ["PASS"]}
     assert all(x["jobs"] == 1 for x in results)
+    for run in out.glob("*/run*"):
+        load_result(run)                       # every run's result.json against its schema
     return results
 
 
@@ -58,7 +59,7 @@ def test_ctrl_c_stops_the_matrix_and_every_run_in_it(rig_cache_dir, short_tmp, r
     the matrix starts no more, the run cleans up, the finished one is kept. One at a time,
     as the test above (the signal path with two in flight: tests/test_matrix.py)."""
     out = short_tmp / "m"
-    cmd = [sys.executable, "-m", "rig.cli", "--cache-dir", str(rig_cache_dir), "matrix", "--cells",
+    cmd = [sys.executable, "-m", "rig", "--cache-dir", str(rig_cache_dir), "matrix", "--cells",
            "x86_64-ioapic-fixed-*-userspace", "--repeat", "3", "--jobs", "1", "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rig.progress import Progress
+from rig.core.progress import Progress
 
 pytestmark = pytest.mark.unit
 

@@ -1,9 +1,9 @@
 import pytest
 
-from rig.accel import _EXIT_CODE, choose_accel, probe_bios
-from rig.errors import UserError
-from rig.qemu_binary import QemuBinary, explicit_qemu, parse_version
-from rig.targets import PPC64
+from rig.core.errors import UserError
+from rig.core.targets import PPC64
+from rig.host.accel import _EXIT_CODE, choose_accel, probe_bios
+from rig.host.qemu import QemuBinary, explicit_qemu, parse_version
 
 pytestmark = pytest.mark.unit
 

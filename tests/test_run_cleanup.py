@@ -1,15 +1,13 @@
 """`rig run` ends cleanly however it ends: an infrastructure failure is ERROR (never STALL),
 Ctrl-C tears down all three layers, and the next run right after works."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 
 import pytest
-
-from conftest import ROOT, qemu_processes_under, run_rig, wait_for_line
+from conftest import ROOT, load_result, qemu_processes_under, run_rig, wait_for_line
 
 
 @pytest.mark.integration
@@ -18,7 +16,7 @@ def test_guest_that_does_not_boot_in_time_is_error_not_stall(rig_cache_dir, run_
     r = run_rig("run", "--arch", "x86_64", "--boot-timeout", "1", "--out", str(out),
                 cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)})
     assert r.returncode == 125, r.stdout + r.stderr[-1000:]
-    result = json.loads((out / "result.json").read_text())
+    result = load_result(out)
     assert result["verdict"]["verdict"] == "ERROR"
     assert "did not appear on the console within 1 s" in result["verdict"]["reason"]
     assert 'errors="1"' in (out / "junit.xml").read_text()
@@ -27,7 +25,7 @@ def test_guest_that_does_not_boot_in_time_is_error_not_stall(rig_cache_dir, run_
 
 @pytest.mark.e2e
 def test_ctrl_c_while_driving_then_a_second_run_works(rig_cache_dir, run_base, short_tmp):
-    cmd = [sys.executable, "-m", "rig.cli", "--cache-dir", str(rig_cache_dir), "run", "--arch",
+    cmd = [sys.executable, "-m", "rig", "--cache-dir", str(rig_cache_dir), "run", "--arch",
            "x86_64", "--duration", "300", "--out", str(short_tmp / "first")]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})
@@ -40,4 +38,4 @@ def test_ctrl_c_while_driving_then_a_second_run_works(rig_cache_dir, run_base, s
     r = run_rig("run", "--arch", "x86_64", "--duration", "10", "--out", str(second),
                 cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)}, timeout=900)
     assert r.returncode == 0, r.stderr[-1500:]
-    assert json.loads((second / "result.json").read_text())["verdict"]["verdict"] == "PASS"
+    assert load_result(second)["verdict"]["verdict"] == "PASS"

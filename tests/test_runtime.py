@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from rig import runtime
+from rig.host import rundir as runtime
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +53,7 @@ def test_live_owner_is_left_alone_and_recycled_pids_are_not_killed(short_tmp, mo
 def test_children_die_with_the_rig():
     # A child that sets the death signal, whose parent (a shell) is killed.
     code = ("import os, subprocess, sys, time\n"
-            "from rig.runtime import die_with_parent\n"
+            "from rig.host.children import die_with_parent\n"
             "p = subprocess.Popen(['sleep', '120'], preexec_fn=die_with_parent)\n"
             "print(p.pid, flush=True)\n"
             "time.sleep(120)\n")

@@ -8,8 +8,8 @@ import time
 import paramiko
 import pytest
 
-from rig.keys import load_or_create
-from rig.ssh import GuestSSH
+from rig.guests.ssh import GuestSSH
+from rig.host.keys import load_or_create
 
 pytestmark = pytest.mark.unit
 

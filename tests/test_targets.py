@@ -2,10 +2,10 @@ import dataclasses
 
 import pytest
 
-from rig.accel import Accel
-from rig.errors import UserError
-from rig.guest import GuestConfig, kernel_cmdline, l1_qemu_args
-from rig.targets import PPC64, PROFILES, X86_64, profile
+from rig.core.errors import UserError
+from rig.core.targets import PPC64, PROFILES, X86_64, profile
+from rig.guests.l1 import GuestConfig, kernel_cmdline, l1_qemu_args
+from rig.host.accel import Accel
 
 pytestmark = pytest.mark.unit
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from rig.results import write_junit
-from rig.timeline import timeline_svg, write_timeline
-from rig.verdict import ERROR, EXIT_STATUS, PASS, STALL, Sample, final, judge
+from rig.chain.verdict import ERROR, EXIT_STATUS, PASS, STALL, Sample, final, judge
+from rig.reports.result import write_junit
+from rig.reports.timeline import timeline_svg, write_timeline
 
 pytestmark = pytest.mark.unit
 WINDOW, MIN = 5.0, 10
@@ -79,13 +79,13 @@ def test_nothing_ever_arriving_is_error_not_stall():
 
 
 def test_timeline_with_the_interrupt_path_marks_the_stopped_layer(tmp_path):
-    from rig.interrupt_path import PathEvent
+    from rig.trace.path import InterruptPath, PathEvent
     events = [PathEvent(0.0, "device", "push"), PathEvent(0.0, "l0_line", "assert"),
               PathEvent(0.0, "l0_ic", "notify"), PathEvent(0.001, "l1_host", "handler"),
               PathEvent(0.03, "consumer", "serviced"), PathEvent(0.05, "device", "push"),
               PathEvent(0.05, "l0_line", "assert"), PathEvent(0.05, "l0_ic", "held", "PQ=10")]
-    path = {"events": [e.to_json() for e in events], "stopped_layer": "l0_ic",
-            "pending_from": 0.05, "explanation": "stopped at L0 QEMU: interrupt controller"}
+    path = InterruptPath("xive", events=events, stopped_layer="l0_ic", pending_from=0.05,
+                         explanation="stopped at L0 QEMU: interrupt controller")
     s = stalled_after_first(10)
     png = write_timeline(tmp_path, s, "ppc64-xive: STALL", 1.0, path)
     svg = (tmp_path / "timeline.svg").read_text()

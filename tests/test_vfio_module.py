@@ -3,7 +3,7 @@
 import pytest
 
 from guest_images.vfio_module import remove_fix
-from rig.errors import UserError
+from rig.core.errors import UserError
 
 pytestmark = pytest.mark.unit
 

@@ -11,11 +11,11 @@ import threading
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vfio_user_client import Client, eventfd, eventfd_count
 
 from device_models.legacy_uart import LegacyUart
 from device_models.vfio_user import protocol as p
 from device_models.vfio_user.server import Connection
-from vfio_user_client import Client, eventfd, eventfd_count
 
 pytestmark = pytest.mark.unit
 

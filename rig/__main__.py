@@ -1,0 +1,7 @@
+"""`python -m rig`: the same as the `rig` command."""
+
+import sys
+
+from rig.commands.cli import main
+
+sys.exit(main())

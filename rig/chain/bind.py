@@ -1,0 +1,47 @@
+"""L1 takes the device from its driver and gives it to vfio-pci (rig/chain/sh/bind.sh)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rig.core import timeouts
+from rig.core.errors import InfraError
+from rig.core.shell import guest_script
+from rig.core.targets import TargetProfile
+from rig.guests.ssh import GuestSSH
+
+PCI_SERIAL = ("0x1b36", "0x0002")   # pci-serial's IDs, which the legacy device model shares
+
+
+@dataclass(frozen=True)
+class Bound:
+    device: str               # L1's PCI address of the device
+    group: str                # its IOMMU group
+    kvm: bool                 # /dev/kvm in L1 after loading the KVM module
+    nointxmask: bool
+    disintx_writable: bool    # whether the command register's bit 10 sticks (PCI 2.3)
+
+
+def parse_facts(line: str) -> dict[str, str]:
+    return dict(f.split("=", 1) for f in line.split() if "=" in f)
+
+
+def bind_command(profile: TargetProfile, nointxmask: bool) -> str:
+    l2 = profile.l2
+    return guest_script("rig.chain", "bind.sh", *PCI_SERIAL, "nointxmask=1" if nointxmask else "",
+                        l2.iommu_module, *l2.kvm_module)
+
+
+def bind_in_l1(ssh: GuestSSH, profile: TargetProfile, nointxmask: bool) -> Bound:
+    r = ssh.run(bind_command(profile, nointxmask), timeout=timeouts.BIND_S)
+    if r.status != 0:
+        raise InfraError(f"L1: binding the device to vfio-pci failed: {r.stderr.strip()[-300:]}")
+    lines = r.stdout.strip().splitlines()
+    if not lines:
+        raise InfraError(f"L1: the bind script said nothing: {r.stderr.strip()[-300:]}")
+    facts = parse_facts(lines[-1])
+    try:
+        return Bound(facts["dev"], facts["group"], facts["kvm"] == "yes", facts["nointxmask"] == "Y",
+                     facts["disintx_writable"] == "yes")
+    except KeyError as e:
+        raise InfraError(f"L1: the bind script's facts lack {e}: {lines[-1]!r}") from e

@@ -1,0 +1,176 @@
+"""The nested chain: L0 runs L1 with the device under test; L1 binds it to vfio-pci and
+runs L2 with it passed through (or, in fast mode, a userspace VFIO program services it);
+the rig drives interrupts and counts at every layer (rig.chain.drive).
+
+This module puts the parts together: L1 (rig.guests.l1), the bind (rig.chain.bind), the
+interrupt-path tracer (rig.chain.tracer), the consumer (L2 from rig.guests.l2, or the
+program in L1) and its reader (rig.chain.reader).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from rig.chain.bind import PCI_SERIAL, bind_in_l1
+from rig.chain.device import Device
+from rig.chain.drive import Drive, DriveConfig
+from rig.chain.facts import ChainFacts
+from rig.chain.reader import ConsumerReader, open_reader
+from rig.chain.tracer import PathTracer
+from rig.chain.verdict import Sample, Verdict
+from rig.core import timeouts
+from rig.core.errors import InfraError
+from rig.core.progress import Progress
+from rig.core.shell import guest_script
+from rig.core.spec import CONSUMERS
+from rig.core.targets import TargetProfile
+from rig.guests.l1 import L1Guest
+from rig.guests.l2 import L2Guest, boot_l2, l2_command
+from rig.guests.ssh import GuestSSH
+from rig.trace import proc_interrupts as interrupts
+from rig.trace.path import InterruptPath
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every L1 image
+
+
+class Chain:
+    def __init__(self, profile: TargetProfile, l1: L1Guest, device: Device, out: Path, progress: Progress,
+                 l2_accel: str = "auto", consumer: str = "l2"):
+        assert consumer in CONSUMERS, consumer     # rig.core.spec validated it
+        self.profile, self.l1, self.out, self.progress = profile, l1, out, progress
+        self.device = device
+        self.l2_accel_request = l2_accel
+        self.nointxmask = device.needs_nointxmask
+        self.consumer = consumer
+        self.facts = ChainFacts()
+        self.l2: L2Guest | None = None
+        self.reader: ConsumerReader | None = None
+        self.samples: list[Sample] = []
+        self.times: dict[str, float] = {}
+        ic = l1.config.ic or profile.interrupt_controllers[0]
+        self.tracer = PathTracer(l1, ic, device, out)
+        self.interrupt_path: InterruptPath | None = None
+
+    # -- set-up ---------------------------------------------------------------------
+    def start(self, boot_timeout: float | None = None, l2_hang_s: float = timeouts.L2_KVM_HANG_S) -> None:
+        """L1 up, the device bound, the consumer reading. boot_timeout (per guest) overrides
+        the defaults (rig.core.timeouts: BOOT_S, L2_TCG_BOOT_S for an L2 under TCG)."""
+        t0 = time.monotonic()
+        self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
+        self.device.connected()
+        self.times["l1_ready_s"] = time.monotonic() - t0
+        kvm = self._bind_in_l1()
+        self.tracer.arm()
+        if self.consumer == "userspace":
+            # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
+            self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
+                               "L1's userspace VFIO consumer")
+            return
+        self._choose_l2_accel(kvm)
+        tcg = self.facts.l2_accel == "tcg"
+        self._start_l2(boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
+        self.times["l2_ready_s"] = time.monotonic() - t0
+        self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *PCI_SERIAL), "L2's reader")
+
+    def _bind_in_l1(self) -> bool:
+        """Bind, record what L1 says about the device; whether L1 has /dev/kvm."""
+        self.progress.step("L1: binding the device to vfio-pci")
+        bound = bind_in_l1(self.l1.ssh, self.profile, self.nointxmask)
+        f, ssh = self.facts, self.l1.ssh
+        f.l1_device, f.iommu_group = bound.device, bound.group
+        f.l1_nointxmask, f.l1_disintx_writable = bound.nointxmask, bound.disintx_writable
+        f.l1_lspci = ssh.run(f"lspci -vv -s {bound.device}").stdout
+        f.l1_modules = ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout
+        f.l1_qemu = ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()
+        self.progress.note(f"device {bound.device} in IOMMU group {bound.group}, "
+                           f"nointxmask={'Y' if bound.nointxmask else 'N'}")
+        return bound.kvm
+
+    def _choose_l2_accel(self, kvm: bool) -> None:
+        req = self.l2_accel_request
+        if req == "kvm" and not kvm:
+            raise InfraError("--l2-accel kvm asked for, but L1 has no /dev/kvm after loading "
+                             f"{self.profile.l2.kvm_module[0]}")
+        use_kvm = kvm and req != "tcg"
+        self.facts.l2_accel = "kvm" if use_kvm else "tcg"
+        self.facts.l2_accel_reason = ("requested" if req != "auto" else
+                                      "/dev/kvm works in L1" if kvm else "no /dev/kvm in L1")
+        self.progress.note(f"L2: {self.facts.l2_accel.upper()} ({self.facts.l2_accel_reason})")
+
+    def _start_l2(self, timeout: float, hang_s: float) -> None:
+        cmd = l2_command(self.profile, self.facts.l2_accel, self.facts.l1_device)
+        self.facts.l2_command = cmd
+        self.l2, took = boot_l2(self.l1, cmd, self.out, self.progress, self.facts.l2_accel == "kvm",
+                                timeout, hang_s, self.facts.l2_boot_failures)
+        self.facts.l2_kernel = self.l2.kernel_release
+        self.times["l2_console_s"] = took
+        self.progress.note(f"L2 console ready after {took:.1f} s")
+        self.times["l2_ssh_s"] = self.l2.connect(timeout=timeouts.L2_SSH_S[self.facts.l2_accel])
+        self.progress.note(f"L2 SSH ready {self.times['l2_ssh_s']:.1f} s later")
+
+    @property
+    def l2_ssh(self) -> GuestSSH:
+        """SSH into L2 (through L1), for checks against a running chain."""
+        if self.l2 is None:
+            raise InfraError("this chain has no L2 (--consumer userspace)")
+        return self.l2.ssh
+
+    def _start_reader(self, ssh: GuestSSH, command: str, what: str) -> None:
+        """Start the program that services the device and prints a line per byte read."""
+        self.reader, facts = open_reader(ssh, command, what)
+        f = self.facts
+        f.consumer_device, f.consumer_tty, f.consumer_irq = facts["dev"], facts["tty"], facts["irq"]
+        self.progress.note(f"{what} services {facts['dev']} ({facts['tty']}, IRQ {facts['irq']})")
+
+    # -- driving and observing ------------------------------------------------------
+    def tables(self) -> tuple[str, str]:
+        """L1's /proc/interrupts, and L2's (empty without L2)."""
+        l1_text = self.l1.ssh.run("cat /proc/interrupts", timeout=timeouts.SSH_QUICK_S).stdout
+        if self.consumer == "userspace":
+            return l1_text, ""
+        return l1_text, self.l2_ssh.run("cat /proc/interrupts", timeout=timeouts.SSH_QUICK_S).stdout
+
+    def counts(self) -> tuple[int | None, int | None]:
+        """(L1's vfio-intx count, L2's count for the device or None without L2)."""
+        l1_text, l2_text = self.tables()
+        l1 = interrupts.find(interrupts.parse(l1_text), "vfio-intx")
+        if self.consumer == "userspace":
+            return (l1.count if l1 else None, None)
+        l2 = interrupts.find(interrupts.parse(l2_text), self.facts.consumer_irq)
+        return (l1.count if l1 else None, l2.count if l2 else None)
+
+    def _live_counts(self) -> tuple[int | None, int | None]:
+        """Counts, after checking that every layer still runs (a dead one is an ERROR)."""
+        self.l1.machine.check_running()
+        if self.l2:
+            self.l2.check_alive()
+        return self.counts()
+
+    def drive(self, cfg: DriveConfig) -> Verdict:
+        if self.reader is None:
+            raise InfraError("the chain was not started: no consumer to drive")
+        d = Drive(cfg, self.device, self.reader, self._live_counts, self.tracer, self.progress)
+        verdict = d.run()
+        self.samples = d.samples
+        self.interrupt_path = self.tracer.collect(self.samples, verdict)
+        self._record_final_tables()
+        return verdict
+
+    def _record_final_tables(self) -> None:
+        try:
+            self.facts.l1_interrupts_at_end, self.facts.l2_interrupts_at_end = self.tables()
+        except InfraError as e:
+            log.warning("final /proc/interrupts not read: %s", e)
+
+    # -- teardown -------------------------------------------------------------------
+    def close(self) -> None:
+        if self.reader:
+            self.reader.close()
+        if self.l2:
+            self.l2.close()
+        # The device itself is closed by its owner after L1 is down: a vfio-user server
+        # going away under a running L0 QEMU makes its shutdown fail.

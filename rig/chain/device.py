@@ -1,0 +1,159 @@
+"""The device under test as L0 sees it, one class per kind: its QEMU arguments, how the
+rig feeds it interrupts, and (for the legacy device) its own counters.
+
+pci-serial: QEMU's stock UART; "legacy" is faked in L1 with vfio-pci nointxmask=1.
+legacy: device_models' PCI 2.2 UART served over vfio-user by a process the rig owns;
+vfio-pci takes its non-2.3 path by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from device_models.control import ControlClient
+from rig.core import timeouts
+from rig.core.errors import InfraError, UserError
+from rig.core.spec import DEVICES
+from rig.core.targets import TargetProfile
+from rig.host.children import die_with_parent
+from rig.host.qemu import QemuBinary
+from rig.host.rundir import RunDir
+from rig.trace.l0_ic import VFIO_USER_EVENTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Device(Protocol):
+    """What the chain needs of a device under test."""
+
+    name: str
+    needs_nointxmask: bool                 # vfio-pci must be told to take its non-2.3 path
+    l0_trace_events: tuple[str, ...]       # L0 QEMU trace events of its INTx line, if its own
+
+    def qemu_args(self) -> list[str]: ...
+    def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None: ...
+    def push(self) -> None: ...
+    def counters(self) -> dict[str, Any] | None: ...
+    def close(self) -> None: ...
+
+
+class PciSerial:
+    name = "pci-serial"
+    needs_nointxmask = True   # it can mask INTx: force vfio's non-2.3 path
+    l0_trace_events: tuple[str, ...] = ()   # QEMU's own device: its line is the IC's input
+
+    def __init__(self, profile: TargetProfile, run_dir: RunDir):
+        self.sock_path = run_dir / "dev0.sock"
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(self.sock_path))
+        self.listener.listen(1)
+        self.profile = profile
+        self.conn: socket.socket | None = None
+
+    def qemu_args(self) -> list[str]:
+        bus = f",bus={self.profile.device_bus}" if self.profile.device_bus else ""
+        return [*self.profile.device_bus_args, "-chardev", f"socket,id=dev0,path={self.sock_path}",
+                "-device", f"pci-serial,chardev=dev0,id=legacy0{bus}"]
+
+    def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:
+        """After QEMU started: accept its chardev connection."""
+        self.listener.settimeout(timeout)
+        try:
+            self.conn, _ = self.listener.accept()
+        except TimeoutError:
+            raise InfraError("L0 QEMU did not connect the pci-serial chardev") from None
+
+    def push(self) -> None:
+        if self.conn is None:
+            raise InfraError("pci-serial: L0 QEMU has not connected its chardev")
+        self.conn.sendall(b"a")
+
+    def counters(self) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        for s in (self.conn, self.listener):
+            if s:
+                s.close()
+
+
+class LegacyDevice:
+    """device_models.serve as a child process (dies with the rig), over vfio-user."""
+
+    name = "legacy"
+    needs_nointxmask = False
+    l0_trace_events: tuple[str, ...] = VFIO_USER_EVENTS   # its INTx arrives at L0 QEMU over vfio-user
+
+    def __init__(self, profile: TargetProfile, run_dir: RunDir, pci_2_3: bool = False,
+                 log_path: Path | None = None):
+        self.profile = profile
+        self.pci_2_3 = pci_2_3
+        self.name = "legacy-2.3" if pci_2_3 else "legacy"
+        self.sock_path = run_dir / "vfu.sock"
+        self.ctl_path = run_dir / "vfu-ctl.sock"
+        cmd = [sys.executable, "-m", "device_models.serve", "--socket", str(self.sock_path),
+               "--control", str(self.ctl_path)] + (["--pci-2-3"] if pci_2_3 else [])
+        self._log: TextIO | None = open(log_path, "w") if log_path else None
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log or subprocess.DEVNULL, text=True,
+                                     preexec_fn=die_with_parent)
+        (run_dir / "legacy-device.pid").write_text(f"{self.proc.pid}\n")
+        self._wait_ready(timeouts.DEVICE_MODEL_READY_S)
+        self.control = ControlClient(str(self.ctl_path))
+
+    def _wait_ready(self, timeout: float) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None       # PIPE
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        line = stdout.readline() if ready else ""
+        if line.strip() != "READY":
+            self.close()
+            raise InfraError(f"the legacy device model did not start (said {line.strip()!r})")
+
+    def qemu_args(self) -> list[str]:
+        dev = {"driver": "vfio-user-pci", "id": "legacy0",
+               "socket": {"path": str(self.sock_path), "type": "unix"}}
+        if self.profile.device_bus:
+            dev["bus"] = self.profile.device_bus
+        return [*self.profile.device_bus_args, "-device", json.dumps(dev, separators=(",", ":"))]
+
+    def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:
+        pass  # QEMU connected before it finished starting (it negotiates at realize)
+
+    def push(self) -> None:
+        self.control.push(1)
+
+    def counters(self) -> dict[str, Any] | None:
+        return self.control.counters()
+
+    def close(self) -> None:
+        if getattr(self, "control", None):
+            self.control.close()
+        if self.proc.poll() is None:
+            if self.proc.stdin:
+                self.proc.stdin.close()   # serve exits when stdin closes
+            try:
+                self.proc.wait(timeout=timeouts.DEVICE_MODEL_EXIT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeouts.DEVICE_MODEL_EXIT_S)
+        if self._log:
+            self._log.close()
+
+
+def make_device(kind: str, profile: TargetProfile, qemu: QemuBinary, run_dir: RunDir, log_dir: Path) -> Device:
+    if kind == "pci-serial":
+        return PciSerial(profile, run_dir)
+    if kind in ("legacy", "legacy-2.3"):
+        if not qemu.has_device("vfio-user-pci"):
+            raise UserError(f"--device {kind} needs -device vfio-user-pci (QEMU >= 10.1); "
+                            f"{qemu.describe()} lacks it: use --device pci-serial")
+        return LegacyDevice(profile, run_dir, pci_2_3=kind == "legacy-2.3",
+                            log_path=log_dir / "legacy-device.log")
+    raise UserError(f"--device {kind}: use one of {', '.join(DEVICES)}")

@@ -1,0 +1,129 @@
+"""The drive: push a byte into the device (an RX interrupt), count what each layer did,
+judge. It stands alone: the device, the consumer's reader, the counters and the tracer
+come in as small interfaces, so the loop is tested with fakes (tests/test_drive.py) and
+the chain plugs in the real ones.
+
+Pacing: a new byte only after the consumer read the previous one (plus a gap), so the
+device never asserts while the previous interrupt is still in flight. QEMU's XIVE model
+loses an assertion that arrives while masked and is still asserted at unmask even with
+the fix (docs/mechanism.md); a paced device keeps a fixed kernel from ever looking stalled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rig.chain.verdict import Sample, Verdict, final, judge
+from rig.core import timeouts
+from rig.core.progress import Progress
+from rig.core.spec import MIN_SERVICED, DriveSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DriveConfig:
+    duration: float = timeouts.DURATION_S          # seconds of driving, at most
+    stall_window: float = timeouts.STALL_WINDOW_S  # pending and nothing moved for this long: STALL
+    gap: float = timeouts.PUSH_GAP_S               # between a serviced byte and the next push
+    sample_every: float = timeouts.SAMPLE_EVERY_S  # /proc/interrupts samples
+    min_serviced: int = MIN_SERVICED               # fewer by the end: too slow to judge (ERROR)
+    pass_after: int = 0           # PASS once this many were serviced (and a stall window
+                                  # has gone by); 0: drive for the whole duration
+
+    @classmethod
+    def from_spec(cls, spec: DriveSpec) -> DriveConfig:
+        return cls(duration=spec.duration, stall_window=spec.stall_window, pass_after=spec.pass_after)
+
+
+class Device(Protocol):
+    def push(self) -> None: ...
+    def counters(self) -> dict[str, Any] | None: ...
+
+
+class Reader(Protocol):
+    unserviced: int
+    def read_serviced(self, wait: float) -> int: ...
+    def settle(self, timeout: float) -> None: ...
+
+
+class Counters(Protocol):
+    def __call__(self) -> tuple[int | None, int | None]:
+        """(L1's vfio-intx count, L2's count for the device or None); raises InfraError
+        when a layer is gone."""
+        ...
+
+
+class Marks(Protocol):
+    def begin(self) -> float: ...
+    def mark(self, kind: str, n: int = 1) -> None: ...
+
+
+def compact_counters(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The device model's counters worth a timeline: per sample, cumulative."""
+    c = snapshot["counters"]
+    return {k: c.get(k) for k in ("raised", "signalled", "resignalled", "unmasks", "serviced",
+                                   "asserted_s", "intx_disable_writes")} | {"level": snapshot["level"]}
+
+
+class Drive:
+    """One drive: its samples and, at the end, its verdict."""
+
+    def __init__(self, cfg: DriveConfig, device: Device, reader: Reader, counts: Counters,
+                 marks: Marks, progress: Progress):
+        self.cfg, self.device, self.reader, self.counts = cfg, device, reader, counts
+        self.marks, self.progress = marks, progress
+        self.samples: list[Sample] = []
+        self.sent = self.serviced = 0
+
+    def run(self) -> Verdict:
+        cfg = self.cfg
+        self.progress.step(f"driving interrupts for up to {cfg.duration:.0f} s "
+                           f"(STALL after {cfg.stall_window:.0f} s without progress)")
+        self.reader.settle(cfg.stall_window)
+        t0 = self.marks.begin()
+        next_send = next_sample = t0
+        verdict = None
+        while (now := time.monotonic()) - t0 < cfg.duration:
+            if self.sent == self.serviced and now >= next_send:
+                self.marks.mark("push")
+                self.device.push()
+                self.sent += 1
+            if now >= next_sample:
+                next_sample = now + cfg.sample_every
+                verdict = self._sample(now - t0) or self._passed(now - t0)
+                if verdict:
+                    break
+            wait = max(0.0, min(next_sample, next_send if self.sent == self.serviced else next_sample)
+                       - time.monotonic())
+            got = self.reader.read_serviced(wait)
+            if got:
+                self.marks.mark("serviced", got)
+                self.serviced += got
+                next_send = time.monotonic() + cfg.gap
+        if verdict is None:
+            self._sample(time.monotonic() - t0)
+            verdict = final(self.samples, cfg.stall_window, cfg.min_serviced)
+        self.reader.unserviced = self.sent - self.serviced
+        log.info("drive ended: %s (%s); pushed %d, serviced %d", verdict.verdict, verdict.reason,
+                 self.sent, self.serviced)
+        return verdict
+
+    def _sample(self, t: float) -> Verdict | None:
+        l1, l2 = self.counts()
+        dev = self.device.counters()
+        self.samples.append(Sample(round(t, 3), self.sent, self.serviced, l1, l2,
+                                   device=compact_counters(dev) if dev else None))
+        if len(self.samples) % 5 == 1:
+            self.progress.note(f"t={t:5.1f}s pushed={self.sent} serviced={self.serviced} "
+                               f"L1 vfio-intx={l1} L2 irq={l2}")
+        return judge(self.samples, self.cfg.stall_window, self.cfg.min_serviced)
+
+    def _passed(self, t: float) -> Verdict | None:
+        cfg = self.cfg
+        if cfg.pass_after and self.serviced >= cfg.pass_after and t >= cfg.stall_window:
+            return final(self.samples, cfg.stall_window, cfg.min_serviced)
+        return None

@@ -1,0 +1,69 @@
+"""What a run found out about its chain, as types: the parts of result.json that the
+chain fills in as they become known (rig.reports.result puts them together)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class L0Facts:
+    qemu: str                         # the L0 QEMU: path, where from, version
+    accel: str                        # kvm or tcg
+    accel_reason: str
+    command: list[str] = field(default_factory=list)   # L0's command line for L1
+
+
+@dataclass
+class L1Facts:
+    kernel: str                       # uname -r
+    kernel_package: str | None        # Debian's package, or None for a user's kernel
+    vfio_modules: str                 # fixed, unfixed, or "the kernel under test's"
+    vfio_rebuilt: bool
+    vfio_intx_fix: bool | None        # read from the binary; None: could not be read
+
+
+@dataclass
+class KernelInputFacts:
+    """A user's L1 kernel: how it was given and what the checks said."""
+    source: str
+    version_string: str
+    config: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ChainFacts:
+    """What the chain found out about itself."""
+
+    l1_device: str = ""
+    iommu_group: str = ""
+    l1_qemu: str = ""             # L1's qemu-system-* (runs L2): its -version line
+    l1_nointxmask: bool = False   # vfio_pci nointxmask in L1
+    l1_disintx_writable: bool = False  # whether the command register's bit 10 sticks in L1
+    l1_lspci: str = ""
+    l2_accel: str = ""
+    l2_accel_reason: str = ""
+    l2_command: list[str] = field(default_factory=list)
+    l2_kernel: str = ""
+    l2_boot_failures: list[str] = field(default_factory=list)   # why L2 boots failed (restarted)
+    consumer_device: str = ""     # the device as the consumer (L2, or L1 userspace) sees it
+    consumer_tty: str = ""
+    consumer_irq: str = ""
+    l1_modules: str = ""
+    l1_interrupts_at_end: str = ""
+    l2_interrupts_at_end: str = ""
+
+
+@dataclass
+class RunFacts:
+    """Known before the drive: which chain this run built (None until known)."""
+
+    arch: str
+    ic: str
+    consumer: str
+    device: str | None = None
+    device_reason: str | None = None
+    l0: L0Facts | None = None
+    l1: L1Facts | None = None
+    l1_kernel_input: KernelInputFacts | None = None

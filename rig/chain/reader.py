@@ -1,0 +1,86 @@
+"""The consumer's side of the drive: a program (L2's reader, or the userspace VFIO
+consumer in L1) that prints one line per byte it read from the device, over an SSH
+channel. This counts those lines, and keeps one drive's late bytes out of the next."""
+
+from __future__ import annotations
+
+import select
+import time
+from typing import Protocol
+
+from rig.core import timeouts
+from rig.core.errors import InfraError
+from rig.guests.ssh import GuestSSH
+
+
+class Channel(Protocol):
+    """What the reader needs of an SSH channel (a socket stands in for it in tests)."""
+
+    def recv(self, n: int) -> bytes: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class ConsumerReader:
+    def __init__(self, channel: Channel):
+        self.channel = channel
+        self._buf = b""
+        self.unserviced = 0      # bytes the last drive pushed that were not read when it ended
+
+    def first_line(self, timeout: float) -> str:
+        """The consumer's first line (READER ...), or what it said before it exited."""
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.channel], [], [], deadline - time.monotonic())
+            if ready:
+                data = self.channel.recv(4096)
+                if not data:
+                    break
+                buf += data
+        line, _, rest = buf.partition(b"\n")
+        self._buf = rest
+        return line.decode(errors="replace").strip()
+
+    def read_serviced(self, wait: float) -> int:
+        """Lines the consumer printed (one per byte read) within `wait` seconds, less the
+        previous drive's stragglers."""
+        ready, _, _ = select.select([self.channel], [], [], wait)
+        if not ready:
+            return 0
+        data = self.channel.recv(65536)
+        if not data:
+            raise InfraError("the consumer's reader (L2's, or the userspace program in L1) exited")
+        self._buf += data
+        n = self._buf.count(b"\n")
+        self._buf = self._buf.rsplit(b"\n", 1)[-1]
+        stale = min(n, self.unserviced)
+        self.unserviced -= stale
+        return n - stale
+
+    def settle(self, timeout: float) -> None:
+        """A second drive on the same chain (the rig_chain fixture) must not count the
+        previous drive's last byte, read after that drive ended, as its own: wait for it.
+        One that never comes (a stalled device) is discarded when it is read."""
+        deadline = time.monotonic() + timeout
+        while self.unserviced > 0 and (left := deadline - time.monotonic()) > 0:
+            self.read_serviced(left)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def open_reader(ssh: GuestSSH, command: str, what: str) -> tuple[ConsumerReader, dict[str, str]]:
+    """Start the consumer over SSH; its READER line's facts (dev, tty, irq)."""
+    from rig.chain.bind import parse_facts
+
+    chan = ssh.open_session()
+    chan.exec_command(command)
+    reader = ConsumerReader(chan)
+    line = reader.first_line(timeouts.READER_START_S)
+    if not line.startswith("READER"):
+        chan.recv_exit_status()
+        err = chan.recv_stderr(65536).decode(errors="replace") if chan.recv_stderr_ready() else ""
+        reader.close()
+        raise InfraError(f"{what} did not start: {line or err.strip()}")
+    return reader, parse_facts(line)

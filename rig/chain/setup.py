@@ -1,0 +1,100 @@
+"""From a validated RunSpec to a running chain: the L0 QEMU, the L1 image (Debian's
+kernel with vfio as shipped or rebuilt unfixed, or the user's kernel), the device, L1,
+the bind, the consumer. Torn down on exit however it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from guest_images.build import GuestImage, KernelSource
+from rig.chain.chain import Chain
+from rig.chain.device import make_device
+from rig.chain.device_probe import vfio_user_usable
+from rig.chain.facts import KernelInputFacts, L0Facts, L1Facts, RunFacts
+from rig.chain.session import Session
+from rig.core import timeouts
+from rig.core.errors import UserError
+from rig.core.spec import RunSpec
+from rig.core.targets import TargetProfile
+from rig.guests.l1 import GuestConfig, L1Guest
+from rig.host.accel import choose_accel
+from rig.host.qemu import MINIMUM_VERSION, QemuBinary
+from rig.host.rundir import RunDir
+from rig.kernel.under_test import KernelUnderTest
+
+
+def l1_image(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, facts: RunFacts) -> GuestImage:
+    """The L1 image: Debian's kernel (vfio as shipped or rebuilt unfixed), or the user's."""
+    prof = spec.profile
+    with s.builder() as b:
+        if kernel is None:
+            return b.l1(prof, spec.l1_vfio)
+        for w in kernel.warnings:
+            s.progress.note(f"warning: {w}")
+        facts.l1_kernel_input = KernelInputFacts(kernel.source, kernel.version_string,
+                                                 kernel.config_source, kernel.warnings)
+        return b.l1_with_kernel(prof, KernelSource(kernel.kernel, kernel.modules_dir, kernel.release,
+                                                   {"from": kernel.source,
+                                                    "version_string": kernel.version_string}))
+
+
+def choose_device(requested: str | None, prof: TargetProfile, qemu: QemuBinary, s: Session) -> tuple[str, str]:
+    """The legacy (vfio-user) device where this QEMU and arch can run it, else pci-serial."""
+    if requested == "pci-serial":
+        return requested, "requested"
+    ok, why = vfio_user_usable(prof, qemu, s.cache)
+    if requested:
+        if not ok:
+            raise UserError(f"--device {requested} --arch {prof.name} is unsupported by this QEMU: {why}")
+        return requested, "requested"
+    if ok:
+        return "legacy", "default: a true PCI 2.2 device over vfio-user"
+    return "pci-serial", f"default; the legacy device is not usable here: {why}"
+
+
+def describe_fix(fix: bool | None, where: str) -> str:
+    if fix is None:
+        return f"whether {where} has the INTx fix could not be read"
+    return f"{where} {'has' if fix else 'lacks'} the INTx fix"
+
+
+@contextmanager
+def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
+                  kernel: KernelUnderTest | None = None) -> Iterator[Chain]:
+    """L0 -> L1 -> L2 up, the device bound and read by the consumer; torn down on exit
+    however it ends. `facts` is filled in as things become known."""
+    prof, ic = spec.profile, spec.interrupt_controller
+    qemu = s.qemu(prof)
+    qemu.require(MINIMUM_VERSION, f"running {prof.name}")
+    accel = choose_accel(prof, qemu, "auto")
+    image = l1_image(s, spec, kernel, facts)
+    fix = image.meta["vfio_intx_fix"]
+    s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; "
+                    f"{describe_fix(fix, 'L1 vfio-pci-core.ko')}")
+    kind, why = choose_device(spec.device, prof, qemu, s)
+    s.progress.step(f"device: {kind} ({why})")
+    facts.device, facts.device_reason = kind, why
+    facts.l0 = L0Facts(qemu.describe(), accel.name, accel.reason)
+    facts.l1 = L1Facts(image.kernel_version, image.meta["kernel_package"],
+                       "the kernel under test's" if kernel else spec.l1_vfio,
+                       image.meta["vfio_rebuilt"], fix)
+    with RunDir("run") as run_dir:
+        device = make_device(kind, prof, qemu, run_dir, out)
+        try:
+            # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
+            config = GuestConfig(ic=ic, extra_args=device.qemu_args(), smp=spec.l1_smp,
+                                 extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
+            with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
+                facts.l0.command = l1.machine.command_line()
+                chain = Chain(prof, l1, device, out, s.progress, l2_accel=spec.l2_accel,
+                              consumer=spec.consumer)
+                try:
+                    chain.start(boot_timeout=spec.boot_timeout, l2_hang_s=spec.l2_hang_s)
+                    yield chain
+                finally:
+                    chain.close()
+                l1.shutdown(timeout=timeouts.L1_POWERDOWN_AFTER_RUN_S)  # only on the way out without an exception
+        finally:
+            device.close()

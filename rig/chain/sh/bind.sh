@@ -1,0 +1,43 @@
+# shellcheck shell=sh
+# In L1: bind the device under test to vfio-pci and print its facts as one line of
+# key=value pairs. Fails loudly (a message on stderr, a distinct exit status).
+# Arguments: vendor device vfio-pci-module-args iommu-module kvm-module [kvm-module-args...]
+set -e
+vendor=$1 device=$2 vfio_args=$3 iommu_module=$4
+shift 4
+dev=
+for d in /sys/bus/pci/devices/*; do
+    [ "$(cat "$d/vendor")" = "$vendor" ] && [ "$(cat "$d/device")" = "$device" ] && dev=${d##*/}
+done
+[ -n "$dev" ] || { echo "no $vendor:$device PCI device" >&2; exit 3; }
+# shellcheck disable=SC2086 # the module's arguments, if any, are words
+modprobe vfio-pci $vfio_args || [ -d /sys/module/vfio_pci ]
+modprobe "$iommu_module"
+p=/sys/bus/pci/devices/$dev
+if [ -e "$p/driver" ]; then echo "$dev" > "$p/driver/unbind"; fi
+# Does the command register's INTx-disable bit (10) stick? (PCI 2.3 yes, 2.2 no) Write
+# the high byte with bit 2 set, read back, restore. A zero byte comes from /dev/zero:
+# busybox printf writes no byte for an octal zero, and a missed restore leaves INTx disabled.
+cfgbyte() { od -An -tu1 -j5 -N1 "$p/config" | tr -d ' '; }
+setbyte() {
+    # shellcheck disable=SC2059 # the format is the byte, as an octal escape
+    if [ "$1" -eq 0 ]; then head -c1 /dev/zero; else printf "\\$(printf %o "$1")"; fi |
+        dd of="$p/config" bs=1 seek=5 count=1 conv=notrunc 2>/dev/null
+}
+hi=$(cfgbyte)
+setbyte $((hi | 4))
+hi2=$(cfgbyte)
+setbyte "$hi"
+[ "$(cfgbyte)" = "$hi" ] || { echo "could not restore the command register of $dev" >&2; exit 7; }
+disintx=no; [ $((hi2 & 4)) -ne 0 ] && disintx=yes
+echo vfio-pci > "$p/driver_override"
+echo "$dev" > /sys/bus/pci/drivers_probe
+drv=$(basename "$(readlink "$p/driver")")
+[ "$drv" = vfio-pci ] || { echo "$dev bound to '$drv', not vfio-pci" >&2; exit 4; }
+group=$(basename "$(readlink "$p/iommu_group")")
+[ -e "/dev/vfio/$group" ] || { echo "/dev/vfio/$group missing" >&2; exit 5; }
+modprobe "$@" 2>/dev/null || true
+kvm=no; [ -e /dev/kvm ] && kvm=yes
+mask=$(cat /sys/module/vfio_pci/parameters/nointxmask)
+[ "$mask" = Y ] || [ -z "$vfio_args" ] || { echo "vfio_pci nointxmask is $mask, not Y" >&2; exit 6; }
+echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask disintx_writable=$disintx"

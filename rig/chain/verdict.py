@@ -1,0 +1,114 @@
+"""The verdict: PASS, STALL or ERROR, from what each layer counted over time.
+
+Pure functions over recorded samples, so recorded series can be replayed in unit tests.
+STALL needs pending work: the device was given an interrupt to raise (a byte pushed) that
+nobody serviced for the stall window, and no layer's count moved in that window. A failure
+of the machinery is ERROR, never STALL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PASS, STALL, ERROR = "PASS", "STALL", "ERROR"
+EXIT_STATUS = {PASS: 0, STALL: 1, ERROR: 125}   # git bisect run: 125 = skip
+
+
+@dataclass
+class Sample:
+    t: float                 # seconds since the drive started
+    sent: int                # interrupts asked of the device (bytes pushed)
+    serviced: int            # serviced by L2's driver (bytes read by the L2 program)
+    l1: int | None = None    # L1 host IRQ count (vfio-intx line)
+    l2: int | None = None    # L2 count for the device's IRQ
+    device: dict[str, Any] | None = None   # the device model's own counters (legacy device only)
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    reason: str
+    stopped_at: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def last_change(samples: list[Sample], attr: str) -> float | None:
+    """Time of the last sample where attr changed (None if it never did)."""
+    prev, when = None, None
+    for s in samples:
+        v = getattr(s, attr)
+        if v is None:
+            continue
+        if prev is not None and v != prev:
+            when = s.t
+        prev = v
+    return when
+
+
+def pending_since(samples: list[Sample]) -> float | None:
+    """Since when the device has had unserviced work (None if it has none now)."""
+    if not samples or samples[-1].sent <= samples[-1].serviced:
+        return None
+    since = samples[-1].t
+    for s in reversed(samples):
+        if s.sent > s.serviced and s.serviced == samples[-1].serviced:
+            since = s.t
+        else:
+            break
+    return since
+
+
+def judge(samples: list[Sample], stall_window: float, min_serviced: int) -> Verdict | None:
+    """STALL as soon as it is certain; PASS only at the end (see final()); None: go on."""
+    if not samples:
+        return None
+    now = samples[-1].t
+    since = pending_since(samples)
+    if since is None or now - since < stall_window:
+        return None
+    quiet_from = now - stall_window
+    moved = [a for a in ("l1", "l2") if (last_change(samples, a) or -1) > quiet_from]
+    if moved:
+        return None  # something still moves: interrupts flow, the reader is just slow
+    if not any(x.l1 for x in samples) and not any(x.serviced for x in samples):
+        # The INTx stall lets exactly one interrupt through; none at all is a device or
+        # routing problem (e.g. INTx left disabled in the command register): machinery.
+        return Verdict(ERROR, "no interrupt ever reached L1's vfio-intx handler: the device or "
+                              "its interrupt routing is broken, not the INTx stall", stopped_at(samples[-1]))
+    return Verdict(STALL, f"a pushed interrupt was not serviced for {now - since:.1f} s and no "
+                          f"layer's count moved", stopped_at(samples[-1]))
+
+
+def final(samples: list[Sample], stall_window: float, min_serviced: int) -> Verdict:
+    """The verdict at the end of the duration."""
+    early = judge(samples, stall_window, min_serviced)
+    if early:
+        return early
+    last = samples[-1] if samples else Sample(0, 0, 0)
+    if last.serviced < min_serviced:
+        return Verdict(ERROR, f"only {last.serviced} interrupts serviced in {last.t:.0f} s, fewer "
+                              f"than {min_serviced}, but no stall either: too slow to judge",
+                       stopped_at(last))
+    return Verdict(PASS, f"{last.serviced} interrupts serviced in {last.t:.0f} s, counts grew "
+                         "at every layer", stopped_at(last))
+
+
+def stopped_at(s: Sample) -> dict[str, Any]:
+    return {"device_sent": s.sent, "serviced": s.serviced, "l1_vfio_intx": s.l1, "l2_irq": s.l2}
+
+
+def describe_stop(v: Verdict) -> str:
+    s = v.stopped_at
+    verb = "stopped at" if v.verdict == STALL else "at"
+    parts = [f"L1 vfio-intx {verb} {s.get('l1_vfio_intx')}"]
+    if s.get("l2_irq") is not None:
+        parts.append(f"L2 IRQ count {verb} {s.get('l2_irq')}")
+    parts.append(f"{s.get('serviced')} of {s.get('device_sent')} pushed bytes serviced")
+    return ", ".join(parts)

@@ -1,0 +1,82 @@
+"""`rig boot`: start L1 under QEMU, reach its console and SSH, run a command, power off."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from rig.commands.common import Subparsers, optional_path, session
+from rig.commands.preflight import check_kernel_file, check_qemu
+from rig.core import timeouts
+from rig.core.errors import InfraError
+from rig.core.logs import LogFile
+from rig.core.spec import ACCELS, BootSpec
+from rig.guests.l1 import GuestConfig, L1Guest
+from rig.host.accel import choose_accel
+from rig.host.qemu import MINIMUM_VERSION
+from rig.host.rundir import RunDir
+
+
+def add_parser(sub: Subparsers) -> None:
+    bo = sub.add_parser("boot", help="boot L1, run a command over SSH, power off")
+    bo.add_argument("--arch", required=True, help="x86_64 or ppc64")
+    bo.add_argument("--accel", default="auto", choices=ACCELS,
+                    help="L1 accelerator (auto: KVM only where /dev/kvm runs a guest)")
+    bo.add_argument("--qemu", help="use this qemu-system-* binary for L0")
+    bo.add_argument("--kernel", help="boot this L1 kernel instead of the image's")
+    bo.add_argument("--command", default=BootSpec.command, help="command to run in L1 over SSH")
+    bo.add_argument("--out", help="directory for logs (default: a temporary one, removed)")
+    bo.add_argument("--timeout", type=float, default=timeouts.BOOT_COMMAND_BOOT_S, help="boot timeout in seconds")
+    bo.set_defaults(handler=cmd_boot)
+
+
+def spec_of(args: argparse.Namespace) -> BootSpec:
+    spec = BootSpec(arch=args.arch, accel=args.accel, kernel=optional_path(args.kernel), command=args.command,
+                    timeout=args.timeout, qemu=optional_path(args.qemu), out=optional_path(args.out)).validate()
+    prof = spec.profile
+    if spec.qemu:
+        check_qemu(str(spec.qemu), prof)
+    if spec.kernel:
+        check_kernel_file(str(spec.kernel), prof)
+    return spec
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    spec = spec_of(args)
+    prof = spec.profile
+    s = session(args, qemu=spec.qemu)
+    qemu = s.qemu(prof)
+    qemu.require(MINIMUM_VERSION, f"booting {prof.name}")
+    accel = choose_accel(prof, qemu, spec.accel)
+    print(f"L0 QEMU: {qemu.describe()}")
+    print(f"L1 accelerator: {accel}")
+    with s.builder() as b:
+        image = b.l1(prof)
+    out = spec.out or Path(tempfile.mkdtemp(prefix="intx-rig-boot-"))
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with LogFile(out), RunDir("boot") as run_dir, \
+                L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress,
+                        GuestConfig(kernel=spec.kernel)) as guest:
+            try:
+                times = guest.boot(timeout=spec.timeout)
+                result = guest.ssh.run(spec.command, timeout=timeouts.USER_COMMAND_S)
+            except InfraError as e:
+                raise InfraError(f"{e} (console log: {guest.machine.console_log})") from e
+            print(result.stdout, end="")
+            if result.stderr:
+                print(result.stderr, end="")
+            how = guest.shutdown()
+        summary = {"arch": prof.name, "accel": accel.name, "qemu": qemu.describe(),
+                   "kernel": guest.kernel_release, "console_ready_s": round(times.console_ready, 2),
+                   "ssh_ready_s": round(times.ssh_ready, 2), "command_status": result.status,
+                   "shutdown": how}
+        print(json.dumps(summary))
+        (out / "boot.json").write_text(json.dumps(summary, indent=1))
+        return 0 if result.status == 0 else 1
+    finally:
+        if not spec.out:
+            shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""The `rig` command: parse, validate, dispatch; map failures onto exit statuses.
+
+Exit status: 0 success; 2 bad input or an unusable host (one line `rig: error: ...`, no
+traceback; 125 with --bisect, so `git bisect run` skips the commit); 125 the machinery
+failed (ERROR: a guest that did not boot, a QEMU that died); 130 interrupted. The
+subcommands' own statuses (rig run: 1 STALL; rig matrix: 1 disagreement) are theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import NoReturn
+
+from rig import __version__
+from rig.commands import boot, doctor, finding, matrix, run, setup
+from rig.core import logs
+from rig.core.errors import InfraError, RigError, UserError
+from rig.host.rundir import reap_stale
+
+log = logging.getLogger(__name__)
+
+
+class UsageError(UserError):
+    """argparse's complaint about the command line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line `rig: error: ...` like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog.removeprefix('rig ')}: {message}; see `{self.prog} --help`")
+
+
+def parser() -> Parser:
+    p = Parser(prog="rig", description="Finds INTx interrupt stalls in Linux VFIO passthrough of "
+                                        "legacy PCI devices, under QEMU")
+    p.add_argument("--version", action="version", version=f"intx-rig {__version__}")
+    p.add_argument("--cache-dir", help="cache directory (default $XDG_CACHE_HOME/intx-rig)")
+    p.add_argument("--refresh", action="store_true",
+                   help="resolve Debian package versions again instead of using the recorded lock")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--debug", action="store_true", help="every log record on stderr too (rig.log has them)")
+    p.add_argument("--bisect", action="store_true",
+                   help="for `git bisect run`: bad input exits 125 (skip this commit), not 2")
+    sub = p.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    for module in (doctor, setup, boot, finding, matrix, run):
+        module.add_parser(sub)
+    return p
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP, handled like Ctrl-C: unwind and clean up."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    bisect = "--bisect" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:     # --help, --version
+        return int(e.code or 0)
+    except UserError as e:
+        print(f"rig: error: {e}", file=sys.stderr)
+        return 125 if bisect else e.exit_status
+    logs.configure(debug=args.debug)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    # Started with SIGINT ignored (a script's background job, a pytest-xdist worker), Python
+    # would leave it ignored: Ctrl-C or kill -INT must still unwind and clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        reap_stale()
+        return handler(args)
+    except UserError as e:
+        print(f"rig: error: {e}", file=sys.stderr)
+        return 125 if args.bisect else e.exit_status
+    except InfraError as e:
+        log.error("%s", e, exc_info=True)
+        print(f"rig: ERROR: {e}", file=sys.stderr)
+        return e.exit_status
+    except RigError as e:
+        print(f"rig: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rig: interrupted; cleaned up", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the machinery failing in a way nobody foresaw
+        log.critical("unexpected %s", type(e).__name__, exc_info=True)
+        print(f"rig: ERROR: unexpected {type(e).__name__}: {e} (a bug in the rig: run again with "
+              "--debug for its traceback, and report it)", file=sys.stderr)
+        return InfraError.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

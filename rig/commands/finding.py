@@ -1,0 +1,89 @@
+"""Evidence for the upstream reports in docs/findings/, produced by the product.
+
+intx_probe_writes(): does the L1 kernel probe INTx masking (Linux's pci_intx_mask_broken(),
+which writes the command register with bit 10 flipped and reads it back)? Boots L1 with the
+stock pci-serial device, switches QEMU's pci_cfg_write trace event on over QMP while the
+machine is still paused, and collects the config writes to the device's command register.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rig.chain.device import PciSerial
+from rig.chain.session import Session
+from rig.commands.common import Subparsers, arches, session
+from rig.commands.setup import check_arch
+from rig.core.spec import writable_dir
+from rig.core.targets import TargetProfile
+from rig.guests.l1 import GuestConfig, L1Guest
+from rig.guests.machine import QemuMachine
+from rig.host.accel import choose_accel
+from rig.host.rundir import RunDir
+
+# log backend: "pci_cfg_write pci-serial 00:02.0 @0x4 <- 0x403" (with a pid@time prefix)
+CFG_WRITE = re.compile(r"pci_cfg_write (\S+) (\S+) @0x([0-9a-f]+) <- 0x([0-9a-f]+)")
+COMMAND = 0x4
+INTX_DISABLE = 0x400
+
+
+def command_writes(qemu_log: str, device: str = "pci-serial") -> list[int]:
+    """Values written to `device`'s command register, in order."""
+    out = []
+    for m in CFG_WRITE.finditer(qemu_log):
+        if m.group(1) == device and int(m.group(3), 16) == COMMAND:
+            out.append(int(m.group(4), 16))
+    return out
+
+
+def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) -> dict[str, Any]:
+    qemu = s.qemu(prof)
+    accel = choose_accel(prof, qemu, "auto")
+    with s.builder() as b:
+        image = b.l1(prof)
+    logs = Path(out) if out else Path(tempfile.mkdtemp(prefix="intx-rig-finding-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    with RunDir("finding") as run_dir:
+        device = PciSerial(prof, run_dir)
+        try:
+            def trace_on(machine: QemuMachine) -> None:
+                machine.cmd("trace-event-set-state", name="pci_cfg_write", enable=True)
+            config = GuestConfig(extra_args=device.qemu_args(), before_start=trace_on)
+            with L1Guest(prof, qemu, image, accel, s.keys, run_dir, logs, s.progress, config) as l1:
+                l1.boot()
+                device.connected()
+                l1.shutdown()
+                text = l1.machine.qemu_log.read_text(errors="replace")
+        finally:
+            device.close()
+    writes = command_writes(text)
+    probes = [w for w in writes if w & INTX_DISABLE]
+    return {"arch": prof.name, "kernel": image.kernel_version, "qemu": qemu.describe(),
+            "command_writes": [f"0x{w:04x}" for w in writes],
+            "intx_disable_probe_writes": [f"0x{w:04x}" for w in probes],
+            "probed": bool(probes), "log": str(l1.machine.qemu_log)}
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("finding-intx-probe",
+                       help="show (QEMU pci_cfg_write trace) whether L1's kernel probes INTx masking")
+    p.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
+    p.add_argument("--out", help="keep the logs here")
+    p.set_defaults(handler=cmd_finding)
+
+
+def cmd_finding(args: argparse.Namespace) -> int:
+    check_arch(args.arch)
+    if args.out:
+        writable_dir("--out", Path(args.out))
+    s = session(args)
+    for prof in arches(args.arch):
+        r = intx_probe_writes(s, prof, Path(args.out) / prof.name if args.out else None)
+        verb = "probes" if r["probed"] else "never probes"
+        print(f"{prof.name}: L1 kernel {r['kernel']} {verb} INTx masking: writes to pci-serial's "
+              f"command register {', '.join(r['command_writes']) or 'none'} (QEMU trace, {r['log']})")
+    return 0

@@ -1,0 +1,86 @@
+"""`rig matrix`: every selected cell against its expected verdict (exit 1 on any disagreement)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from rig.commands.common import Subparsers, optional_path, session
+from rig.core import timeouts
+from rig.core.spec import DriveSpec, MatrixSpec
+from rig.host.capacity import parallel_chains
+from rig.matrix import cells as matrix_cells
+from rig.matrix.runner import run_matrix
+from rig.matrix.summary import table
+
+
+def add_parser(sub: Subparsers) -> None:
+    ma = sub.add_parser("matrix", help="every cell against its expected verdict (exit 1 on any disagreement)")
+    ma.add_argument("--repeat", type=int, default=1, help="runs per cell")
+    ma.add_argument("--shard", help="K/N: run the K-th of N deterministic shares of the cells")
+    ma.add_argument("--slow", action="store_true", help="include TCG-inside-TCG L2 cells")
+    ma.add_argument("--cells", help="only cells whose id matches one of these comma-separated "
+                                    "globs, e.g. 'ppc64-xive-*,*-userspace'")
+    ma.add_argument("--jobs", default="auto",
+                    help="runs at a time (default auto: one per core, as memory allows; RIG_JOBS)")
+    ma.add_argument("--list", action="store_true", help="list the cells and expectations, run nothing")
+    ma.add_argument("--duration", type=float, default=timeouts.DURATION_S)
+    ma.add_argument("--stall-window", type=float, default=timeouts.STALL_WINDOW_S)
+    ma.add_argument("--pass-after", type=int, default=100)
+    ma.add_argument("--out", help="results directory (default results/matrix-<time>)")
+    ma.set_defaults(handler=cmd_matrix)
+
+
+def jobs_of(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return -1       # rejected by MatrixSpec.validate with the allowed range
+
+
+def spec_of(args: argparse.Namespace) -> MatrixSpec:
+    return MatrixSpec(repeat=args.repeat, jobs=jobs_of(args.jobs), shard=MatrixSpec.parse_shard(args.shard),
+                      cells=MatrixSpec.parse_cells(args.cells), slow=args.slow,
+                      drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
+                      out=optional_path(args.out)).validate()
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    spec = spec_of(args)
+    every = matrix_cells.all_cells()
+    if args.list:
+        chosen = matrix_cells.select(every, MatrixSpec(slow=True, cells=spec.cells, shard=spec.shard))
+        for c in every:
+            state = c.unavailable() or ("runs" if c in chosen and (spec.slow or not c.slow)
+                                        else "slow: --slow" if c.slow else "not picked (--shard, --cells)")
+            print(f"{c.id:44} {c.expectation().verdict:6} {state}")
+        return 0
+    cells = matrix_cells.select(every, spec)
+    for c in cells:
+        c.spec(spec.drive)          # every run's spec valid before the first starts
+    s = session(args)
+    out = spec.out or Path(f"results/matrix-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = spec.jobs or parallel_chains()
+    s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
+    results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs)
+    print(table(results))
+    print(f"results: {out}/matrix.json, {out}/junit.xml")
+    return report(results)
+
+
+def report(results: list[dict[str, Any]]) -> int:
+    for r in results:
+        for d in r["l2_restarted"]:
+            print(f"L2 RESTARTED {r['id']}: its L2 failed to boot {d['l2_boot_failures']} time(s) before "
+                  f"the drive (result.json chain.l2_boot_failures); verdict {d['verdict']}; logs in {d['out']}")
+    bad = [r for r in results if r["agreement"] < 1]
+    for r in bad:
+        for d in r["disagreements"]:
+            print(f"DISAGREEMENT {r['id']}: expected {r['expected']}, got {d['verdict']} "
+                  f"({d['reason']}); logs in {d['out']}")
+    return 1 if bad else 0

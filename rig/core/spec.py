@@ -1,0 +1,275 @@
+"""What a run is, as one typed object, validated once before anything starts.
+
+The CLI (`rig run`, `rig boot`, `rig matrix`), the pytest plugin and the matrix's cells
+all build a RunSpec (or a MatrixSpec) and nothing else carries the options. `validate`
+checks every value here, with the standard library only: numbers (zero, negative,
+non-finite, absurd), choices, contradictory combinations, and what a path must be
+(a file, a directory, writable). What needs the host (whether a given QEMU binary runs,
+the architecture of a given kernel) is checked right after, by rig.commands.preflight,
+still before anything is downloaded, built or booted. A bad value is a UserError naming
+the option, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rig.core import timeouts
+from rig.core.errors import UserError
+from rig.core.targets import PROFILES, TargetProfile, profile
+
+DEVICES = ("pci-serial", "legacy", "legacy-2.3")
+CONSUMERS = ("l2", "userspace")
+L1_VFIO = ("fixed", "unfixed")
+ACCELS = ("auto", "kvm", "tcg")
+
+# Bounds a person could mean. Past them a value is a typo (a duration in ms, a count with
+# an extra zero), and would keep a CI machine busy for days.
+MAX_SECONDS = 24 * 3600.0
+MAX_INTERRUPTS = 1_000_000
+MAX_L1_SMP = 16
+MAX_REPEAT = 100
+MAX_JOBS = 64
+# A stall window shorter than two samples cannot see a count move: any pending byte would
+# look stalled (with a window of 0 a healthy x86 run was reported as STALL).
+MIN_STALL_WINDOW_S = 2 * timeouts.SAMPLE_EVERY_S
+# Fewer serviced interrupts than this by the end is "too slow to judge" (ERROR): a
+# --pass-after below it could never PASS.
+MIN_SERVICED = 10
+MIN_BOOT_TIMEOUT_S = 10.0
+
+
+def _number(option: str, value: float | int, low: float, high: float, integer: bool = False) -> None:
+    what = "a whole number" if integer else "a number of seconds"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{option} {value}: must be {what} from {low:g} to {high:g}")
+    if integer and int(value) != value:
+        raise UserError(f"{option} {value}: must be {what} from {low:g} to {high:g}")
+    if not low <= value <= high:
+        shown = str(value) if integer else f"{value:g}"
+        raise UserError(f"{option} {shown}: must be {what} from {low:g} to {high:g}")
+
+
+def _choice(option: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise UserError(f"{option} {value}: use one of {', '.join(allowed)}")
+
+
+def existing_file(option: str, path: Path | None, executable: bool = False) -> None:
+    if path is None:
+        return
+    if not path.exists():
+        raise UserError(f"{option} {path}: no such file")
+    if not path.is_file():
+        raise UserError(f"{option} {path}: not a file")
+    if executable and not os.access(path, os.X_OK):
+        raise UserError(f"{option} {path}: not an executable file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{option} {path}: not readable")
+
+
+def existing_dir(option: str, path: Path | None) -> None:
+    if path is None:
+        return
+    if not path.exists():
+        raise UserError(f"{option} {path}: no such directory")
+    if not path.is_dir():
+        raise UserError(f"{option} {path}: not a directory")
+
+
+def writable_dir(option: str, path: Path) -> None:
+    """path is, or can be made, a directory the rig can write into. Nothing is created:
+    a probe directory is made in the nearest existing ancestor and removed at once."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: exists and is not a directory")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{option} {path}: {ancestor} is a file, not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".rig-probe-", dir=ancestor))
+    except OSError as e:
+        raise UserError(f"{option} {path}: cannot create files in {ancestor} ({e.strerror}); "
+                        "give a writable directory") from e
+
+
+@dataclass(frozen=True)
+class KernelUnderTestSpec:
+    """The user's L1 kernel: a kernel file (and its modules), or a .deb. None of them: Debian's."""
+
+    kernel: Path | None = None
+    modules: Path | None = None
+    deb: Path | None = None
+
+    @property
+    def given(self) -> bool:
+        return bool(self.kernel or self.deb)
+
+    def validate(self) -> None:
+        if self.kernel and self.deb:
+            raise UserError("--kernel and --kernel-deb: give one of them, not both")
+        if self.modules and not self.kernel:
+            raise UserError(f"--modules {self.modules}: goes with --kernel")
+        existing_file("--kernel", self.kernel)
+        existing_dir("--modules", self.modules)
+        existing_file("--kernel-deb", self.deb)
+        if self.deb and self.deb.suffix != ".deb":
+            raise UserError(f"--kernel-deb {self.deb}: not a .deb file (a linux-image-*.deb is expected)")
+
+
+@dataclass(frozen=True)
+class DriveSpec:
+    """How the rig drives the device and judges (see rig.chain.verdict)."""
+
+    duration: float = timeouts.DURATION_S
+    stall_window: float = timeouts.STALL_WINDOW_S
+    pass_after: int = 0
+
+    def validate(self) -> None:
+        _number("--duration", self.duration, 1, MAX_SECONDS)
+        _number("--stall-window", self.stall_window, MIN_STALL_WINDOW_S, 3600)
+        _number("--pass-after", self.pass_after, 0, MAX_INTERRUPTS, integer=True)
+        if 0 < self.pass_after < MIN_SERVICED:
+            raise UserError(f"--pass-after {self.pass_after}: use 0 (drive the whole --duration) or at "
+                            f"least {MIN_SERVICED} (fewer serviced interrupts cannot be judged)")
+        if self.duration < self.stall_window:
+            raise UserError(f"--duration {self.duration:g} is shorter than --stall-window "
+                            f"{self.stall_window:g}: a stall could never be seen")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One `rig run`: the chain to build and how to drive it."""
+
+    arch: str
+    ic: str | None = None                  # None: the arch's first controller
+    device: str | None = None              # None: the legacy device where usable
+    consumer: str = "l2"
+    l1_vfio: str = "fixed"
+    l2_accel: str = "auto"
+    l1_smp: int = 1
+    boot_timeout: float | None = None      # None: each guest's default (rig.core.timeouts)
+    l2_hang_s: float = timeouts.L2_KVM_HANG_S
+    drive: DriveSpec = field(default_factory=DriveSpec)
+    kernel: KernelUnderTestSpec = field(default_factory=KernelUnderTestSpec)
+    qemu: Path | None = None
+    out: Path | None = None                # None: results/<arch>-<ic>-<time>
+
+    @property
+    def profile(self) -> TargetProfile:
+        return profile(self.arch)
+
+    @property
+    def interrupt_controller(self) -> str:
+        return self.ic or self.profile.interrupt_controllers[0]
+
+    @property
+    def name(self) -> str:
+        """The run's name in junit.xml and the timeline's title."""
+        vfio = "own-kernel" if self.kernel.given else self.l1_vfio
+        return f"{self.arch}-{self.interrupt_controller}-{vfio}-{self.consumer}"
+
+    def with_defaults(self, out: Path) -> RunSpec:
+        return replace(self, out=out)
+
+    def validate(self) -> RunSpec:
+        _choice("--arch", self.arch, tuple(PROFILES))
+        prof = self.profile
+        _choice("--ic", self.ic, prof.interrupt_controllers)
+        _choice("--device", self.device, DEVICES)
+        _choice("--consumer", self.consumer, CONSUMERS)
+        _choice("--l1-vfio", self.l1_vfio, L1_VFIO)
+        _choice("--l2-accel", self.l2_accel, ACCELS)
+        _number("--l1-smp", self.l1_smp, 1, MAX_L1_SMP, integer=True)
+        if self.boot_timeout is not None:
+            _number("--boot-timeout", self.boot_timeout, MIN_BOOT_TIMEOUT_S, MAX_SECONDS)
+        self.drive.validate()
+        self.kernel.validate()
+        if self.consumer == "userspace" and self.l2_accel != "auto":
+            raise UserError(f"--l2-accel {self.l2_accel} with --consumer userspace: there is no L2 "
+                            "in fast mode; drop one of them")
+        if self.kernel.given and self.l1_vfio != "fixed":
+            raise UserError("--l1-vfio unfixed rebuilds Debian's module; with --kernel or --kernel-deb, "
+                            "build your kernel with or without the fix instead")
+        existing_file("--qemu", self.qemu, executable=True)
+        if self.out is not None:
+            writable_dir("--out", self.out)
+        return self
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """`rig boot`: L1 up, one command over SSH, powered off."""
+
+    arch: str
+    accel: str = "auto"
+    kernel: Path | None = None
+    command: str = "uname -a; grep -c . /proc/interrupts"
+    timeout: float = timeouts.BOOT_COMMAND_BOOT_S
+    qemu: Path | None = None
+    out: Path | None = None
+
+    @property
+    def profile(self) -> TargetProfile:
+        return profile(self.arch)
+
+    def validate(self) -> BootSpec:
+        _choice("--arch", self.arch, tuple(PROFILES))
+        _choice("--accel", self.accel, ACCELS)
+        _number("--timeout", self.timeout, MIN_BOOT_TIMEOUT_S, MAX_SECONDS)
+        if not self.command.strip():
+            raise UserError("--command '': give a command to run in L1")
+        existing_file("--kernel", self.kernel)
+        existing_file("--qemu", self.qemu, executable=True)
+        if self.out is not None:
+            writable_dir("--out", self.out)
+        return self
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """`rig matrix`: which cells, how often, how many at a time."""
+
+    repeat: int = 1
+    jobs: int | None = None           # None: as many as the machine holds
+    shard: tuple[int, int] | None = None
+    cells: tuple[str, ...] = ()       # glob patterns over cell ids; empty: all
+    slow: bool = False
+    drive: DriveSpec = field(default_factory=lambda: DriveSpec(pass_after=100))
+    out: Path | None = None
+
+    @staticmethod
+    def parse_shard(text: str | None) -> tuple[int, int] | None:
+        if text is None:
+            return None
+        try:
+            k, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise UserError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/4") from None
+        if not 1 <= k <= n:
+            raise UserError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/4")
+        return k, n
+
+    @staticmethod
+    def parse_cells(text: str | None) -> tuple[str, ...]:
+        if text is None:
+            return ()
+        patterns = tuple(p.strip() for p in text.split(","))
+        if not all(patterns):
+            raise UserError(f"--cells {text!r}: an empty pattern; give comma-separated globs, "
+                            "e.g. 'ppc64-xive-*,*-userspace'")
+        return patterns
+
+    def validate(self) -> MatrixSpec:
+        _number("--repeat", self.repeat, 1, MAX_REPEAT, integer=True)
+        if self.jobs is not None:
+            _number("--jobs", self.jobs, 1, MAX_JOBS, integer=True)
+        self.drive.validate()
+        if self.out is not None:
+            writable_dir("--out", self.out)
+        return self

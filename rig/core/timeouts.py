@@ -1,0 +1,91 @@
+"""Every timeout and pacing constant of the rig, in one place, each with its reason.
+
+Seconds throughout. Measured on a 2-core machine under TCG (docs/measurements.md); the
+limits leave room for a slow, shared machine, because a timeout that fires on a healthy
+run is an ERROR nobody can act on. Every wait in the rig is bounded by one of these.
+"""
+
+from __future__ import annotations
+
+# -- guests booting ------------------------------------------------------------------
+# L1, and an L2 under KVM inside L1: up in 10-60 s.
+BOOT_S = 400.0
+# An L2 under TCG inside TCG: 95-330 s measured, slower on a busy day.
+L2_TCG_BOOT_S = 1200.0
+# A KVM L2 that has not printed its ready line by then is hung (up in 15-60 s when it
+# boots; twice in 40 x86 runs its vCPU spun on jiffies_lock): diagnosed, restarted once.
+L2_KVM_HANG_S = 120.0
+# `rig boot`'s default.
+BOOT_COMMAND_BOOT_S = 300.0
+# From L2's ready line to an SSH session: the key exchange runs in L2, slow under TCG-in-TCG.
+L2_SSH_S = {"kvm": 120.0, "tcg": 300.0}
+# From L1's ready line to an SSH session (dropbear is already listening).
+L1_SSH_S = 60.0
+
+# -- SSH -------------------------------------------------------------------------------
+# One connection attempt: paramiko's timeout also bounds the key exchange, which took more
+# than 10 s with a TCG-in-TCG L2's dropbear; it then fails with "No existing session".
+SSH_ATTEMPT_MIN_S = 10.0
+SSH_ATTEMPT_MAX_S = 60.0
+# Pace of connection retries while sshd comes up (a refused connection fails at once).
+SSH_RETRY_GAP_S = 0.5
+# A command over SSH, by default; short reads of /proc take well under a second.
+SSH_COMMAND_S = 60.0
+SSH_QUICK_S = 30.0          # cat /proc/interrupts, true, dmesg: one round trip
+SSH_TRACE_READ_S = 120.0    # reading L1's whole ftrace buffer (up to a few MB over SSH)
+USER_COMMAND_S = 120.0      # `rig boot --command`
+
+# -- QEMU and QMP ----------------------------------------------------------------------
+# QEMU connecting to the rig's QMP and console sockets after exec (under a second).
+QEMU_CONNECT_S = 30.0
+# One QMP command: a wedged QEMU must not hang the sampling loop for ever.
+QMP_COMMAND_S = 30.0
+# Powering L1 off: system_powerdown, then quit, then SIGKILL, each waited for this long.
+L1_POWERDOWN_S = 30.0
+L1_POWERDOWN_AFTER_RUN_S = 20.0
+QEMU_EXIT_S = 10.0
+# `qemu-system-* -version`, `-device help`.
+QEMU_QUERY_S = 30.0
+# L2's QEMU asked to quit, before it is SIGKILLed through L1.
+L2_STOP_S = 15.0
+# The KVM probe's 16-byte test guest (runs in milliseconds when KVM works).
+KVM_PROBE_S = 20.0
+# QEMU with a vfio-user device started and reset once (under a second), per binary.
+VFIO_USER_PROBE_S = 60.0
+
+# -- the device and its consumer -------------------------------------------------------
+DEVICE_CONNECT_S = 30.0     # L0 QEMU connecting pci-serial's chardev
+DEVICE_MODEL_READY_S = 15.0 # the legacy device model printing READY
+DEVICE_MODEL_EXIT_S = 5.0
+DEVICE_CONTROL_S = 10.0     # one request on the legacy device's control socket
+BIND_S = 60.0               # the bind script in L1 (0.15-1 s measured)
+READER_START_S = 30.0       # the consumer printing its READER line
+TRACE_SETUP_S = 60.0        # arming L1's kprobes and ftrace
+
+# -- driving ----------------------------------------------------------------------------
+# Between a serviced byte and the next push: the device never asserts while the previous
+# interrupt is in flight (QEMU's XIVE loses an assertion that arrives while masked).
+PUSH_GAP_S = 0.02
+SAMPLE_EVERY_S = 1.0        # /proc/interrupts at every layer
+STALL_WINDOW_S = 5.0        # pending and nothing moved for this long: STALL
+DURATION_S = 60.0
+
+# -- threads and helpers ----------------------------------------------------------------
+THREAD_JOIN_S = 2.0         # the console pump and the SSH relays, at teardown
+CONSOLE_COMMAND_S = 10.0    # a command at L1's console shell (when SSH is not up)
+CONSOLE_POLL_S = 0.2        # the console pump's wait for data: how soon it sees a stop
+# A console wait checks this often that the guest is still alive (QEMU running, not
+# panicked): a dead guest fails within seconds, not at the timeout.
+CONSOLE_HEALTH_EVERY_S = 3.0
+
+# -- rig matrix -------------------------------------------------------------------------
+# One `rig run` of a cell: the slowest (TCG-in-TCG ppc64) took 330 s.
+MATRIX_RUN_S = 3600.0
+
+# -- Debian's archive -------------------------------------------------------------------
+# Back-off between retries of an index or package download (a mirror mid-sync).
+APT_RETRY_DELAYS_S = (5.0, 10.0, 20.0)
+# One apt-get run (an index update, or downloading a package set of ~600 MB).
+APT_COMMAND_S = 1800.0
+# Building a cache entry (an image, the unfixed vfio modules, the consumer).
+BUILD_S = 1800.0

@@ -1,0 +1,136 @@
+"""An L1 guest started by L0: its QEMU command line (from the target profile) and its
+boot sequence (console prompt, then SSH), with the timings of each step."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from guest_images.build import GuestImage
+from rig.core import timeouts
+from rig.core.errors import InfraError
+from rig.core.progress import Progress
+from rig.core.targets import TargetProfile
+from rig.guests.machine import QemuMachine
+from rig.guests.ssh import GuestSSH
+from rig.host.accel import Accel
+from rig.host.keys import KeySet
+from rig.host.qemu import QemuBinary
+from rig.host.rundir import RunDir
+
+READY_LINE = r"rig-init: ready role=(\S+) kernel=(\S+)\r?\n"
+
+
+@dataclass
+class GuestConfig:
+    memory_mb: int = 2048
+    smp: int = 1
+    kernel: Path | None = None      # overrides the image's kernel (same initramfs)
+    extra_args: list[str] = field(default_factory=list)
+    extra_cmdline: str = ""
+    ic: str | None = None           # interrupt controller where the machine has a choice
+    before_start: Callable[[QemuMachine], None] | None = None   # over QMP while paused (-S)
+
+
+@dataclass
+class BootTimes:
+    console_ready: float = 0.0   # L0 start -> "rig-init: ready" on the console
+    ssh_ready: float = 0.0       # L0 start -> first SSH command answered
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kernel_cmdline(profile: TargetProfile, extra: str = "") -> str:
+    parts = [f"console={profile.console}", "panic=-1", "loglevel=4", *profile.cmdline]
+    return " ".join(parts + ([extra] if extra else []))
+
+
+def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_port: int,
+                 config: GuestConfig) -> list[str]:
+    machine = profile.l1_machine(accel.name, config.ic)
+    cpu = profile.kvm_cpu if accel.name == "kvm" else profile.cpu
+    args = ["-M", machine, *accel.qemu_args(), "-cpu", cpu,
+            "-m", str(config.memory_mb), "-smp", str(config.smp),
+            "-kernel", str(config.kernel or image.kernel), "-initrd", str(image.initrd),
+            "-append", kernel_cmdline(profile, config.extra_cmdline),
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            # romfile= : no PXE option ROM to load, nothing to boot from the network
+            "-device", f"{profile.nic_model},netdev=net0,romfile="]
+    for dev in profile.l1_devices:
+        args += ["-device", dev]
+    if config.before_start:
+        args.append("-S")
+    return args + config.extra_args
+
+
+class L1Guest:
+    """L1 as L0 runs it: QemuMachine + SSH, booted and torn down as one."""
+
+    def __init__(self, profile: TargetProfile, qemu: QemuBinary, image: GuestImage, accel: Accel,
+                 keys: KeySet, run_dir: RunDir, log_dir: Path, progress: Progress,
+                 config: GuestConfig | None = None):
+        self.profile, self.image, self.accel, self.progress = profile, image, accel, progress
+        self.config = config or GuestConfig()
+        self.ssh_port = free_tcp_port()
+        args = l1_qemu_args(profile, image, accel, self.ssh_port, self.config)
+        self.machine = QemuMachine("l1", qemu, args, run_dir, log_dir, progress)
+        self.ssh = GuestSSH("l1", keys)
+        self.times = BootTimes()
+        self.kernel_release = ""
+
+    def boot(self, timeout: float = timeouts.BOOT_COMMAND_BOOT_S) -> BootTimes:
+        self.progress.step(f"starting L1 ({self.profile.name}, {self.accel})")
+        self.machine.launch()
+        if self.config.before_start:
+            self.config.before_start(self.machine)  # e.g. switch trace events on
+            self.machine.cmd("cont")
+        t0 = self.machine.started_at
+        m = self.machine.expect_console(READY_LINE, timeout, "the L1 init's ready line")
+        self.kernel_release = m.group(2)
+        self.times.console_ready = time.monotonic() - t0
+        self.progress.note(f"L1 console ready after {self.times.console_ready:.1f} s "
+                           f"(kernel {self.kernel_release})")
+        self.machine.check_alive()
+        try:
+            self.ssh.connect("127.0.0.1", self.ssh_port, timeout=timeouts.L1_SSH_S, alive=self.machine.check_alive)
+        except InfraError as e:
+            raise InfraError(f"{e}; on the console: {self.console_diagnosis()}") from e
+        self.ssh.run("true", timeout=timeouts.SSH_QUICK_S, check=True)
+        self.times.ssh_ready = time.monotonic() - t0
+        self.progress.note(f"L1 SSH ready after {self.times.ssh_ready:.1f} s")
+        return self.times
+
+    def console_diagnosis(self) -> str:
+        """What the console shell says about networking and sshd, when SSH is not up."""
+        try:
+            if self.machine.console is None:
+                return "(no console)"
+            out = self.machine.console.run("ip -o -4 addr; pidof dropbear || echo no dropbear",
+                                           timeouts.CONSOLE_COMMAND_S)
+            return " | ".join(line.strip() for line in out.splitlines() if line.strip())
+        except InfraError as e:
+            return f"(the console did not answer either: {e})"
+
+    def shutdown(self, timeout: float = timeouts.L1_POWERDOWN_S) -> str:
+        self.ssh.close()
+        how = self.machine.shutdown(timeout)
+        self.progress.note(f"L1 shut down ({how})")
+        return how
+
+    def close(self) -> None:
+        self.ssh.close()
+        self.machine.close()
+
+    def __enter__(self) -> L1Guest:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+

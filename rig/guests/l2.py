@@ -1,0 +1,255 @@
+"""An L2 guest as L1 runs it: L1's own qemu-system-* started over an SSH channel into L1.
+
+Its `-serial stdio` is L2's console, relayed into pexpect and logged; its QMP (a TCP port
+in L1) and its SSH are reached through L1 (direct-tcpip channels). One L2Guest is one L2
+QEMU process: start, watch, diagnose, stop.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from pathlib import Path
+
+import paramiko
+from qemu.qmp import QMPError
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from rig.core import timeouts
+from rig.core.errors import InfraError
+from rig.core.progress import Progress
+from rig.core.targets import TargetProfile
+from rig.guests.console import Console, ConsoleTimeout
+from rig.guests.l1 import READY_LINE, L1Guest
+from rig.guests.relay import ChannelRelay
+from rig.guests.ssh import GuestSSH
+
+SSH_PORT = 2222          # in L1, forwarded to L2's dropbear
+QMP_PORT = 4444          # in L1, L2 QEMU's QMP
+PIDFILE = "/run/l2-qemu.pid"
+
+
+def vcpu_pc(info_registers: str) -> tuple[str, int] | None:
+    """The first vCPU's program counter in HMP `info registers`: x86 RIP= (EIP= in 32-bit
+    and real mode), POWER NIP."""
+    m = re.search(r"\b(RIP|EIP|NIP)[ =]+([0-9a-fA-F]{8,16})\b", info_registers)
+    return (m.group(1), int(m.group(2), 16)) if m else None
+
+
+class L2BootFailed(InfraError):
+    """L2's init never printed its ready line (L1 is fine)."""
+
+
+class L2BootHung(L2BootFailed):
+    """... and L2 QEMU still runs."""
+
+
+class L2BootCrashed(L2BootFailed):
+    """... because L2 QEMU exited: a panic (-no-reboot), or QEMU itself failed."""
+
+
+# What a dying L2 or its QEMU prints that says why (kernel oops and panic lines, QEMU's own).
+CRASH_LINE = re.compile(r"Kernel panic|BUG:|Oops|RIP: |NIP |general protection|qemu-system")
+
+
+def kernel_cmdline_l2(profile: TargetProfile) -> str:
+    l2 = profile.l2
+    return " ".join([f"console={l2.console}", "panic=-1", "loglevel=4", *l2.cmdline])
+
+
+def l2_command(profile: TargetProfile, accel: str, l1_device: str) -> list[str]:
+    """L1's QEMU command line for L2, with L1's device `l1_device` passed through."""
+    l2 = profile.l2
+    return [f"/usr/bin/{profile.qemu_system}", "-nodefaults", "-no-user-config",
+            "-display", "none", "-no-reboot", "-M", l2.machine(accel), "-accel", accel,
+            "-cpu", l2.cpu(accel), "-m", str(l2.memory_mb), "-smp", "1",
+            "-kernel", "/l2/kernel", "-initrd", "/l2/initrd", "-append", kernel_cmdline_l2(profile),
+            "-serial", "stdio",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",
+            "-device", f"{profile.nic_model},netdev=n0,romfile=",
+            "-device", f"vfio-pci,host={l1_device},id=passthrough0",
+            "-qmp", f"tcp:127.0.0.1:{QMP_PORT},server=on,wait=off",
+            *l2.extra_args]
+
+
+def boot_l2(l1: L1Guest, command: list[str], out: Path, progress: Progress, kvm: bool,
+            timeout: float, hang_s: float, failures: list[str]) -> tuple[L2Guest, float]:
+    """Start L2 and wait for its init; (the guest, seconds it took). L2 is started once
+    more if its boot failed: it crashed (TCG inside TCG once oopsed in early boot, 1 of 85
+    runs), or, under KVM, it is not up after hang_s (it boots in 15-60 s; twice in 40 x86
+    runs its vCPU spun on jiffies_lock early in boot). Each failure is diagnosed first and
+    appended to `failures` (result.json chain.l2_boot_failures). The drive has not begun:
+    no verdict is retried. A second failure, or a TCG L2 that hangs for the whole timeout,
+    is raised (an ERROR)."""
+    log_path = out / "l2-console.log"
+    limits = [min(timeout, hang_s) if kvm else timeout, timeout]
+    for attempt, limit in enumerate(limits, 1):
+        progress.step(f"L1: starting L2 ({'KVM' if kvm else 'TCG'})")
+        l2 = L2Guest(l1, command, log_path, out)
+        try:
+            return l2, l2.start(limit)
+        except L2BootFailed as e:
+            failures.append(str(e))
+            if attempt == len(limits) or (isinstance(e, L2BootHung) and not kvm):
+                raise
+            progress.note(f"L2 did not come up; stopping it and starting it once more ({e})")
+            l2.stop()
+            failed = log_path.rename(out / "l2-console-failed.log")
+            failures[-1] += f" (its console: {failed.name})"
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class L2Guest:
+    def __init__(self, l1: L1Guest, command: list[str], console_log: Path, out: Path):
+        self.l1, self.out = l1, out
+        self.command = command + ["-pidfile", PIDFILE]
+        self.console_log = console_log
+        self.ssh = GuestSSH("l2", l1.ssh.keys)
+        self.channel: paramiko.Channel | None = None
+        self.console: Console | None = None
+        self.qmp: QEMUMonitorProtocol | None = None
+        self.kernel_release = ""
+        self._relays: list[ChannelRelay] = []
+
+    # -- start ------------------------------------------------------------------------
+    def start(self, timeout: float) -> float:
+        """Start L2 QEMU in L1 and wait for L2's init; returns the seconds it took.
+        L2BootHung (with what its QEMU and L1 say) if the ready line did not come."""
+        chan = self.l1.ssh.open_session()
+        chan.set_combine_stderr(True)
+        chan.exec_command("exec " + " ".join(shlex.quote(c) for c in self.command))
+        self.channel = chan
+        relay = ChannelRelay(chan, "l2-console")
+        self._relays.append(relay)
+        self.console = Console.over(relay.local, "l2", self.console_log)
+        t0 = time.monotonic()
+        try:
+            m = self.console.expect_while(READY_LINE, timeout, "the L2 init's ready line", self.check_alive)
+        except ConsoleTimeout as e:
+            raise L2BootHung(f"{e}; {self.diagnosis()}") from e
+        except InfraError as e:
+            self.l1.machine.check_running()       # L1 gone: that is the error, not L2's boot
+            if not chan.status_event.wait(timeouts.QEMU_EXIT_S):
+                raise
+            raise L2BootCrashed(f"l2: QEMU exited with status {chan.recv_exit_status()} "
+                                f"before the L2 init's ready line; {self.crash_lines()}") from e
+        self.kernel_release = m.group(2)
+        return time.monotonic() - t0
+
+    def connect(self, timeout: float) -> float:
+        """SSH into L2 and its QEMU's QMP, both through L1; returns the seconds SSH took."""
+        took = self.ssh.connect("127.0.0.1", SSH_PORT, timeout=timeout, alive=self.check_alive,
+                                sock=lambda: self.l1.ssh.jump_channel("127.0.0.1", SSH_PORT))
+        self._connect_qmp()
+        return took
+
+    def _connect_qmp(self) -> QEMUMonitorProtocol:
+        if self.qmp:
+            return self.qmp
+        try:
+            chan = self.l1.ssh.jump_channel("127.0.0.1", QMP_PORT)
+        except Exception as e:  # noqa: BLE001 - paramiko raises several kinds here
+            raise InfraError(f"L1: cannot reach L2 QEMU's QMP port: {e}") from e
+        relay = ChannelRelay(chan, "l2-qmp")
+        self._relays.append(relay)
+        qmp = QEMUMonitorProtocol(relay.local)
+        try:
+            qmp.connect()
+            qmp.settimeout(timeouts.QMP_COMMAND_S)
+        except (QMPError, OSError) as e:
+            raise InfraError(f"L2 QEMU's QMP did not answer: {e}") from e
+        self.qmp = qmp
+        return qmp
+
+    # -- watch --------------------------------------------------------------------------
+    def check_alive(self) -> None:
+        """Raises if L2 QEMU or L1 is gone."""
+        if self.channel is None:
+            raise InfraError("L2 QEMU was not started")
+        if self.channel.exit_status_ready():
+            raise InfraError(f"L2 QEMU exited with status {self.channel.recv_exit_status()} "
+                             f"(see {self.console_log})")
+        self.l1.machine.check_running()
+
+    def diagnosis(self) -> str:
+        """For an L2 that never printed its ready line: its QEMU's run state, where its vCPU
+        is (the whole `info registers` goes to l2-registers.txt), named from L1's kallsyms
+        when L2 runs L1's kernel (both boot with nokaslr: the addresses are the same), and
+        L1's last kernel messages (KVM's complaints). Best effort: it only explains an ERROR."""
+        facts = []
+        try:
+            qmp = self._connect_qmp()
+            status: dict[str, object] = qmp.cmd("query-status")  # type: ignore[assignment]
+            facts.append(f"L2 QEMU status {status.get('status')}")
+            regs = str(qmp.cmd("human-monitor-command", **{"command-line": "info registers"}))
+            (self.out / "l2-registers.txt").write_text(regs)
+            pc = vcpu_pc(regs)
+            if pc:
+                facts.append(f"vCPU at {pc[0]}={pc[1]:x}{self._symbol(pc[1])} (l2-registers.txt)")
+        except (InfraError, QMPError, OSError) as e:
+            facts.append(f"L2 QEMU's QMP: {e}")
+        try:
+            dmesg = self.l1.ssh.run("dmesg | tail -n 3", timeout=timeouts.SSH_QUICK_S).stdout.strip()
+            facts.append("L1 dmesg: " + " | ".join(dmesg.splitlines()))
+        except InfraError as e:
+            facts.append(f"L1 dmesg: {e}")
+        return "; ".join(facts)
+
+    def crash_lines(self, most: int = 4) -> str:
+        """The last lines of L2's console that say why it died (see the log for the rest)."""
+        try:
+            lines = self.console_log.read_text(errors="replace").splitlines()
+        except OSError as e:
+            return f"console log unreadable: {e}"
+        why = [ln.strip() for ln in lines if CRASH_LINE.search(ln)][-most:]
+        return " | ".join(why or [ln.strip() for ln in lines if ln.strip()][-2:])
+
+    def _symbol(self, addr: int) -> str:
+        """The function addr is in, as " in fn+0xoff", from L1's /proc/kallsyms when L2
+        runs L1's kernel; else the empty string."""
+        if self.l1.image.meta.get("l2_kernel_version") != self.l1.kernel_release:
+            return ""
+        a = f"{addr:016x}"
+        r = self.l1.ssh.run(f"awk -v a={a} '$2 ~ /^[tTwW]$/ && $1 <= a && $1 > b {{b = $1; n = $3}} "
+                            "END {print b, n}' /proc/kallsyms", timeout=timeouts.SSH_COMMAND_S)
+        parts = r.stdout.split()
+        if r.status != 0 or len(parts) != 2:
+            return ""
+        return f" in {parts[1]}+{addr - int(parts[0], 16):#x}"
+
+    # -- stop ---------------------------------------------------------------------------
+    def stop(self, timeout: float = timeouts.L2_STOP_S) -> None:
+        """QMP quit, wait for it, then SIGKILL through L1 if it is still there: L1 has the
+        device back when this returns (a restart opens it again)."""
+        self._quit()
+        if self.channel and not self.channel.status_event.wait(timeout):
+            try:
+                self.l1.ssh.run(f"kill -9 $(cat {PIDFILE})", timeout=timeouts.SSH_QUICK_S)
+            except InfraError:
+                pass   # L1 is going down with it
+        self.close()
+
+    def _quit(self) -> None:
+        if self.qmp:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:  # noqa: BLE001 - L2 may be gone already
+                pass
+
+    def close(self) -> None:
+        """Ask L2 QEMU to quit without waiting (L1's powerdown takes it along) and close
+        every channel: teardown, also on Ctrl-C, when L1 may not answer any more."""
+        self._quit()
+        if self.qmp:
+            try:
+                self.qmp.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.qmp = None
+        self.ssh.close()
+        if self.console:
+            self.console.close()
+        for r in self._relays:
+            r.close()
+        self._relays = []

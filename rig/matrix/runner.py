@@ -1,0 +1,133 @@
+"""`rig matrix`'s runner: every selected cell (rig.matrix.cells) `repeat` times, side by
+side as the machine allows. Each run is a real `rig run` in a subprocess (its own results
+directory and logs), so a disagreement comes with everything needed to look at it.
+Nothing is retried away. Results are read back through rig.reports.result.RunResult.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rig.core import timeouts
+from rig.core.progress import Progress
+from rig.core.spec import DriveSpec
+from rig.host.children import own_session_ends_with_parent
+from rig.matrix.cells import Cell
+from rig.matrix.summary import RunOutcome, write_json, write_junit
+from rig.reports.result import RunResult
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Runs:
+    """The `rig run` processes in flight, so that Ctrl-C on the matrix reaches them: each is
+    sent SIGINT (it cleans up its guests and exits 130) and no new one starts."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+
+    def start(self, cmd: list[str]) -> subprocess.Popen[str] | None:
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, preexec_fn=own_session_ends_with_parent)
+            self._procs.add(proc)
+            return proc
+
+    def done(self, proc: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.stopping.set()
+            for proc in self._procs:
+                proc.send_signal(signal.SIGINT)
+
+
+def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
+             runs: Runs) -> RunOutcome | None:
+    """One `rig run` of the cell; None if the matrix was interrupted before or during it."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "rig", "-q"] + (["--cache-dir", str(cache_dir)] if cache_dir else [])
+    cmd += cell.run_args(drive) + ["--out", str(out)]
+    t0 = time.monotonic()
+    proc = runs.start(cmd)
+    if proc is None:
+        return None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeouts.MATRIX_RUN_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)     # it cleans up; what it wrote says how far it got
+        stdout, stderr = proc.communicate()
+    finally:
+        runs.done(proc)
+    seconds = time.monotonic() - t0
+    # What the run printed (its own trail is its rig.log beside it).
+    (out / "rig-output.log").write_text(stdout + stderr)
+    if runs.stopping.is_set():
+        return None
+    try:
+        result = RunResult.load(out)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.info("%s: no result read (%s)", out, e)
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        return RunOutcome("ERROR", seconds, str(out), f"rig exited {proc.returncode}: {last}")
+    failures = len(result.chain.l2_boot_failures) if result.chain else 0
+    return RunOutcome(result.verdict.verdict, seconds, str(out), result.verdict.reason, failures)
+
+
+def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None,
+               drive: DriveSpec, progress: Progress, jobs: int = 1) -> list[dict[str, Any]]:
+    """Every cell `repeat` times, `jobs` runs at a time. Runs go round by round (every
+    cell's first run, then every cell's second), so a cell's repeats are spread over the
+    whole matrix run rather than bunched together. matrix.json is rewritten as runs end."""
+    tasks = [(cell, n) for n in range(repeat) for cell in cells]
+    outcomes: dict[str, list[RunOutcome | None]] = {c.id: [None] * repeat for c in cells}
+    lock = threading.Lock()
+    runs = Runs()
+
+    def one(i: int, cell: Cell, n: int) -> None:
+        if runs.stopping.is_set():
+            return
+        progress.step(f"[{i}/{len(tasks)}] {cell.id} run {n + 1}/{repeat}")
+        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, drive, runs)
+        if outcome is None:
+            return
+        progress.note(f"{cell.id} run {n + 1}: {outcome.verdict} in {outcome.seconds:.0f} s")
+        with lock:
+            outcomes[cell.id][n] = outcome
+            write_json(out, cells, outcomes, jobs)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        for f in [pool.submit(one, i, cell, n) for i, (cell, n) in enumerate(tasks, 1)]:
+            f.result()
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM): the runs in flight are interrupted and clean up; the ones
+        # that finished stay in matrix.json.
+        progress.step("interrupted: stopping the runs in flight")
+        runs.interrupt()
+        pool.shutdown(wait=True, cancel_futures=True)
+        with lock:
+            write_json(out, cells, outcomes, jobs)
+        raise
+    pool.shutdown()
+    results = write_json(out, cells, outcomes, jobs)
+    write_junit(out / "junit.xml", results)
+    return results
+
+

@@ -1,0 +1,73 @@
+"""`rig matrix`'s report: per cell, the verdicts against the expectation, agreement,
+seconds, every disagreement and every recovered L2 boot with its logs (matrix.json,
+junit.xml, the terminal table)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from rig.matrix.cells import Cell
+
+
+@dataclass
+class RunOutcome:
+    """One run of a cell, as the matrix reports it."""
+
+    verdict: str
+    seconds: float
+    out: str
+    reason: str
+    l2_boot_failures: int = 0   # L2 boots that failed (then restarted) before the drive
+
+
+def summarize(cell: Cell, runs: list[RunOutcome]) -> dict[str, Any]:
+    exp = cell.expectation()
+    agree = [r for r in runs if r.verdict == exp.verdict]
+    secs = [r.seconds for r in runs]
+    return {"cell": dataclasses.asdict(cell), "id": cell.id, "expected": exp.verdict,
+            "why": exp.reason, "verdicts": [r.verdict for r in runs],
+            "agreement": round(len(agree) / len(runs), 3) if runs else None,
+            "seconds": {"median": round(statistics.median(secs), 1), "min": round(min(secs), 1),
+                        "max": round(max(secs), 1)} if secs else None,
+            "disagreements": [dataclasses.asdict(r) for r in runs if r.verdict != exp.verdict],
+            # machinery the rig recovered from before a drive: shown, never hidden
+            "l2_restarted": [dataclasses.asdict(r) for r in runs if r.l2_boot_failures]}
+
+
+def write_junit(path: Path, results: list[dict[str, Any]]) -> None:
+    cases = []
+    for res in results:
+        for i, v in enumerate(res["verdicts"]):
+            name = res["id"] + (f"#{i + 1}" if len(res["verdicts"]) > 1 else "")
+            message = quoteattr(f"expected {res['expected']}, got {v}")
+            body = "" if v == res["expected"] else f'<failure message={message}>{escape(res["why"])}</failure>'
+
+            cases.append(f'  <testcase classname="intx-rig.matrix" name={quoteattr(name)}>{body}</testcase>')
+    failures = sum(1 for c in cases if "<failure" in c)
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n'
+                    f'<testsuite name="intx-rig-matrix" tests="{len(cases)}" failures="{failures}">\n'
+                    + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [f"{'cell':44} {'expected':8} {'got':16} {'agree':>6} {'median s':>9}"]
+    for r in results:
+        got = ",".join(sorted(set(r["verdicts"])))
+        lines.append(f"{r['id']:44} {r['expected']:8} {got:16} {r['agreement'] * 100:5.0f}% "
+                     f"{r['seconds']['median']:9.1f}")
+    return "\n".join(lines)
+
+
+def write_json(out: Path, cells: list[Cell], runs: dict[str, list[RunOutcome | None]],
+               jobs: int) -> list[dict[str, Any]]:
+    results = [summarize(c, [r for r in runs[c.id] if r]) for c in cells if any(runs[c.id])]
+    for r in results:
+        r["jobs"] = jobs
+    (out / "matrix.json").write_text(json.dumps(results, indent=1))
+    return results

@@ -1,0 +1,189 @@
+"""L0 QEMU's view of the device's interrupt: trace events of the INTx line and the
+interrupt controller, switched on over QMP for the drive, read back from QEMU's log.
+
+One class per interrupt controller (the --ic value is the key): which trace events to
+switch on, how to turn their lines into PathEvents for the device's source, and which
+line of HMP `info pic` shows that source's state. The source number is the hwirq L1
+reports for its vfio-intx line: the LISN on pseries (XIVE and XICS), the IO-APIC pin on x86.
+
+QEMU runs with -msg timestamp=on, so every trace line starts with a UTC wall-clock time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from rig.trace.path import PathEvent
+
+LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z (\w+) ?(.*)$")
+
+
+def parse_log(text: str, since_wall: float) -> list[tuple[float, str, str]]:
+    """(wall time, event name, its arguments) for every trace line from since_wall on."""
+    out = []
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        wall = datetime.fromisoformat(m.group(1) + "+00:00").timestamp()
+        if wall >= since_wall:
+            out.append((wall, m.group(2), m.group(3)))
+    return out
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+class IcTrace:
+    name = ""
+    events: tuple[str, ...] = ()
+
+    def path_events(self, lines: list[tuple[float, str, str]], source: int,
+                    t0_wall: float) -> list[PathEvent]:
+        raise NotImplementedError
+
+    def state(self, info_pic: str, source: int) -> str:
+        """The lines of `info pic` about the source (empty if it prints none)."""
+        pats = self.state_patterns(source)
+        return "\n".join(ln.rstrip() for ln in info_pic.splitlines()
+                         if any(re.search(p, ln) for p in pats))
+
+    def state_patterns(self, source: int) -> list[str]:
+        return []
+
+
+# XIVE ESB management offsets (the low 12 bits of an ESB page access) and what they do.
+ESB_OPS = {0x800: "get", 0xc00: "unmask", 0xd00: "mask", 0xe00: "set-pq-10", 0xf00: "set-pq-11"}
+PQ_AFTER = {"unmask": 0b00, "mask": 0b01, "set-pq-10": 0b10, "set-pq-11": 0b11}
+PQ_NAMES = {0b00: "PQ=00 (ready)", 0b01: "PQ=01 (masked)", 0b10: "PQ=10 (pending, no EOI yet)",
+            0b11: "PQ=11 (pending, another queued)"}
+
+
+class XiveTrace(IcTrace):
+    """spapr XIVE: the LSI's level (spapr_xive_set_irq), whether the source forwarded it to
+    the presenter (a xive_presenter_notify right after, in the same call), and the
+    guest's ESB accesses to it (EOI, mask = PQ 01, unmask = PQ 00). An LSI is forwarded
+    only from PQ=00: the PQ bits the rig tracks say why one was held back."""
+
+    name = "xive"
+    events = ("spapr_xive_set_irq", "xive_presenter_notify", "xive_source_esb_read",
+              "xive_source_esb_write")
+
+    def path_events(self, lines, source, t0_wall):
+        out: list[PathEvent] = []
+        pq, pending_since = None, None
+        for i, (wall, name, args) in enumerate(lines):
+            t = wall - t0_wall
+            if name == "spapr_xive_set_irq":
+                m = re.search(r"lisn=(\w+) val=(\d+)", args)
+                if not m or _int(m.group(1)) != source:
+                    continue
+                if m.group(2) == "0":
+                    out.append(PathEvent(t, "l0_line", "deassert"))
+                    continue
+                out.append(PathEvent(t, "l0_line", "assert"))
+                nxt = lines[i + 1][1] if i + 1 < len(lines) else ""
+                if nxt == "xive_presenter_notify":
+                    out.append(PathEvent(t, "l0_ic", "notify", "source forwarded it (P set)"))
+                    pq, pending_since = 0b10, t
+                else:
+                    why = PQ_NAMES.get(pq, "PQ unknown")
+                    if pq in (0b10, 0b11) and pending_since is not None:
+                        why += f" since t={pending_since:.2f} s"
+                    out.append(PathEvent(t, "l0_ic", "held", f"source not forwarded: {why}"))
+            elif name in ("xive_source_esb_read", "xive_source_esb_write"):
+                m = re.search(r"@(\w+) IRQ (\w+) val=(\w+)", args)
+                if not m or _int(m.group(2)) != source:
+                    continue
+                offset = _int(m.group(1)) & 0xfff
+                op = ESB_OPS.get(offset & 0xf00, "eoi" if offset < 0x400 else f"esb@{offset:#x}")
+                out.append(PathEvent(t, "l0_ic", op, f"ESB {name[-4:]} {offset:#05x}, old PQ/value {m.group(3)}"))
+                if op in PQ_AFTER:
+                    pq = PQ_AFTER[op]
+                elif op == "eoi":
+                    pq = 0b00
+                if pq in (0b00, 0b01):
+                    pending_since = None
+        return out
+
+    def state_patterns(self, source):
+        return [rf"^\s+{source:08x}\s"]
+
+
+class XicsTrace(IcTrace):
+    """spapr XICS: the ICS sees the LSI change (no level in the trace), tries to deliver
+    it to an ICP; L1 accepts (XIRR), EOIs it, and masks/unmasks by priority 0xff."""
+
+    name = "xics"
+    events = ("xics_ics_set_irq_lsi", "xics_icp_irq", "xics_icp_accept", "xics_icp_eoi",
+              "xics_ics_write_xive", "xics_ics_reject")
+
+    def path_events(self, lines, source, t0_wall):
+        out: list[PathEvent] = []
+        for wall, name, args in lines:
+            t = wall - t0_wall
+            nums = [_int(x) for x in re.findall(r"0x[0-9a-fA-F]+|\b\d+\b", args)]
+            if name == "xics_ics_set_irq_lsi" and len(nums) > 1 and nums[1] == source:
+                out.append(PathEvent(t, "l0_line", "line", "LSI level changed"))
+            elif name == "xics_icp_irq" and len(nums) > 1 and nums[1] == source:
+                out.append(PathEvent(t, "l0_ic", "deliver", f"to server {nums[0]}"))
+            elif name == "xics_icp_accept" and nums and nums[0] & 0xffffff == source:
+                out.append(PathEvent(t, "l0_ic", "accept", args))
+            elif name == "xics_icp_eoi" and len(nums) > 1 and nums[1] & 0xffffff == source:
+                out.append(PathEvent(t, "l0_ic", "eoi", args))
+            elif name == "xics_ics_write_xive" and nums and nums[0] == source:
+                out.append(PathEvent(t, "l0_ic", "mask" if nums[-1] == 0xff else "unmask", args))
+            elif name == "xics_ics_reject" and nums and nums[0] == source:
+                out.append(PathEvent(t, "l0_ic", "reject", args))
+        return out
+
+    def state_patterns(self, source):
+        return [rf"^\s+{source:x}\s+(LSI|MSI)"]
+
+
+class IoapicTrace(IcTrace):
+    """x86 IO-APIC: the pin's level, remote IRR set on delivery of a level interrupt and
+    cleared by the EOI, and the re-assertion of a still-high line at EOI."""
+
+    name = "ioapic"
+    events = ("ioapic_set_irq", "ioapic_set_remote_irr", "ioapic_clear_remote_irr",
+              "ioapic_eoi_delayed_reassert")
+
+    def path_events(self, lines, source, t0_wall):
+        out: list[PathEvent] = []
+        vectors: set[int] = set()
+        for wall, name, args in lines:
+            t = wall - t0_wall
+            nums = [int(x) for x in re.findall(r"-?\d+", args)]
+            if name == "ioapic_set_irq" and len(nums) > 1 and nums[0] == source:
+                out.append(PathEvent(t, "l0_line", "assert" if nums[1] else "deassert"))
+            elif name == "ioapic_set_remote_irr" and nums and nums[0] == source:
+                out.append(PathEvent(t, "l0_ic", "deliver", "remote IRR set"))
+            elif name == "ioapic_clear_remote_irr" and nums and nums[0] == source:
+                vectors.add(nums[-1])
+                out.append(PathEvent(t, "l0_ic", "eoi", f"remote IRR cleared (vector {nums[-1]})"))
+            elif name == "ioapic_eoi_delayed_reassert" and nums and nums[0] in vectors:
+                out.append(PathEvent(t, "l0_ic", "reassert", args))
+        return out
+
+    def state_patterns(self, source):
+        return [rf"^\s*pin {source}\s", r"^\s*(Remote )?IRR"]
+
+
+IC_TRACES: dict[str, IcTrace] = {c.name: c for c in (XiveTrace(), XicsTrace(), IoapicTrace())}
+
+# The legacy device's INTx reaches L0 QEMU over vfio-user: QEMU's vfio code sees it come
+# and sends the unmask back at the guest's EOI.
+VFIO_USER_EVENTS = ("vfio_intx_interrupt", "vfio_pci_intx_eoi")
+
+
+def vfio_user_path_events(lines, t0_wall) -> list[PathEvent]:
+    out = []
+    for wall, name, _args in lines:
+        if name == "vfio_intx_interrupt":
+            out.append(PathEvent(wall - t0_wall, "l0_line", "signal", "INTx from the vfio-user device"))
+        elif name == "vfio_pci_intx_eoi":
+            out.append(PathEvent(wall - t0_wall, "l0_line", "unmask-device", "EOI: QEMU unmasks the device's INTx"))
+    return out

@@ -1,0 +1,140 @@
+"""The interrupt path of one run, layer by layer: what each layer did with the device's
+interrupt and when, and where the flow stopped.
+
+Events come from four places, all on one clock (seconds since the drive started, L0's
+clock): the rig itself (bytes pushed into the device, bytes the consumer read), L0 QEMU's
+trace events for the INTx line and the interrupt controller (rig.ic_trace), L1's ftrace
+(rig.l1_trace). This module only holds them and reads them: pure functions, replayable in
+unit tests from a result.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The lanes, in the order an interrupt flows through them.
+LANES = ("device", "l0_line", "l0_ic", "l1_host", "consumer")
+LANE_LABELS = {
+    "device": "device (rig pushes a byte)",
+    "l0_line": "L0 QEMU: INTx line",
+    "l0_ic": "L0 QEMU: interrupt controller",
+    "l1_host": "L1 kernel: host IRQ / vfio",
+    "consumer": "consumer (L2 or L1 userspace)",
+}
+# Event kinds that carry an interrupt one lane further; the rest (masks, EOIs, ...) are
+# the bookkeeping that decides whether the next one gets through.
+FORWARD = {"push", "assert", "line", "signal", "notify", "deliver", "handler", "serviced"}
+MAX_EVENTS = 6000   # result.json stays readable; the first and last ones are what explain
+
+
+@dataclass(frozen=True)
+class PathEvent:
+    t: float          # seconds since the drive started (L0's clock)
+    lane: str         # one of LANES
+    kind: str         # "push", "assert", "notify", "eoi", "mask", "handler", ...
+    detail: str = ""
+
+    def to_json(self) -> list[Any]:
+        return [round(self.t, 6), self.lane, self.kind, self.detail]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> PathEvent:
+        return cls(row[0], row[1], row[2], row[3] if len(row) > 3 else "")
+
+
+@dataclass
+class TraceClock:
+    """How L1's ftrace clock was placed on L0's (rig.chain.tracer)."""
+    l1_marker_t: float | None = None      # L0 drive time of L1's sync marker
+    l1_marker_rtt_s: float | None = None  # the SSH round trip it was written in
+    l1_shift_s: float = 0.0               # the causal correction applied
+
+
+@dataclass
+class InterruptPath:
+    """A run's interrupt path, as result.json keeps it (`interrupt_path`)."""
+
+    ic: str
+    source: int | None = None             # L0's number for the line (LISN, IO-APIC pin)
+    l1_irq: int | None = None
+    l0_trace_events: list[str] = field(default_factory=list)
+    clock: TraceClock = field(default_factory=TraceClock)
+    stopped_layer: str | None = None
+    pending_from: float | None = None
+    explanation: str = ""
+    l0_ic_state_at_end: str = ""
+    lanes: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)   # what tracing cost: arm, collect
+    events: list[PathEvent] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["events"] = [e.to_json() for e in self.events]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> InterruptPath:
+        return cls(**{**d, "clock": TraceClock(**d.get("clock", {})),
+                      "events": [PathEvent.from_json(r) for r in d.get("events", [])]})
+
+
+def trimmed(events: list[PathEvent], limit: int = MAX_EVENTS) -> list[PathEvent]:
+    """The first and the last events if there are too many: how it started, how it ended."""
+    if len(events) <= limit:
+        return events
+    return events[:limit // 2] + events[-limit // 2:]
+
+
+def stopped_layer(events: list[PathEvent], pending_from: float | None) -> str | None:
+    """The first lane (in flow order) that never carried the pending interrupt on: the lane
+    after the last one with a forward event at or after `pending_from` (the push nobody
+    serviced). None when nothing is pending or the trace cannot tell."""
+    if pending_from is None:
+        return None
+    reached = None
+    for lane in LANES:
+        if any(e.lane == lane and e.kind in FORWARD and e.t >= pending_from - 1e-3 for e in events):
+            reached = lane
+        else:
+            return lane if reached else None
+    return None   # it went all the way: the consumer just had not read it yet
+
+
+def lane_summary(events: list[PathEvent]) -> dict[str, Any]:
+    """Per lane: how many of each kind, and when the last forward event was."""
+    out = {}
+    for lane in LANES:
+        mine = [e for e in events if e.lane == lane]
+        kinds: dict[str, int] = {}
+        for e in mine:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        fwd = [e.t for e in mine if e.kind in FORWARD]
+        out[lane] = {"label": LANE_LABELS[lane], "kinds": kinds,
+                     "last_forward_t": round(max(fwd), 3) if fwd else None}
+    return out
+
+
+def explain(events: list[PathEvent], stopped: str | None, pending_from: float | None,
+            ic_state: str) -> str:
+    """One paragraph a kernel developer reads first: where it stopped and what the
+    controller's bookkeeping did around it."""
+    if stopped is None or pending_from is None:
+        return "every layer kept passing interrupts on"
+    label = LANE_LABELS[stopped]
+    parts = [f"the interrupt pushed at t={pending_from:.2f} s stopped at {label}"]
+    held = [e for e in events if e.lane == "l0_ic" and e.kind == "held" and e.t >= pending_from - 1e-3]
+    if held:
+        parts.append(f"L0's controller held {len(held)} assertion(s) back: {held[0].detail}")
+    handlers = [e.t for e in events if e.lane == "l1_host" and e.kind == "handler"]
+    if handlers:
+        parts.append(f"L1's handler ran {len(handlers)} time(s), last at t={handlers[-1]:.2f} s")
+    resets = [e for e in events if e.lane == "l0_ic" and e.kind in ("eoi", "unmask")]
+    if handlers:
+        after = [e for e in resets if e.t > handlers[-1]]
+        if not after:
+            parts.append("after it nothing EOIed or unmasked the source at L0's controller")
+    if ic_state:
+        parts.append(f"L0's controller at the end: {ic_state.strip()}")
+    return "; ".join(parts)

@@ -1,0 +1,24 @@
+# shellcheck shell=sh
+# In L1: switch on the events rig.trace.l1_ftrace reads; exits non-zero with the reason if
+# this kernel cannot (no tracefs, no kprobe events).
+# Arguments: tracefs handler-name function...   (kprobes on each function, arg1 = irq)
+set -e
+tracefs=$1 handler=$2
+shift 2
+grep -q " $tracefs " /proc/mounts || mount -t tracefs nodev "$tracefs"
+cd "$tracefs"
+[ -e kprobe_events ] || { echo "no kprobe_events in tracefs (CONFIG_KPROBE_EVENTS)" >&2; exit 3; }
+echo 0 > tracing_on
+echo > trace
+echo 4096 > buffer_size_kb
+# A second drive on the same chain re-arms: kprobe events still enabled make clearing
+# kprobe_events fail with EBUSY.
+if [ -d events/rig ]; then echo 0 > events/rig/enable; fi
+echo > kprobe_events
+for f in "$@"; do
+    echo "p:rig/$f $f irq=\$arg1:u32" >> kprobe_events
+done
+echo "name ~ \"$handler*\"" > events/irq/irq_handler_entry/filter
+for f in "$@"; do echo 1 > "events/rig/$f/enable"; done
+echo 1 > events/irq/irq_handler_entry/enable
+echo 1 > tracing_on

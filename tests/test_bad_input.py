@@ -1,0 +1,127 @@
+"""Bad input, through the real CLI: for each, exit status 2 (125 with --bisect), one line
+`rig: error: ...` on stderr naming the option, no traceback, and nothing started or left:
+no run directory, no cache, no results directory."""
+
+import os
+import stat
+
+import pytest
+from conftest import run_rig
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "a-file").write_text("x")
+    (d / "not-exec").write_text("#!/bin/sh\n")
+    old = d / "qemu-old"
+    old.write_text("#!/bin/sh\necho 'QEMU emulator version 5.2.0'\n")
+    x86_only = d / "qemu-x86-only"
+    x86_only.write_text("#!/bin/sh\ncase $1 in -version) echo 'QEMU emulator version 11.1.3';;\n"
+                        "-machine) echo 'Supported machines are:'; echo 'q35  Standard PC';; esac\n")
+    for f in (old, x86_only):
+        f.chmod(f.stat().st_mode | stat.S_IXUSR)
+    bz = bytearray(0x400)
+    bz[0x202:0x206] = b"HdrS"               # an x86 bzImage header
+    (d / "bzImage").write_bytes(bytes(bz))
+    (d / "moddir").mkdir()
+    return d
+
+
+RUN = ("run", "--arch", "x86_64")
+PPC = ("run", "--arch", "ppc64")
+# (arguments, what the one line must name); {f} is the directory of prepared files,
+# {out} a results directory that must never be created.
+CASES = [
+    (("run", "--arch", "arm64"), "--arch arm64"),
+    (RUN + ("--ic", "xive"), "--ic xive"),
+    (PPC + ("--ic", "ioapic"), "--ic ioapic"),
+    (RUN + ("--stall-window", "0"), "--stall-window 0"),     # was a wrong STALL on x86
+    (RUN + ("--stall-window", "-1"), "--stall-window -1"),
+    (RUN + ("--stall-window", "nan"), "--stall-window nan"),
+    (RUN + ("--stall-window", "1e9"), "--stall-window 1e+09"),
+    (RUN + ("--duration", "-5"), "--duration -5"),
+    (RUN + ("--duration", "0"), "--duration 0"),
+    (RUN + ("--duration", "inf"), "--duration inf"),
+    (RUN + ("--duration", "1e12"), "--duration 1e+12"),
+    (RUN + ("--duration", "soon"), "--duration"),
+    (RUN + ("--duration", "3"), "shorter than --stall-window"),
+    (RUN + ("--pass-after", "-1"), "--pass-after -1"),
+    (RUN + ("--pass-after", "5"), "--pass-after 5"),
+    (RUN + ("--pass-after", "99999999999"), "--pass-after 99999999999"),
+    (RUN + ("--l1-smp", "0"), "--l1-smp 0"),
+    (RUN + ("--l1-smp", "1000"), "--l1-smp 1000"),
+    (RUN + ("--boot-timeout", "0"), "--boot-timeout 0"),
+    (RUN + ("--boot-timeout", "-3"), "--boot-timeout -3"),
+    (RUN + ("--out", "/proc/rig-results"), "--out /proc/rig-results"),
+    (RUN + ("--out", "{f}/a-file"), "is not a directory"),
+    (RUN + ("--out", "{f}/a-file/sub"), "is a file, not a directory"),
+    (RUN + ("--qemu", "/bin/true"), "does not run as QEMU"),
+    (RUN + ("--qemu", "{f}/no-such-qemu"), "--qemu"),
+    (RUN + ("--qemu", "{f}/not-exec"), "not an executable file"),
+    (RUN + ("--qemu", "{f}/qemu-old"), "too old"),
+    (PPC + ("--qemu", "{f}/qemu-x86-only"), "has no pseries machine"),
+    (RUN + ("--kernel", "{f}/no-such-kernel"), "--kernel"),
+    (RUN + ("--kernel", "{f}/moddir"), "not a file"),
+    (PPC + ("--kernel", "{f}/bzImage"), "not a ppc64 kernel"),
+    (RUN + ("--modules", "{f}/moddir"), "goes with --kernel"),
+    (RUN + ("--kernel", "{f}/bzImage", "--modules", "{f}/a-file"), "not a directory"),
+    (RUN + ("--kernel", "{f}/bzImage", "--kernel-deb", "{f}/a-file"), "not both"),
+    (RUN + ("--kernel-deb", "{f}/a-file"), "not a .deb"),
+    (RUN + ("--kernel", "{f}/bzImage", "--l1-vfio", "unfixed"), "--l1-vfio unfixed"),
+    (RUN + ("--consumer", "userspace", "--l2-accel", "kvm"), "no L2 in fast mode"),
+    (RUN + ("--device", "warp"), "--device"),
+    (RUN + ("--frobnicate",), "--frobnicate"),
+    (("matrix", "--repeat", "0"), "--repeat 0"),      # was a green run of nothing
+    (("matrix", "--repeat", "-1"), "--repeat -1"),
+    (("matrix", "--jobs", "0"), "--jobs 0"),
+    (("matrix", "--jobs", "many"), "--jobs -1"),
+    (("matrix", "--shard", "4/3"), "--shard 4/3"),
+    (("matrix", "--shard", "half"), "--shard half"),
+    (("matrix", "--shard", "40/40"), "this shard has no cell"),
+    (("matrix", "--cells", "nothing-*"), "no runnable cell matches"),
+    (("matrix", "--cells", "ppc64-*,,x86*"), "an empty pattern"),
+    (("matrix", "--duration", "0"), "--duration 0"),
+    (("matrix", "--out", "/proc/rig-matrix"), "--out /proc/rig-matrix"),
+    (("boot", "--arch", "x86_64", "--timeout", "0"), "--timeout 0"),
+    (("boot", "--arch", "x86_64", "--accel", "warp"), "--accel"),
+    (("boot", "--arch", "x86_64", "--command", " "), "--command"),
+    (("boot", "--arch", "x86_64", "--kernel", "{f}/no-such-kernel"), "--kernel"),
+    (("build", "--arch", "arm64"), "--arch arm64"),
+    (("setup", "--arch", "arm64"), "--arch arm64"),
+    (("finding-intx-probe", "--out", "{f}/a-file"), "--out"),
+]
+
+
+def check_one_line_error(r, needle, status=2):
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == status, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("rig: error: "), r.stderr
+    assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,needle", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_is_one_line_and_starts_nothing(args, needle, files, short_tmp):
+    out, cache, run_dir = short_tmp / "out", short_tmp / "cache", short_tmp / "run"
+    argv = [a.format(f=files) for a in args]
+    if "--out" not in argv and argv[0] in ("run", "matrix", "boot"):
+        argv += ["--out", str(out)]
+    r = run_rig(*argv, cache=cache, env={"RIG_RUN_DIR": str(run_dir)}, timeout=60)
+    check_one_line_error(r, needle)
+    assert not out.exists() and not cache.exists(), "bad input left files behind"
+    assert not (run_dir / "intx-rig").exists() or not os.listdir(run_dir / "intx-rig")
+
+
+def test_bad_input_under_bisect_is_skip(short_tmp):
+    """`git bisect run` must skip a commit the rig cannot judge, not stop the bisection."""
+    r = run_rig("--bisect", "run", "--arch", "x86_64", "--duration", "-5", cache=short_tmp / "c")
+    check_one_line_error(r, "--duration -5", status=125)
+    r = run_rig("--bisect", "run", "--arch", "x86_64", "--warp", cache=short_tmp / "c")
+    check_one_line_error(r, "--warp", status=125)
+
+
+def test_there_are_thirty_or_more_cases():
+    assert len(CASES) >= 30

@@ -1,0 +1,40 @@
+"""The shell the rig runs inside guests: every script passes shellcheck, and each gets its
+arguments as a script file would."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from rig.chain.bind import bind_command
+from rig.core.shell import guest_script
+from rig.core.targets import profile
+
+pytestmark = pytest.mark.unit
+
+SCRIPTS = sorted(ROOT.glob("rig/*/sh/*.sh")) + [ROOT / "guest_images" / "init" / "init"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[str(p.relative_to(ROOT)) for p in SCRIPTS])
+def test_shellcheck_passes(script: Path):
+    if not shutil.which("shellcheck"):
+        pytest.fail("shellcheck is missing: `make host` (or `rig setup --host-only`) installs it")
+    r = subprocess.run(["shellcheck", "--severity=info", str(script)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+
+
+def test_arguments_are_quoted_positional_parameters():
+    text = guest_script("rig.chain", "l2_reader.sh", "0x1b36", "it's")
+    assert text.startswith("set -- 0x1b36 'it'\"'\"'s'\n# shellcheck shell=sh\n")
+    r = subprocess.run(["sh", "-c", guest_script("rig.chain", "l2_reader.sh", "", "") .split("\n", 1)[0]
+                        + '\necho "[$1][$2]"'], capture_output=True, text=True, timeout=10)
+    assert r.stdout == "[][]\n"
+
+
+def test_bind_gets_the_profiles_modules_and_nointxmask_only_when_needed():
+    ppc = bind_command(profile("ppc64"), nointxmask=True).split("\n", 1)[0]
+    assert ppc == "set -- 0x1b36 0x0002 nointxmask=1 vfio_iommu_spapr_tce kvm-hv"
+    x86 = bind_command(profile("x86_64"), nointxmask=False).split("\n", 1)[0]
+    assert x86 == "set -- 0x1b36 0x0002 '' vfio_iommu_type1 kvm_amd nested=1"
