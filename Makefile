@@ -9,7 +9,7 @@ TEST_MARKERS ?= unit or integration or e2e
 # memory allows: tests/conftest.py); the rig_chain tests share one worker. PARALLEL= : one at a time.
 PARALLEL ?= -n auto --dist loadgroup
 
-.PHONY: venv host setup demo test test-unit test-integration test-e2e bench matrix nightly clean
+.PHONY: venv host setup demo lint test test-unit test-integration test-e2e bench matrix nightly clean
 
 venv: $(VENV)/.installed
 
@@ -30,10 +30,15 @@ setup: venv
 demo: setup
 	$(RIG) run --arch ppc64 --ic xive --duration 30
 
-test: host
+# ruff (style, imports, likely bugs) and mypy (strict on the packages listed in pyproject.toml).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: host lint
 	$(PYTEST) $(PARALLEL) -m "$(TEST_MARKERS)"
 
-test-unit: venv
+test-unit: venv lint
 	$(PYTEST) -m unit
 
 test-integration: host

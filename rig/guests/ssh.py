@@ -20,6 +20,7 @@ from rig.host.keys import KeySet
 # rig reports the final failure itself.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,8 +66,11 @@ class GuestSSH:
                                banner_timeout=attempt, auth_timeout=attempt,
                                sock=sock() if callable(sock) else sock)
                 self.client = client
-                return time.monotonic() - t0
+                took = time.monotonic() - t0
+                log.info("%s: SSH up after %.1f s", self.name, took)
+                return took
             except (paramiko.SSHException, OSError, EOFError) as e:
+                log.debug("%s: SSH attempt failed: %s", self.name, e)
                 last = e
                 client.close()
                 # Connection refused/reset until dropbear listens: retry at a steady pace.
@@ -76,13 +80,20 @@ class GuestSSH:
     def run(self, command: str, timeout: float = timeouts.SSH_COMMAND_S, check: bool = False) -> CommandResult:
         if not self.client:
             raise InfraError(f"{self.name}: SSH is not connected")
+        shown = command.splitlines()[0][:120] if command.strip() else command
+        log.debug("%s: $ %s", self.name, shown)
+        t0 = time.monotonic()
         try:
+            # The output is read first (each read bounded by `timeout`: the channel's), so a
+            # command that prints a lot never blocks on a full window; then its status, bounded.
             _, out, err = self.client.exec_command(command, timeout=timeout)
-            status = out.channel.recv_exit_status()
-            result = CommandResult(status, out.read().decode(errors="replace"),
-                                   err.read().decode(errors="replace"))
+            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+            if not out.channel.status_event.wait(timeout):
+                raise TimeoutError(f"no exit status within {timeout:.0f} s")
+            result = CommandResult(out.channel.recv_exit_status(), stdout, stderr)
         except (TimeoutError, paramiko.SSHException, OSError) as e:
-            raise InfraError(f"{self.name}: SSH command {command!r} failed: {e}") from e
+            raise InfraError(f"{self.name}: SSH command {shown!r} failed: {e}") from e
+        log.debug("%s: exit %d after %.2f s", self.name, result.status, time.monotonic() - t0)
         if check and result.status != 0:
             raise InfraError(f"{self.name}: {command!r} exited {result.status}: "
                              f"{(result.stderr or result.stdout).strip()[-300:]}")

@@ -1,0 +1,34 @@
+"""A failure nobody foresaw is an ERROR with its cause and its log, never a traceback and
+never a STALL; the result files are written all the same."""
+
+import pytest
+from conftest import load_result
+
+from rig.commands.run import run
+from rig.core.progress import Progress
+from rig.core.spec import RunSpec
+
+pytestmark = pytest.mark.unit
+
+
+class BrokenSession:
+    """Stands in for the session the chain is built from: its first use fails."""
+    progress = Progress(quiet=True)
+
+    def qemu(self, prof):
+        raise RuntimeError("the rig's own bug")
+
+
+def test_an_unexpected_exception_is_an_error_with_its_cause_and_log(tmp_path, capsys):
+    out = tmp_path / "out"
+    spec = RunSpec(arch="ppc64", out=out).validate()
+    assert run(BrokenSession(), spec, None) == 125
+    result = load_result(out)
+    assert result["verdict"]["verdict"] == "ERROR"
+    assert "unexpected RuntimeError in the rig: the rig's own bug" in result["verdict"]["reason"]
+    assert str(out / "rig.log") in result["verdict"]["reason"]
+    log = (out / "rig.log").read_text()
+    assert "Traceback" in log and "RuntimeError: the rig's own bug" in log
+    assert "Traceback" not in capsys.readouterr().err
+    assert (out / "junit.xml").exists() and (out / "timeline.png").exists()
+    assert result["arch"] == "ppc64" and result["chain"] is None and result["l0"] is None
