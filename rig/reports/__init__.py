@@ -1,0 +1,1 @@
+"""What a run leaves: result.json (typed, with a schema), junit.xml, the timeline picture."""
