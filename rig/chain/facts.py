@@ -17,9 +17,9 @@ class L0Facts:
 @dataclass
 class L1Facts:
     kernel: str                       # uname -r
-    kernel_package: str | None        # Debian's package, or None for a user's kernel
+    kernel_package: dict[str, str] | None   # Debian's package (name, version, from), or how a user's kernel came
     vfio_modules: str                 # fixed, unfixed, or "the kernel under test's"
-    vfio_rebuilt: bool
+    vfio_rebuilt: list[str]           # the vfio modules rebuilt without the fix (none: as built)
     vfio_intx_fix: bool | None        # read from the binary; None: could not be read
 
 
