@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from rig.core import timeouts
 from rig.core.cache import Cache, content_key, tree_hash
 from rig.core.errors import InfraError, UserError
 from rig.core.targets import TargetProfile
@@ -25,12 +26,13 @@ def compiler_for(profile: TargetProfile) -> str:
 
 def build_consumer(cache: Cache, profile: TargetProfile) -> Path:
     cc = compiler_for(profile)
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
+                             timeout=timeouts.QEMU_QUERY_S).stdout.splitlines()[0]
     key = content_key("consumer", profile.name, tree_hash([SOURCE]), version)
 
     def build(out: Path) -> dict:
         r = subprocess.run([cc, "-static", "-O2", "-Wall", "-o", str(out / "consumer"), str(SOURCE)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=timeouts.BUILD_S)
         if r.returncode != 0:
             hint = (" (is the target's libc6-dev installed? `make host`)"
                     if "No such file" in r.stderr else "")

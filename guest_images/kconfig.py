@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from rig.core import timeouts
 from rig.core.errors import InfraError
 from rig.core.targets import TargetProfile
 from rig.kernel.under_test import parse_config
@@ -51,7 +52,7 @@ def merged_config(tree: Path, profile: TargetProfile, out: Path) -> dict[str, st
               str(fragment_path(profile))],
              make + ["olddefconfig"]]
     for cmd in steps:
-        r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
+        r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=timeouts.BUILD_S)
         if r.returncode != 0:
             raise InfraError(f"{' '.join(cmd[:1] + cmd[-1:])} failed: {(r.stderr or r.stdout)[-400:]}")
     return parse_config((out / ".config").read_text())

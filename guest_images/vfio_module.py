@@ -22,6 +22,7 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from rig.core import timeouts
 from rig.core.cache import Cache, content_key, tree_hash
 from rig.core.errors import InfraError, UserError
 from rig.core.progress import Progress
@@ -146,7 +147,8 @@ class UnfixedVfio:
     def _make(self, headers: Path, src: Path) -> None:
         cmd = ["make", "-C", str(headers), f"M={src}", "modules", f"-j{os.cpu_count() or 1}"]
         r = subprocess.run(cmd, capture_output=True, text=True,
-                           env={**os.environ, "LC_ALL": "C", "DEBIAN_KERNEL_USE_CCACHE": ""})
+                           env={**os.environ, "LC_ALL": "C", "DEBIAN_KERNEL_USE_CCACHE": ""},
+                           timeout=timeouts.BUILD_S)
         if r.returncode != 0:
             tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
             raise InfraError(f"building vfio-pci-core.ko failed: {' | '.join(tail)}")

@@ -39,6 +39,7 @@ def rig_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     from rig.chain.facts import RunFacts
     from rig.chain.session import Session
     from rig.chain.setup import running_chain
+    from rig.core.logs import LogFile
 
     cfg = request.config
     out = Path(cfg.getoption("--rig-out") or tmp_path_factory.mktemp("rig_chain"))
@@ -49,5 +50,5 @@ def rig_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         raise pytest.UsageError(f"rig: error: {e}") from e
     out.mkdir(parents=True, exist_ok=True)
     facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer)
-    with running_chain(Session(), spec, out, facts) as chain:
+    with LogFile(out), running_chain(Session(), spec, out, facts) as chain:
         yield chain

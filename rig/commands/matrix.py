@@ -9,6 +9,7 @@ from typing import Any
 
 from rig.commands.common import Subparsers, optional_path, session
 from rig.core import timeouts
+from rig.core.logs import LogFile
 from rig.core.spec import DriveSpec, MatrixSpec
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
@@ -66,8 +67,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     out = spec.out or Path(f"results/matrix-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     jobs = spec.jobs or parallel_chains()
-    s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
-    results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs)
+    with LogFile(out):
+        s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
+        results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs)
     print(table(results))
     print(f"results: {out}/matrix.json, {out}/junit.xml")
     return report(results)

@@ -46,7 +46,10 @@ class LogFile:
         self._handler.setFormatter(logging.Formatter(FORMAT, DATEFMT))
 
     def __enter__(self) -> LogFile:
-        logging.getLogger(ROOT_LOGGER).addHandler(self._handler)
+        root = logging.getLogger(ROOT_LOGGER)
+        if root.level == logging.NOTSET:    # used without configure() (the pytest plugin)
+            root.setLevel(logging.DEBUG)
+        root.addHandler(self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:

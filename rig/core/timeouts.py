@@ -44,7 +44,7 @@ QMP_COMMAND_S = 30.0
 L1_POWERDOWN_S = 30.0
 L1_POWERDOWN_AFTER_RUN_S = 20.0
 QEMU_EXIT_S = 10.0
-# `qemu-system-* -version`, `-device help`.
+# `qemu-system-* -version`, `-device help`, `gcc --version`, `dpkg-deb --field`: quick queries.
 QEMU_QUERY_S = 30.0
 # L2's QEMU asked to quit, before it is SIGKILLed through L1.
 L2_STOP_S = 15.0
@@ -74,6 +74,7 @@ DURATION_S = 60.0
 THREAD_JOIN_S = 2.0         # the console pump and the SSH relays, at teardown
 CONSOLE_COMMAND_S = 10.0    # a command at L1's console shell (when SSH is not up)
 CONSOLE_POLL_S = 0.2        # the console pump's wait for data: how soon it sees a stop
+RELAY_POLL_S = 0.5          # an SSH relay's wait for data: how soon it sees a close
 # A console wait checks this often that the guest is still alive (QEMU running, not
 # panicked): a dead guest fails within seconds, not at the timeout.
 CONSOLE_HEALTH_EVERY_S = 3.0

@@ -26,7 +26,7 @@ class ChannelRelay:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([self.channel, self._inner], [], [], 0.5)
+                ready, _, _ = select.select([self.channel, self._inner], [], [], timeouts.RELAY_POLL_S)
                 if self.channel in ready:
                     data = self.channel.recv(65536)
                     if not data:

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rig.core import timeouts
 from rig.core.errors import UserError
 from rig.core.targets import TargetProfile
 from rig.kernel.image_file import check_kernel
@@ -144,7 +145,7 @@ def from_deb(deb: str, profile: TargetProfile, workdir: Path) -> KernelUnderTest
     if not path.is_file():
         raise UserError(f"--kernel-deb {deb}: no such file")
     info = subprocess.run(["dpkg-deb", "--field", str(path), "Package", "Architecture", "Version"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=timeouts.QEMU_QUERY_S)
     if info.returncode != 0:
         raise UserError(f"--kernel-deb {deb} is not a readable Debian package "
                         f"({info.stderr.strip().splitlines()[-1] if info.stderr.strip() else 'truncated?'})")
@@ -152,7 +153,8 @@ def from_deb(deb: str, profile: TargetProfile, workdir: Path) -> KernelUnderTest
     if fields.get("Architecture") != profile.debian_arch:
         raise UserError(f"--kernel-deb {deb} is for {fields.get('Architecture')}, not "
                         f"{profile.debian_arch}: pass a {profile.name} kernel or change --arch")
-    r = subprocess.run(["dpkg-deb", "-x", str(path), str(workdir)], capture_output=True, text=True)
+    r = subprocess.run(["dpkg-deb", "-x", str(path), str(workdir)], capture_output=True, text=True,
+                       timeout=timeouts.BUILD_S)
     if r.returncode != 0:
         raise UserError(f"--kernel-deb {deb} cannot be unpacked (truncated or damaged?): "
                         f"{r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}")
