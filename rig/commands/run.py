@@ -20,7 +20,7 @@ from rig.chain.verdict import ERROR, STALL, Verdict, describe_stop, pending_sinc
 from rig.commands.common import Subparsers, optional_path, session
 from rig.commands.preflight import check_qemu
 from rig.core import timeouts
-from rig.core.errors import InfraError
+from rig.core.errors import InfraError, UserError
 from rig.core.logs import LOG_NAME, LogFile
 from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, DriveSpec, KernelUnderTestSpec, RunSpec
 from rig.kernel import under_test
@@ -112,6 +112,8 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
         try:
             with running_chain(s, spec, out, facts, kernel) as chain:
                 verdict = chain.drive(cfg)
+        except UserError:
+            raise           # bad input found only now (a device this QEMU cannot run): exit 2
         except InfraError as e:
             log.error("ERROR: %s", e, exc_info=True)
             verdict = Verdict(ERROR, str(e))
