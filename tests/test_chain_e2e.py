@@ -4,6 +4,7 @@ matrix against its expected verdict (DESIGN.md section 2)."""
 
 import pytest
 from conftest import load_result, run_rig
+from ktap_reader import parse as parse_ktap
 from test_boot import qemu_processes_under
 
 from rig.core.spec import DriveSpec, MatrixSpec
@@ -42,7 +43,9 @@ def test_cell(cell, rig_cache_dir, short_tmp):
     assert result["consumer"] == ("l2" if with_l2 else "userspace") and result["l0"]["command"]
     assert result["chain"]["l2_accel"] == (cell.consumer.removeprefix("l2-") if with_l2 else "")
     logs = ("l1-console.log", "l1-qemu.log") + (("l2-console.log",) if with_l2 else ())
-    for f in ("junit.xml", "timeline.svg", "timeline.png") + logs:
+    [ktap] = parse_ktap((out / "results.ktap").read_text())   # an independent reader
+    assert ktap.ok is (expected == "PASS") and ktap.directive is None and ktap.name == result["name"]
+    for f in ("junit.xml", "timeline.svg", "timeline.png", "rig.log") + logs:
         assert (out / f).stat().st_size > 0, f
     if cell.device == "legacy":
         assert_non_2_3_path(result)

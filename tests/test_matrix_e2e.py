@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from conftest import ROOT, load_result, nothing_left, qemu_processes_under, run_rig, wait_for_line
+from ktap_reader import parse as parse_ktap
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +38,9 @@ def matrix_run(cache, out, run_base):
     assert all(x["jobs"] == 1 for x in results)
     for run in out.glob("*/run*"):
         load_result(run)                       # every run's result.json against its schema
+    ktap = {c.name: c for c in parse_ktap((out / "results.ktap").read_text())}
+    assert set(ktap) == {x["id"] for x in results} and all(c.ok for c in ktap.values())
+    assert [s.name for s in ktap["ppc64-xive-unfixed-pci-serial-userspace"].subtests] == ["run1"]
     return results
 
 

@@ -25,6 +25,7 @@ from rig.core.logs import LOG_NAME, LogFile
 from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, DriveSpec, KernelUnderTestSpec, RunSpec
 from rig.kernel import under_test
 from rig.kernel.under_test import KernelUnderTest
+from rig.reports.ktap import write_run as write_ktap
 from rig.reports.result import RunResult, write_junit
 from rig.reports.timeline import write_timeline
 
@@ -132,6 +133,7 @@ def report(out: Path, r: RunResult) -> None:
     """The result files, and what the terminal shows of them."""
     r.write(out)
     write_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
+    write_ktap(out, r)
     stall_at = pending_since(r.samples) if r.verdict.verdict == STALL else None
     write_timeline(out, r.samples, f"{r.name}: {r.verdict.verdict}", stall_at, r.interrupt_path)
     print(f"{r.verdict.verdict}: {r.verdict.reason}")
@@ -142,5 +144,5 @@ def report(out: Path, r: RunResult) -> None:
     if r.chain and r.chain.l2_boot_failures:
         print(f"  L2 failed to boot {len(r.chain.l2_boot_failures)} time(s) (result.json "
               f"chain.l2_boot_failures): {r.chain.l2_boot_failures[-1]}")
-    print(f"  results in {out} (result.json, junit.xml, timeline.png/.svg, {LOG_NAME}, console, "
-          "QEMU and ftrace logs)")
+    print(f"  results in {out} (result.json, junit.xml, results.ktap, timeline.png/.svg, {LOG_NAME}, "
+          "console, QEMU and ftrace logs)")

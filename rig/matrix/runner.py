@@ -21,7 +21,7 @@ from rig.core.progress import Progress
 from rig.core.spec import DriveSpec
 from rig.host.children import own_session_ends_with_parent
 from rig.matrix.cells import Cell
-from rig.matrix.summary import RunOutcome, write_json, write_junit
+from rig.matrix.summary import RunOutcome, write_json, write_junit, write_ktap
 from rig.reports.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
         last = (stderr.strip().splitlines() or ["no output"])[-1]
         return RunOutcome("ERROR", seconds, str(out), f"rig exited {proc.returncode}: {last}")
     failures = len(result.chain.l2_boot_failures) if result.chain else 0
-    return RunOutcome(result.verdict.verdict, seconds, str(out), result.verdict.reason, failures)
+    path = result.interrupt_path
+    return RunOutcome(result.verdict.verdict, seconds, str(out), result.verdict.reason, failures,
+                      path.explanation if path and path.stopped_layer else "")
 
 
 def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None,
@@ -128,6 +130,7 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None
     pool.shutdown()
     results = write_json(out, cells, outcomes, jobs)
     write_junit(out / "junit.xml", results)
+    write_ktap(out / "results.ktap", cells, outcomes)
     return results
 
 

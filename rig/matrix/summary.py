@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from rig.chain.verdict import ERROR
 from rig.matrix.cells import Cell
+from rig.reports.ktap import Case, document
 
 
 @dataclass
@@ -24,6 +26,7 @@ class RunOutcome:
     out: str
     reason: str
     l2_boot_failures: int = 0   # L2 boots that failed (then restarted) before the drive
+    explanation: str = ""       # where the interrupt path stopped, when it did
 
 
 def summarize(cell: Cell, runs: list[RunOutcome]) -> dict[str, Any]:
@@ -71,3 +74,25 @@ def write_json(out: Path, cells: list[Cell], runs: dict[str, list[RunOutcome | N
         r["jobs"] = jobs
     (out / "matrix.json").write_text(json.dumps(results, indent=1))
     return results
+
+
+def ktap_cases(cells: list[Cell], runs: dict[str, list[RunOutcome | None]]) -> list[Case]:
+    """A test per cell that ran, its runs as subtests: a run is ok when its verdict is the
+    cell's expected one; an ERROR is not ok with its cause."""
+    cases = []
+    for cell in cells:
+        done = [(n, r) for n, r in enumerate(runs[cell.id], 1) if r]
+        if not done:
+            continue
+        exp = cell.expectation()
+        subtests = [Case(f"run{n}", r.verdict == exp.verdict,
+                         [f"{r.verdict}: {r.reason}", f"interrupt path: {r.explanation}" if r.explanation else "",
+                          f"logs in {r.out}"], r.reason if r.verdict == ERROR else None)
+                    for n, r in done]
+        cases.append(Case(cell.id, all(s.ok for s in subtests),
+                          [f"expected {exp.verdict}: {exp.reason}"], subtests=subtests))
+    return cases
+
+
+def write_ktap(path: Path, cells: list[Cell], runs: dict[str, list[RunOutcome | None]]) -> None:
+    path.write_text("\n".join(document(ktap_cases(cells, runs))) + "\n")
