@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rig.core.targets import TargetProfile
 from rig.debian.packages import PackageSet, Want
+from rig.host.profiles import HostProfile
 
 # The 6.12 line of bookworm-backports: it has the vfio INTx fix (6.12.58+), it is built
 # for amd64 and ppc64el alike, and pseries guests need >= 6.11 for VFIO (DESIGN.md 3).
@@ -46,10 +47,11 @@ def kbuild_target_packages(profile: TargetProfile, kernel_release: str) -> Packa
                       wants=(Want((f"linux-headers-{kernel_release}",), KERNEL_RELEASE, deps=False),))
 
 
-def kbuild_host_packages(profile: TargetProfile, kernel_release: str) -> PackageSet:
-    """What runs on the build host (amd64): kbuild's tools, the common headers, the source."""
+def kbuild_host_packages(profile: TargetProfile, kernel_release: str, host: HostProfile) -> PackageSet:
+    """What runs on the build host: kbuild's tools (for the host's architecture), the common
+    headers, the source."""
     abi = kernel_abi(kernel_release, profile)
     series = ".".join(abi.split(".")[:2])
-    return PackageSet(name=f"kbuild-host-{abi}", arch="amd64", suites=(USERLAND_SUITE, KERNEL_RELEASE),
+    return PackageSet(name=f"kbuild-host-{abi}", arch=host.name, suites=(USERLAND_SUITE, KERNEL_RELEASE),
                       wants=(Want((f"linux-headers-{abi}-common", f"linux-kbuild-{abi}",
                                    f"linux-source-{series}"), KERNEL_RELEASE, deps=False),))

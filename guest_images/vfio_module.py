@@ -30,6 +30,7 @@ from rig.core.targets import TargetProfile
 from rig.debian.apt import extract
 from rig.debian.packages import Resolver
 from rig.debian.rootfs import relativize_absolute_symlinks
+from rig.host.profiles import HostProfile, host_profile
 
 from .recipe import kbuild_host_packages, kbuild_target_packages
 
@@ -89,27 +90,26 @@ def extract_source_dir(source_deb: Path, subdir: str, dest: Path) -> Path:
     return found
 
 
-def compiler(headers: Path) -> str:
-    """The compiler the kernel was built with, as its headers name it (gcc-12, cross)."""
-    cross = re.search(r"CROSS_COMPILE = (\S+)", (headers / ".kernelvariables").read_text())
-    cc = f"{cross.group(1) if cross else ''}gcc-12"
+def compiler(profile: TargetProfile, host: HostProfile) -> str:
+    """The compiler the kernel was built with (Debian's gcc-12 for the target), native or
+    cross as the host profile says; Debian names both <triplet>-gcc-12."""
+    cc = f"{profile.triplet}-gcc-12"
     if not shutil.which(cc):
-        pkg = "gcc-12" if not cross or cross.group(1).startswith("x86_64") else \
-            f"gcc-12-{cross.group(1).rstrip('-')}"
         raise UserError(f"the compiler {cc} is missing (needed to rebuild vfio-pci-core.ko): "
-                        f"apt-get install {pkg}, or run `rig setup` as root")
+                        f"apt-get install {host.gcc_package(profile.triplet)}, or run `rig setup` as root")
     return cc
 
 
 class UnfixedVfio:
     """Builds (once, cached) the two vfio modules without the fix for one kernel."""
 
-    def __init__(self, cache: Cache, resolver: Resolver, progress: Progress):
+    def __init__(self, cache: Cache, resolver: Resolver, progress: Progress, host: HostProfile | None = None):
         self.cache, self.resolver, self.progress = cache, resolver, progress
+        self.host = host or host_profile()
 
     def modules(self, profile: TargetProfile, kernel_release: str) -> dict[str, Path]:
         target = kbuild_target_packages(profile, kernel_release)
-        host = kbuild_host_packages(profile, kernel_release)
+        host = kbuild_host_packages(profile, kernel_release, self.host)
         tlock, hlock = self.resolver.lock(target), self.resolver.lock(host)
         key = content_key("vfio-unfixed", profile.name, tlock.key(), hlock.key(),
                           tree_hash([Path(__file__)]))
@@ -128,13 +128,13 @@ class UnfixedVfio:
         # Debian's Makefile includes the -common one by its absolute /usr/src path.
         common = next((work / "root/usr/src").glob("linux-headers-*-common"))
         (headers / "Makefile").write_text(f"include {common}/Makefile\n")
-        cc = compiler(headers)
+        cc = compiler(profile, self.host)
         self.progress.note("unpacking drivers/vfio/pci from linux-source (streamed)")
         src = extract_source_dir(source_deb, VFIO_PCI_DIR, work / "src")
         intrs = src / "vfio_pci_intrs.c"
         intrs.write_text(remove_fix(intrs.read_text()))
         (src / "Makefile").write_text(KBUILD)
-        self._make(headers, src)
+        self._make(headers, src, profile)
         for m in MODULES:
             shutil.copy2(src / m, out / m)
         fixed = has_intx_fix((out / "vfio-pci-core.ko").read_bytes())
@@ -144,8 +144,11 @@ class UnfixedVfio:
         return {"kernel_release": kver, "compiler": cc, "vfio_intx_fix": fixed,
                 "source": source_deb.name, "patch": "removed IRQ_DISABLE_UNLAZY set/clear"}
 
-    def _make(self, headers: Path, src: Path) -> None:
+    def _make(self, headers: Path, src: Path, profile: TargetProfile) -> None:
         cmd = ["make", "-C", str(headers), f"M={src}", "modules", f"-j{os.cpu_count() or 1}"]
+        if not self.host.native(profile.triplet):
+            # Debian's headers name a cross compiler only when the kernel was built cross.
+            cmd.append(f"CROSS_COMPILE={profile.triplet}-")
         r = subprocess.run(cmd, capture_output=True, text=True,
                            env={**os.environ, "LC_ALL": "C", "DEBIAN_KERNEL_USE_CCACHE": ""},
                            timeout=timeouts.BUILD_S)

@@ -34,7 +34,11 @@ def test_arguments_are_quoted_positional_parameters():
 
 
 def test_bind_gets_the_profiles_modules_and_nointxmask_only_when_needed():
-    ppc = bind_command(profile("ppc64"), nointxmask=True).split("\n", 1)[0]
-    assert ppc == "set -- 0x1b36 0x0002 nointxmask=1 vfio_iommu_spapr_tce kvm-hv"
-    x86 = bind_command(profile("x86_64"), nointxmask=False).split("\n", 1)[0]
-    assert x86 == "set -- 0x1b36 0x0002 '' vfio_iommu_type1 kvm_amd nested=1"
+    ppc = profile("ppc64")
+    line = bind_command(ppc, True, ppc.l2.kvm_modules[0]).split("\n", 1)[0]
+    assert line == "set -- 0x1b36 0x0002 nointxmask=1 vfio_iommu_spapr_tce kvm-hv"
+    x86 = profile("x86_64")
+    amd = next(m for m in x86.l2.kvm_modules if m.name == "kvm_amd")
+    line = bind_command(x86, False, amd).split("\n", 1)[0]
+    assert line == "set -- 0x1b36 0x0002 '' vfio_iommu_type1 kvm_amd nested=1"
+    assert bind_command(x86, False, None).split("\n", 1)[0] == "set -- 0x1b36 0x0002 '' vfio_iommu_type1"

@@ -12,6 +12,7 @@ from rig.core.cache import Cache
 from rig.core.progress import Progress
 from rig.core.targets import PROFILES
 from rig.debian.packages import Resolver
+from rig.host.profiles import host_profile
 from rig.kernel.under_test import parse_config
 
 FRAGMENTS = {name: fragment(p) for name, p in PROFILES.items()}
@@ -37,7 +38,7 @@ def kconfig_tree(rig_cache_dir, tmp_path_factory):
     res = Resolver(cache, Progress())
     prof = PROFILES["x86_64"]
     kver = kernel_package(res.lock(guest_packages(prof)), prof).name.removeprefix("linux-image-")
-    pset = kbuild_host_packages(prof, kver)
+    pset = kbuild_host_packages(prof, kver, host_profile())
     debs = res.fetch(pset, res.lock(pset))
     deb = next(p for n, p in debs.items() if n.startswith("linux-source-"))
     dest = tmp_path_factory.mktemp("kconfig")

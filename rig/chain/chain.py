@@ -29,6 +29,7 @@ from rig.core.targets import TargetProfile
 from rig.guests.l1 import L1Guest
 from rig.guests.l2 import L2Guest, boot_l2, l2_command
 from rig.guests.ssh import GuestSSH
+from rig.host.virt import kvm_module_for
 from rig.trace import proc_interrupts as interrupts
 from rig.trace.path import InterruptPath
 
@@ -79,8 +80,11 @@ class Chain:
     def _bind_in_l1(self) -> bool:
         """Bind, record what L1 says about the device; whether L1 has /dev/kvm."""
         self.progress.step("L1: binding the device to vfio-pci")
-        bound = bind_in_l1(self.l1.ssh, self.profile, self.nointxmask)
-        f, ssh = self.facts, self.l1.ssh
+        ssh = self.l1.ssh
+        kvm = kvm_module_for(self.profile.l2.kvm_modules, ssh.run("cat /proc/cpuinfo").stdout)
+        self.facts.l1_kvm_module = str(kvm) if kvm else ""
+        bound = bind_in_l1(ssh, self.profile, self.nointxmask, kvm)
+        f = self.facts
         f.l1_device, f.iommu_group = bound.device, bound.group
         f.l1_nointxmask, f.l1_disintx_writable = bound.nointxmask, bound.disintx_writable
         f.l1_lspci = ssh.run(f"lspci -vv -s {bound.device}").stdout
@@ -94,11 +98,12 @@ class Chain:
         req = self.l2_accel_request
         if req == "kvm" and not kvm:
             raise InfraError("--l2-accel kvm asked for, but L1 has no /dev/kvm after loading "
-                             f"{self.profile.l2.kvm_module[0]}")
+                             f"{self.facts.l1_kvm_module or 'no KVM module (its CPU shows no virtualization)'}")
         use_kvm = kvm and req != "tcg"
         self.facts.l2_accel = "kvm" if use_kvm else "tcg"
         self.facts.l2_accel_reason = ("requested" if req != "auto" else
-                                      "/dev/kvm works in L1" if kvm else "no /dev/kvm in L1")
+                                      f"/dev/kvm works in L1 ({self.facts.l1_kvm_module})" if kvm
+                                      else "no /dev/kvm in L1")
         self.progress.note(f"L2: {self.facts.l2_accel.upper()} ({self.facts.l2_accel_reason})")
 
     def _start_l2(self, timeout: float, hang_s: float) -> None:

@@ -11,6 +11,7 @@ class L0Facts:
     qemu: str                         # the L0 QEMU: path, where from, version
     accel: str                        # kvm or tcg
     accel_reason: str
+    nesting: str = ""                 # what the host means for L2 (rig.host.virt)
     command: list[str] = field(default_factory=list)   # L0's command line for L1
 
 
@@ -42,6 +43,7 @@ class ChainFacts:
     l1_nointxmask: bool = False   # vfio_pci nointxmask in L1
     l1_disintx_writable: bool = False  # whether the command register's bit 10 sticks in L1
     l1_lspci: str = ""
+    l1_kvm_module: str = ""       # what L1 loaded to run L2 under KVM (by its CPU), e.g. "kvm_amd nested=1"
     l2_accel: str = ""
     l2_accel_reason: str = ""
     l2_command: list[str] = field(default_factory=list)

@@ -76,7 +76,9 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
     kind, why = choose_device(spec.device, prof, qemu, s)
     s.progress.step(f"device: {kind} ({why})")
     facts.device, facts.device_reason = kind, why
-    facts.l0 = L0Facts(qemu.describe(), accel.name, accel.reason)
+    facts.l0 = L0Facts(qemu.describe(), accel.name, accel.reason, accel.plan.l2_why if accel.plan else "")
+    if accel.plan and accel.plan.warning:
+        s.progress.note(f"warning: {accel.plan.warning}")
     facts.l1 = L1Facts(image.kernel_version, image.meta["kernel_package"],
                        "the kernel under test's" if kernel else spec.l1_vfio,
                        image.meta["vfio_rebuilt"], fix)

@@ -9,8 +9,9 @@ from rig import __version__
 from rig.commands.common import Subparsers, session
 from rig.core.targets import PROFILES
 from rig.host import needs
-from rig.host.accel import choose_accel
-from rig.host.qemu import L0_QEMU_SET, PREFERRED_VERSION, system_qemu
+from rig.host.accel import host_plan
+from rig.host.profiles import host_profile
+from rig.host.qemu import PREFERRED_VERSION, l0_qemu_set, system_qemu
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -20,23 +21,29 @@ def add_parser(sub: Subparsers) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     s = session(args)
-    print(f"intx-rig {__version__} on {platform.machine()}, Python {platform.python_version()}")
-    for need in needs.HOST_NEEDS:
+    host = host_profile()
+    print(f"intx-rig {__version__} on {host.machine} ({host.name} host profile), Python {platform.python_version()}")
+    for need in needs.host_needs(host):
         print(f"  host package {need.package:24} {'ok' if need.present() else 'MISSING'}  ({need.why})")
     print(f"  cache {s.cache.root}")
-    ready = not needs.missing()
+    ready = not needs.missing(host)
+    qset = l0_qemu_set(host)
     for prof in PROFILES.values():
         sysq = system_qemu(prof)
         if sysq and sysq.version[:2] >= PREFERRED_VERSION:
             q = sysq
-        elif s.cache.read_json("locks", f"{L0_QEMU_SET.name}-{L0_QEMU_SET.key()}.json") is None:
+        elif s.cache.read_json("locks", f"{qset.name}-{qset.key()}.json") is None:
             print(f"  {prof.name}: QEMU not set up yet (system: "
                   f"{sysq.describe() if sysq else 'none'}); run `rig setup`")
             ready = False
             continue
         else:
             q = s.qemu(prof)
-        accel = choose_accel(prof, q)
+        plan = host_plan(prof, q)
         print(f"  {prof.name}: QEMU {q.describe()}; vfio-user-pci: "
-              f"{'yes' if q.has_device('vfio-user-pci') else 'no'}; L1 accelerator: {accel}")
+              f"{'yes' if q.has_device('vfio-user-pci') else 'no'}")
+        print(f"    L1 under {plan.l1.upper()}: {plan.l1_why}")
+        if plan.module:
+            print(f"    host KVM module {plan.module}, nested={plan.nested if plan.nested is not None else 'unknown'}")
+        print(f"    L2 under {plan.l2.upper()}: {plan.l2_why}")
     return 0 if ready else 1

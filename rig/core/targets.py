@@ -5,9 +5,27 @@ The rest of the rig never asks "if arch == ...": it reads a field of the profile
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rig.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class KvmModule:
+    """A KVM module a CPU of this arch may need (L1 loads one to run L2 under KVM; the host
+    loads one to run L1 under KVM)."""
+
+    name: str                       # as modprobe takes it
+    args: tuple[str, ...] = ()      # nesting on, where the module has the parameter
+    cpu_flag: str | None = None     # the /proc/cpuinfo flag of a CPU it runs on; None: any of the arch
+
+    @property
+    def sysfs(self) -> str:
+        """Its directory under /sys/module (modprobe takes kvm-hv, sysfs says kvm_hv)."""
+        return self.name.replace("-", "_")
+
+    def __str__(self) -> str:
+        return " ".join((self.name, *self.args))
 
 
 @dataclass(frozen=True)
@@ -19,7 +37,7 @@ class L2Profile:
     cpu_tcg: str
     console: str
     iommu_module: str             # VFIO IOMMU backend (not autoloaded on ppc64)
-    kvm_module: tuple[str, ...]   # modprobe arguments for a KVM L2
+    kvm_modules: tuple[KvmModule, ...]   # one of them, by L1's CPU, gives L2 KVM
     extra_args: tuple[str, ...] = ()
     cmdline: tuple[str, ...] = ()
     cpu_kvm: str = "host"
@@ -54,7 +72,9 @@ class TargetProfile:
     l1_extra_packages: tuple[str, ...] = ()  # firmware for L1's own QEMU (L2's BIOS)
     qemu_firmware: tuple[str, ...] = ()     # firmware files L1's QEMU needs to boot L2
     kvm_cpu: str = "host"
-    host_machines: tuple[str, ...] = field(default=())  # uname -m values that can use KVM
+    # How KVM is proved to run this arch's guests before L1 gets it (rig.host.accel):
+    # "test-guest" runs a 16-byte guest to its exit; "create-vm" creates a VM and asks it.
+    kvm_probe: str = "create-vm"
     kvm_machine_options: tuple[str, ...] = ()           # -M options needed under KVM
     # Where the device under test sits in L1: its own IOMMU group, so vfio can take it alone.
     device_bus_args: tuple[str, ...] = ()   # extra L0 arguments (a host bridge)
@@ -81,7 +101,7 @@ class TargetProfile:
     @property
     def image_modules(self) -> tuple[str, ...]:
         """Every module the L1 image carries: boot ones and what the chain loads later."""
-        return self.l1_modules + ("vfio-pci", self.l2.iommu_module, self.l2.kvm_module[0])
+        return self.l1_modules + ("vfio-pci", self.l2.iommu_module, *(m.name for m in self.l2.kvm_modules))
 
 
 # Modules every guest loads: the NIC driver (user networking for SSH), and what the
@@ -115,15 +135,16 @@ X86_64 = TargetProfile(
     l2=L2Profile(
         machine_tcg="q35", machine_kvm="q35", cpu_tcg="max", console="ttyS0",
         iommu_module="vfio_iommu_type1",
-        # nested=1: DESIGN.md 3 measured the KVM L2 with it.
-        kvm_module=("kvm_amd", "nested=1"),
+        # L1's CPU decides: AMD (TCG's -cpu max is one) or Intel (-cpu host on an Intel
+        # KVM host). nested=1: L2 may run a guest of its own; the KVM L2 was measured with it.
+        kvm_modules=(KvmModule("kvm_intel", ("nested=1",), "vmx"), KvmModule("kvm_amd", ("nested=1",), "svm")),
         cmdline=("no_timer_check", "8250.nr_uarts=8", "nokaslr"),
     ),
     interrupt_controllers=("ioapic",),
     l1_extra_packages=("seabios",),
     qemu_firmware=("/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/kvmvapic.bin",
                    "/usr/share/qemu/linuxboot_dma.bin"),
-    host_machines=("x86_64",),
+    kvm_probe="test-guest",
     # intel-iommu's interrupt remapping needs the split irqchip under KVM.
     kvm_machine_options=("kernel-irqchip=split",),
     required_config=COMMON_CONFIG + ("CONFIG_X86_64", "CONFIG_INTEL_IOMMU", "CONFIG_VFIO_IOMMU_TYPE1",
@@ -159,7 +180,7 @@ PPC64 = TargetProfile(
                      "cap-ccf-assist=off,cap-hpt-max-page-size=4k"),
         cpu_tcg="POWER9", console="hvc0",
         iommu_module="vfio_iommu_spapr_tce",
-        kvm_module=("kvm-hv",),
+        kvm_modules=(KvmModule("kvm-hv"),),
         # Without a small DMA window: "Failed to create SPAPR window: Invalid argument".
         extra_args=("-global", "spapr-pci-host-bridge.dma_win_size=0x10000000",
                     "-global", "spapr-pci-host-bridge.ddw=off"),
@@ -174,7 +195,6 @@ PPC64 = TargetProfile(
     kvm_config="CONFIG_KVM_BOOK3S_64_HV",
     kbuild_arch="powerpc", defconfig="ppc64le_defconfig", cross_compile="powerpc64le-linux-gnu-",
     qemu_firmware=("/usr/share/qemu/slof.bin", "/usr/share/qemu/vof.bin"),
-    host_machines=("ppc64le",),
 )
 
 PROFILES = {p.name: p for p in (X86_64, PPC64)}

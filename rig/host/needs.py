@@ -11,7 +11,9 @@ from pathlib import Path
 from rig.core import timeouts
 from rig.core.errors import UserError
 from rig.core.progress import Progress
+from rig.core.targets import PROFILES
 from rig.debian.apt import KEYRING
+from rig.host.profiles import HostProfile, host_profile
 
 
 @dataclass(frozen=True)
@@ -24,31 +26,34 @@ class HostNeed:
         return Path(self.probe).exists() if self.probe.startswith("/") else bool(shutil.which(self.probe))
 
 
-HOST_NEEDS = (
-    HostNeed("apt", "apt-get", "resolves and downloads the guests' Debian packages"),
-    HostNeed("dpkg", "dpkg-deb", "unpacks Debian packages (any architecture) without running them"),
-    HostNeed("debian-archive-keyring", KEYRING, "verifies the Debian archive's signatures"),
-    # Rebuilding vfio-pci-core.ko without the fix (--l1-vfio unfixed), with the compiler the
-    # Debian kernels were built with (gcc-12), natively for amd64 and cross for ppc64el.
-    HostNeed("make", "make", "runs kbuild for the rebuilt vfio modules"),
-    HostNeed("gcc-12", "x86_64-linux-gnu-gcc-12", "compiles the amd64 vfio modules"),
-    HostNeed("gcc-12-powerpc64le-linux-gnu", "powerpc64le-linux-gnu-gcc-12",
-             "compiles the ppc64el vfio modules"),
-    HostNeed("dwarves", "pahole", "generates BTF for the rebuilt modules (the kernel checks it)"),
-    HostNeed("libelf1", "/usr/lib/x86_64-linux-gnu/libelf.so.1", "used by kbuild's modpost"),
-    HostNeed("libssl3", "/usr/lib/x86_64-linux-gnu/libssl.so.3", "used by kbuild's sign-file"),
-    HostNeed("libc6-dev", "/usr/include/x86_64-linux-gnu/sys/eventfd.h",
-             "static amd64 build of the userspace VFIO consumer (fast mode)"),
-    HostNeed("libc6-dev-ppc64el-cross", "/usr/powerpc64le-linux-gnu/include/sys/eventfd.h",
-             "static ppc64el build of the userspace VFIO consumer (fast mode)"),
-    HostNeed("flex", "flex", "builds kconfig (checking the shipped config fragments)"),
-    HostNeed("bison", "bison", "builds kconfig (checking the shipped config fragments)"),
-    HostNeed("shellcheck", "shellcheck", "checks the shell scripts the rig runs in guests (unit tests)"),
-)
+def host_needs(host: HostProfile) -> tuple[HostNeed, ...]:
+    """What the rig needs on this host; compilers native or cross, as the host profile says."""
+    compilers: list[HostNeed] = []
+    for prof in PROFILES.values():
+        # Rebuilding vfio-pci-core.ko without the fix (--l1-vfio unfixed), with the compiler
+        # the Debian kernels were built with (gcc-12), and fast mode's static program.
+        compilers.append(HostNeed(host.gcc_package(prof.triplet), f"{prof.triplet}-gcc-12",
+                                  f"compiles the {prof.debian_arch} vfio modules"))
+        libc, probe = host.libc_dev(prof.debian_arch, prof.triplet)
+        compilers.append(HostNeed(libc, probe,
+                                  f"static {prof.debian_arch} build of the userspace VFIO consumer (fast mode)"))
+    return (
+        HostNeed("apt", "apt-get", "resolves and downloads the guests' Debian packages"),
+        HostNeed("dpkg", "dpkg-deb", "unpacks Debian packages (any architecture) without running them"),
+        HostNeed("debian-archive-keyring", KEYRING, "verifies the Debian archive's signatures"),
+        HostNeed("make", "make", "runs kbuild for the rebuilt vfio modules"),
+        *compilers,
+        HostNeed("dwarves", "pahole", "generates BTF for the rebuilt modules (the kernel checks it)"),
+        HostNeed("libelf1", host.lib("libelf.so.1"), "used by kbuild's modpost"),
+        HostNeed("libssl3", host.lib("libssl.so.3"), "used by kbuild's sign-file"),
+        HostNeed("flex", "flex", "builds kconfig (checking the shipped config fragments)"),
+        HostNeed("bison", "bison", "builds kconfig (checking the shipped config fragments)"),
+        HostNeed("shellcheck", "shellcheck", "checks the shell scripts the rig runs in guests (unit tests)"),
+    )
 
 
-def missing() -> list[HostNeed]:
-    return [n for n in HOST_NEEDS if not n.present()]
+def missing(host: HostProfile | None = None) -> list[HostNeed]:
+    return [n for n in host_needs(host or host_profile()) if not n.present()]
 
 
 def install_missing(progress: Progress) -> list[str]:

@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from rig.core import timeouts
 from rig.core.cache import Cache, read_meta
@@ -23,19 +24,30 @@ from rig.core.targets import TargetProfile
 from rig.debian.apt import extract
 from rig.debian.packages import PackageSet, Resolver, Want
 from rig.debian.rootfs import relativize_absolute_symlinks
+from rig.host.profiles import HostProfile, host_profile
 
 # QEMU >= 10.1 has -device vfio-user-pci (a later issue's legacy device needs it).
 PREFERRED_VERSION = (10, 1)
 # What `rig boot` and the stock devices need: pseries ic-mode=xive and cap-nested-hv.
 MINIMUM_VERSION = (7, 2)
 
-L0_QEMU_SET = PackageSet(
-    name="l0-qemu",
-    arch="amd64",
-    suites=("trixie", "trixie-backports"),
-    wants=(Want(("qemu-system-x86", "qemu-system-ppc"), release="trixie-backports"),),
-)
-HOST_TRIPLET = "x86_64-linux-gnu"
+def l0_qemu_set(host: HostProfile) -> PackageSet:
+    """The private L0 QEMU's packages, for this host's architecture."""
+    return PackageSet(name="l0-qemu", arch=host.name, suites=("trixie", "trixie-backports"),
+                      wants=(Want(("qemu-system-x86", "qemu-system-ppc"), release="trixie-backports"),))
+
+
+def private_binary(root: Path, meta: dict[str, Any], profile: TargetProfile, host: HostProfile) -> QemuBinary:
+    """How to start the target's qemu-system-* out of a private root unpacked for this host:
+    through the root's own dynamic loader (its glibc never meets the host's)."""
+    libdirs = [root / "usr/lib" / host.triplet, root / "lib" / host.triplet]
+    return QemuBinary(
+        path=root / "usr/bin" / profile.qemu_system,
+        source=f"private root, Debian qemu {meta['qemu_version']} from trixie-backports",
+        prefix=[str(root / host.loader_path), "--library-path", ":".join(map(str, libdirs))],
+        data_args=["-L", str(root / "usr/share/qemu"), "-L", str(root / "usr/share/seabios")],
+        env={"QEMU_MODULE_DIR": str(root / "usr/lib" / host.triplet / "qemu")},
+    )
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -107,16 +119,18 @@ def explicit_qemu(path: str) -> QemuBinary:
 class PrivateQemu:
     """QEMU from trixie-backports unpacked into the cache, keyed by its resolved packages."""
 
-    def __init__(self, cache: Cache, resolver: Resolver, progress: Progress):
+    def __init__(self, cache: Cache, resolver: Resolver, progress: Progress, host: HostProfile | None = None):
         self.cache, self.resolver, self.progress = cache, resolver, progress
+        self.host = host or host_profile()
+        self.packages = l0_qemu_set(self.host)
 
     def root(self) -> tuple[Path, dict]:
-        lock = self.resolver.lock(L0_QEMU_SET)
+        lock = self.resolver.lock(self.packages)
         entry = self.cache.build("qemu-root", lock.key(), lambda tmp: self._build(tmp, lock))
         return entry / "root", read_meta(entry)
 
     def _build(self, tmp: Path, lock) -> dict:
-        debs = self.resolver.fetch(L0_QEMU_SET, lock)
+        debs = self.resolver.fetch(self.packages, lock)
         self.progress.step(f"unpacking L0 QEMU ({len(debs)} packages)")
         root = tmp / "root"
         extract(list(debs.values()), root)
@@ -126,15 +140,7 @@ class PrivateQemu:
 
     def binary(self, profile: TargetProfile) -> QemuBinary:
         root, meta = self.root()
-        libdirs = [root / "usr/lib" / HOST_TRIPLET, root / "lib" / HOST_TRIPLET]
-        loader = root / "usr/lib64/ld-linux-x86-64.so.2"
-        return QemuBinary(
-            path=root / "usr/bin" / profile.qemu_system,
-            source=f"private root, Debian qemu {meta['qemu_version']} from trixie-backports",
-            prefix=[str(loader), "--library-path", ":".join(map(str, libdirs))],
-            data_args=["-L", str(root / "usr/share/qemu"), "-L", str(root / "usr/share/seabios")],
-            env={"QEMU_MODULE_DIR": str(root / "usr/lib" / HOST_TRIPLET / "qemu")},
-        )
+        return private_binary(root, meta, profile, self.host)
 
 
 def choose_qemu(profile: TargetProfile, cache: Cache, resolver: Resolver, progress: Progress,

@@ -1,7 +1,8 @@
 # shellcheck shell=sh
 # In L1: bind the device under test to vfio-pci and print its facts as one line of
 # key=value pairs. Fails loudly (a message on stderr, a distinct exit status).
-# Arguments: vendor device vfio-pci-module-args iommu-module kvm-module [kvm-module-args...]
+# Arguments: vendor device vfio-pci-module-args iommu-module [kvm-module [its args...]]
+# (no KVM module: L1's CPU offers no virtualization, L2 runs under TCG)
 set -e
 vendor=$1 device=$2 vfio_args=$3 iommu_module=$4
 shift 4
@@ -36,7 +37,7 @@ drv=$(basename "$(readlink "$p/driver")")
 [ "$drv" = vfio-pci ] || { echo "$dev bound to '$drv', not vfio-pci" >&2; exit 4; }
 group=$(basename "$(readlink "$p/iommu_group")")
 [ -e "/dev/vfio/$group" ] || { echo "/dev/vfio/$group missing" >&2; exit 5; }
-modprobe "$@" 2>/dev/null || true
+if [ $# -gt 0 ]; then modprobe "$@" 2>/dev/null || true; fi
 kvm=no; [ -e /dev/kvm ] && kvm=yes
 mask=$(cat /sys/module/vfio_pci/parameters/nointxmask)
 [ "$mask" = Y ] || [ -z "$vfio_args" ] || { echo "vfio_pci nointxmask is $mask, not Y" >&2; exit 6; }
