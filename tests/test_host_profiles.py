@@ -47,9 +47,11 @@ def test_compilers_are_native_or_cross_by_host():
     amd64, ppc64el, arm64 = host_profile("x86_64"), host_profile("ppc64le"), host_profile("aarch64")
     assert amd64.gcc_package(X86.triplet) == "gcc-12"
     assert amd64.gcc_package(PPC.triplet) == "gcc-12-powerpc64le-linux-gnu"
-    assert ppc64el.gcc_package(PPC.triplet) == "gcc-12" and ppc64el.gcc_package(X86.triplet) == "gcc-12-x86-64-linux-gnu"
+    assert ppc64el.gcc_package(PPC.triplet) == "gcc-12"
+    assert ppc64el.gcc_package(X86.triplet) == "gcc-12-x86-64-linux-gnu"
     assert arm64.libc_dev(X86.debian_arch, X86.triplet)[0] == "libc6-dev-amd64-cross"
-    assert ppc64el.libc_dev(PPC.debian_arch, PPC.triplet) == ("libc6-dev", "/usr/include/powerpc64le-linux-gnu/sys/eventfd.h")
+    assert ppc64el.libc_dev(PPC.debian_arch, PPC.triplet) == \
+        ("libc6-dev", "/usr/include/powerpc64le-linux-gnu/sys/eventfd.h")
 
 
 def test_an_unsupported_host_is_one_clear_line():
