@@ -53,7 +53,17 @@ def test_kvm_changes_cpu_and_machine_options_only_where_the_profile_says():
     assert x86[x86.index("-M") + 1] == "q35,kernel-irqchip=split"
     assert x86[x86.index("-cpu") + 1] == "host"
     ppc = l1_qemu_args(PPC64, FakeImage, kvm, 1, GuestConfig())
-    assert ppc[ppc.index("-M") + 1] == PPC64.l1_machine("kvm")
+    assert ppc[ppc.index("-M") + 1] == PPC64.l1_machine("kvm") == "pseries,ic-mode=xive,cap-nested-hv=on"
+
+
+def test_a_kvm_host_that_does_not_nest_gets_no_nested_hv_cap():
+    """QEMU refuses cap-nested-hv=on under a KVM that cannot nest: L1 would never start."""
+    from rig.host.virt import VirtPlan
+    no_nest = Accel("kvm", "test", VirtPlan("kvm", "test", "tcg", "kvm_hv nested=N"))
+    ppc = l1_qemu_args(PPC64, FakeImage, no_nest, 1, GuestConfig(ic="xics"))
+    assert ppc[ppc.index("-M") + 1] == "pseries,ic-mode=xics"
+    x86 = l1_qemu_args(X86_64, FakeImage, no_nest, 1, GuestConfig())
+    assert x86[x86.index("-M") + 1] == "q35,kernel-irqchip=split"
 
 
 def test_profiles_are_plain_data():

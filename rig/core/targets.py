@@ -76,6 +76,9 @@ class TargetProfile:
     # "test-guest" runs a 16-byte guest to its exit; "create-vm" creates a VM and asks it.
     kvm_probe: str = "create-vm"
     kvm_machine_options: tuple[str, ...] = ()           # -M options needed under KVM
+    # -M options that give L1 virtualization for L2: always under TCG (emulated), under KVM
+    # only if the host nests (without it QEMU refuses cap-nested-hv and L1 never starts).
+    nesting_machine_options: tuple[str, ...] = ()
     # Where the device under test sits in L1: its own IOMMU group, so vfio can take it alone.
     device_bus_args: tuple[str, ...] = ()   # extra L0 arguments (a host bridge)
     device_bus: str | None = None           # bus= property for the device
@@ -88,15 +91,16 @@ class TargetProfile:
     defconfig: str = ""
     cross_compile: str = ""
 
-    def machine_options(self, accel: str) -> tuple[str, ...]:
-        return self.kvm_machine_options if accel == "kvm" else ()
+    def machine_options(self, accel: str, nesting: bool = True) -> tuple[str, ...]:
+        return (self.nesting_machine_options if nesting else ()) + \
+            (self.kvm_machine_options if accel == "kvm" else ())
 
-    def l1_machine(self, accel: str, ic: str | None = None) -> str:
+    def l1_machine(self, accel: str, ic: str | None = None, nesting: bool = True) -> str:
         ic = ic or self.interrupt_controllers[0]
         if ic not in self.interrupt_controllers:
             raise UserError(f"--ic {ic} does not apply to {self.name}: use one of "
                             f"{', '.join(self.interrupt_controllers)}")
-        return ",".join([self.machine.format(ic=ic), *self.machine_options(accel)])
+        return ",".join([self.machine.format(ic=ic), *self.machine_options(accel, nesting)])
 
     @property
     def image_modules(self) -> tuple[str, ...]:
@@ -162,7 +166,8 @@ PPC64 = TargetProfile(
     qemu_package="qemu-system-ppc",
     # ic-mode=dual (default) reboots the guest once early in boot; POWER8 means XICS,
     # which can never show the bug. cap-nested-hv lets L1 run KVM-HV under TCG.
-    machine="pseries,ic-mode={ic},cap-nested-hv=on",
+    machine="pseries,ic-mode={ic}",
+    nesting_machine_options=("cap-nested-hv=on",),
     cpu="POWER9",
     l1_devices=(),
     console="hvc0",

@@ -54,7 +54,7 @@ def kernel_cmdline(profile: TargetProfile, extra: str = "") -> str:
 
 def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_port: int,
                  config: GuestConfig) -> list[str]:
-    machine = profile.l1_machine(accel.name, config.ic)
+    machine = profile.l1_machine(accel.name, config.ic, nesting=accel.l1_nests)
     cpu = profile.kvm_cpu if accel.name == "kvm" else profile.cpu
     args = ["-M", machine, *accel.qemu_args(), "-cpu", cpu,
             "-m", str(config.memory_mb), "-smp", str(config.smp),

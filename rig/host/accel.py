@@ -33,6 +33,12 @@ class Accel:
     reason: str    # why, for every run's output
     plan: virt.VirtPlan | None = None   # what the host means for L1 and L2
 
+    @property
+    def l1_nests(self) -> bool:
+        """Whether L1 gets virtualization to offer L2: always emulated under TCG; under KVM
+        only if the host nests."""
+        return self.name == "tcg" or self.plan is None or self.plan.l2 == "kvm"
+
     def qemu_args(self) -> list[str]:
         return ["-accel", self.name] if self.name == "kvm" else ["-accel", "tcg,thread=multi"]
 
