@@ -13,6 +13,11 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def reading():
+    yield from reader_and_consumer()
+
+
+def reader_and_consumer():
+    """A ConsumerReader on one end of a socketpair; the other end is the consumer's output."""
     ours, theirs = socket.socketpair()
     yield ConsumerReader(ours), theirs
     ours.close()

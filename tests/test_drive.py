@@ -6,9 +6,9 @@ import socket
 import time
 
 import pytest
+from test_chain_reader import reader_and_consumer
 
 from rig.chain.drive import Drive, DriveConfig
-from rig.chain.reader import ConsumerReader
 from rig.core.errors import InfraError
 from rig.core.progress import Progress
 
@@ -52,10 +52,7 @@ class Marks:
 
 @pytest.fixture
 def wire():
-    ours, theirs = socket.socketpair()
-    yield ConsumerReader(ours), theirs
-    ours.close()
-    theirs.close()
+    yield from reader_and_consumer()
 
 
 def drive(wire, serves, counts=None, **cfg):
