@@ -211,6 +211,9 @@ class ImageBuilder:
         dest = root / "lib/modules" / kernel.release
         dest.mkdir(parents=True)
         if kernel.moddir is None:
+            # A kernel with everything built in: busybox modprobe still wants a modules.dep
+            # to say "not found" instead of failing to open it.
+            (dest / "modules.dep").write_text("")
             return set()
         tree = ModuleTree(kernel.moddir)
         if kernel.record.get("from") != "Debian archive":

@@ -3,11 +3,13 @@ with a modules.dep written here (no depmod, no foreign-arch code run)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import lzma
 import shutil
 from pathlib import Path
 
+import zstandard
 from elftools.elf.elffile import ELFFile
 
 from rig.core.errors import UserError
@@ -19,12 +21,18 @@ def module_name(filename: str) -> str:
 
 
 def read_module(path: Path) -> bytes:
+    """A module file's ELF, however the kernel's build compressed it: not at all, xz
+    (Debian), gzip, or zstd (Ubuntu, Fedora). The guest gets it uncompressed."""
     data = path.read_bytes()
-    if path.name.endswith(".xz"):
-        return lzma.decompress(data)
-    if path.name.endswith(".zst"):
-        raise UserError(f"{path.name}: zstd-compressed modules are not supported yet; "
-                        "install the modules uncompressed or xz-compressed")
+    try:
+        if path.name.endswith(".xz"):
+            return lzma.decompress(data)
+        if path.name.endswith(".gz"):
+            return gzip.decompress(data)
+        if path.name.endswith(".zst"):
+            return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    except (lzma.LZMAError, OSError, EOFError, zstandard.ZstdError) as e:
+        raise UserError(f"module {path}: cannot decompress it ({e})") from e
     return data
 
 
