@@ -22,11 +22,12 @@ from rig.debian.apt import extract
 from rig.debian.packages import Lock, Resolver
 from rig.debian.rootfs import copy_into, elf_closure
 from rig.host.keys import KeySet
+from rig.kernel.fix_state import module_has_fix, vmlinux_has_fix
 
 from .consumer_build import INSTALLED_AS, build_consumer
 from .kmods import ModuleTree
 from .recipe import L2_PROGRAMS, guest_packages, l1_programs
-from .vfio_module import UnfixedVfio, has_intx_fix
+from .vfio_module import UnfixedVfio
 
 VFIO_VARIANTS = ("fixed", "unfixed")
 
@@ -57,6 +58,17 @@ class KernelSource:
     moddir: Path | None          # lib/modules/<release>; None: everything built in
     release: str
     record: dict                 # how it is described in the image's manifest and results
+
+
+def built_in_fix(kernel: Path) -> bool | None:
+    """The fix state of a kernel with vfio built in: from the kernel file if it is an ELF
+    vmlinux, else from the vmlinux its build tree left beside a bzImage."""
+    for candidate in (kernel, kernel.parent.parent.parent.parent / "vmlinux", kernel.parent / "vmlinux"):
+        if candidate.is_file():
+            with candidate.open("rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    return vmlinux_has_fix(candidate)
+    return None
 
 
 def moddir_fingerprint(moddir: Path | None) -> list:
@@ -179,10 +191,12 @@ class ImageBuilder:
         vfio_dir = root / "lib/modules" / kver / "kernel/drivers/vfio/pci"
         for name, module in (swap or {}).items():
             shutil.copy2(module, vfio_dir / name)
-        # Read from the module binary in the image, never from how it was asked for;
-        # None when vfio-pci-core is built into the kernel (no module to read).
+        # Read from the binary in the image, never from how it was asked for: the module,
+        # or, with vfio built in, the vmlinux (None: neither could be read).
         core = vfio_dir / "vfio-pci-core.ko"
-        vfio_fix = has_intx_fix(core.read_bytes()) if role == "l1" and core.exists() else None
+        vfio_fix = None
+        if role == "l1":
+            vfio_fix = module_has_fix(core.read_bytes()) if core.exists() else built_in_fix(kernel.kernel)
         self._write_config(root, profile, role, [m for m in boot_modules if m in installed])
         shutil.copy2(kernel.kernel, out / "kernel")
         self._write_initrd(root, out / "initrd")

@@ -11,16 +11,12 @@ it, vfio-pci-core.ko calls irq_modify_status (irq_set_status_flags is an inline 
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
-
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
 from rig.core import timeouts
 from rig.core.cache import Cache, content_key, tree_hash
@@ -31,6 +27,7 @@ from rig.debian.apt import extract
 from rig.debian.packages import Resolver
 from rig.debian.rootfs import relativize_absolute_symlinks
 from rig.host.profiles import HostProfile, host_profile
+from rig.kernel.fix_state import module_has_fix
 
 from .recipe import kbuild_host_packages, kbuild_target_packages
 
@@ -45,16 +42,6 @@ vfio-pci-y := vfio_pci.o
 vfio-pci-$(CONFIG_VFIO_PCI_IGD) += vfio_pci_igd.o
 obj-m += vfio-pci.o
 """
-
-
-def has_intx_fix(ko: bytes) -> bool:
-    """True if this vfio-pci-core module sets IRQ_DISABLE_UNLAZY (calls irq_modify_status)."""
-    elf = ELFFile(io.BytesIO(ko))
-    symtab = elf.get_section_by_name(".symtab")
-    if not isinstance(symtab, SymbolTableSection):
-        return False
-    return any(s.name == "irq_modify_status" and s["st_shndx"] == "SHN_UNDEF"
-               for s in symtab.iter_symbols())
 
 
 def remove_fix(source: str) -> str:
@@ -137,7 +124,7 @@ class UnfixedVfio:
         self._make(headers, src, profile)
         for m in MODULES:
             shutil.copy2(src / m, out / m)
-        fixed = has_intx_fix((out / "vfio-pci-core.ko").read_bytes())
+        fixed = module_has_fix((out / "vfio-pci-core.ko").read_bytes())
         if fixed:
             raise UserError("the rebuilt vfio-pci-core.ko still calls irq_modify_status")
         shutil.rmtree(work)

@@ -75,11 +75,11 @@ def test_modules_dep_lists_vfio_pci_dependencies(rig_cache_dir):
 @pytest.mark.parametrize("prof", PROFILES.values(), ids=lambda p: p.name)
 def test_unfixed_l1_differs_only_in_the_vfio_modules_and_its_binary_says_so(prof, rig_cache_dir):
     from guest_images.kmods import read_module
-    from guest_images.vfio_module import has_intx_fix
+    from rig.kernel.fix_state import module_has_fix
     with builder(rig_cache_dir) as b:
         fixed, unfixed = b.l1(prof, "fixed"), b.l1(prof, "unfixed")
     assert fixed.meta["vfio_intx_fix"] is True and unfixed.meta["vfio_intx_fix"] is False
     assert unfixed.meta["vfio_rebuilt"] == ["vfio-pci-core.ko", "vfio-pci.ko"]
     assert fixed.kernel.read_bytes() == unfixed.kernel.read_bytes()
     rebuilt = sorted(rig_cache_dir.glob("vfio-unfixed/*/vfio-pci-core.ko"))
-    assert rebuilt and not any(has_intx_fix(read_module(p)) for p in rebuilt)
+    assert rebuilt and not any(module_has_fix(read_module(p)) for p in rebuilt)
