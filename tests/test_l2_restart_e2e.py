@@ -13,6 +13,7 @@ from rig.chain.drive import DriveConfig
 from rig.chain.facts import RunFacts
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
+from rig.core import timeouts
 from rig.core.spec import RunSpec
 from rig.guests import l2 as l2_module
 from rig.guests.l2 import L2Guest
@@ -41,10 +42,10 @@ def init_missing(command):
     return command
 
 
-def chain_with(guest_class, monkeypatch, rig_cache_dir, out):
+def chain_with(guest_class, monkeypatch, rig_cache_dir, out, hang_s: float):
     monkeypatch.setattr(l2_module, "L2Guest", guest_class)
     out.mkdir()
-    spec = RunSpec(arch="x86_64", device="pci-serial", l2_accel="kvm", l2_hang_s=20).validate()
+    spec = RunSpec(arch="x86_64", device="pci-serial", l2_accel="kvm", l2_hang_s=hang_s).validate()
     return running_chain(Session(rig_cache_dir), spec, out, RunFacts("x86_64", "ioapic", "l2"))
 
 
@@ -60,7 +61,7 @@ def assert_second_l2_serves(chain, out):
 
 def test_a_hung_l2_boot_is_diagnosed_and_restarted_once(rig_cache_dir, short_tmp, run_base, monkeypatch):
     out = short_tmp / "out"
-    with chain_with(first_start_spoiled(paused), monkeypatch, rig_cache_dir, out) as chain:
+    with chain_with(first_start_spoiled(paused), monkeypatch, rig_cache_dir, out, hang_s=20) as chain:
         [failure] = chain.facts.l2_boot_failures
         assert "did not appear on the console within 20 s" in failure
         assert "L2 QEMU status prelaunch" in failure and "vCPU at EIP=fff0" in failure, failure
@@ -71,7 +72,10 @@ def test_a_hung_l2_boot_is_diagnosed_and_restarted_once(rig_cache_dir, short_tmp
 
 def test_an_l2_that_panics_in_boot_is_restarted_once(rig_cache_dir, short_tmp, run_base, monkeypatch):
     out = short_tmp / "out"
-    with chain_with(first_start_spoiled(init_missing), monkeypatch, rig_cache_dir, out) as chain:
+    # The default hang limit: a panic ends L2's QEMU, which is seen at once; a short limit
+    # made a slow panic (21 s on a loaded machine) look like a hang.
+    with chain_with(first_start_spoiled(init_missing), monkeypatch, rig_cache_dir, out,
+                    hang_s=timeouts.L2_KVM_HANG_S) as chain:
         [failure] = chain.facts.l2_boot_failures
         assert "QEMU exited with status 0 before the L2 init's ready line" in failure, failure
         assert "Kernel panic" in failure and "(its console: l2-console-failed.log)" in failure, failure
