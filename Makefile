@@ -31,14 +31,15 @@ demo: setup
 	$(RIG) run --arch ppc64 --ic xive --duration 30
 
 # ruff (style, imports, likely bugs) and mypy (strict on the packages listed in pyproject.toml).
+# make test runs them too, as unit tests (tests/test_lint.py), beside the other tests.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: host lint
+test: host
 	$(PYTEST) $(PARALLEL) -m "$(TEST_MARKERS)"
 
-test-unit: venv lint
+test-unit: venv
 	$(PYTEST) -m unit
 
 test-integration: host

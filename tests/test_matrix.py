@@ -108,7 +108,6 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
 def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_finished(tmp_path):
     """Real child processes stand in for `rig run` (a sleep that reports SIGINT), so the
     signal path is the one a terminal's Ctrl-C takes; no verdict is made."""
-    import os
     import signal
     import sys
     import threading
@@ -121,7 +120,9 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
     lock = threading.Lock()
     # Exactly one Ctrl-C, armed once: the two slots start side by side, and a second
     # timer would send its SIGINT into whichever test the worker runs next.
-    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    # To the main thread, where `rig matrix` waits: a process-directed signal may land on a
+    # runner thread, and the main thread would see it only when its wait ends.
+    ctrl_c = threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     real_start = runner.Runs.start
 
     def start(self, cmd):
@@ -136,12 +137,15 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
 
     original = runner.Runs.start
     runner.Runs.start = start
+    # What `rig`'s main() installs: the worker may have been started with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             runner.run_matrix(cells, tmp_path, 1, None, DriveSpec(), Progress(quiet=True), jobs=2)
     finally:
         runner.Runs.start = original
         ctrl_c.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert len(started) == 3           # the quick one ended, one more started, then no more
     kept = json.loads((tmp_path / "matrix.json").read_text())
     assert [r["id"] for r in kept] == [cells[0].id]   # the interrupted ones are not verdicts
