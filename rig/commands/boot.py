@@ -9,15 +9,10 @@ import tempfile
 from pathlib import Path
 
 from rig.commands.common import Subparsers, optional_path, session
-from rig.commands.preflight import check_kernel_file, check_qemu
 from rig.core import timeouts
 from rig.core.errors import InfraError
 from rig.core.logs import LogFile
 from rig.core.spec import ACCELS, BootSpec
-from rig.guests.l1 import GuestConfig, L1Guest
-from rig.host.accel import choose_accel
-from rig.host.qemu import MINIMUM_VERSION
-from rig.host.rundir import RunDir
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -34,6 +29,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def spec_of(args: argparse.Namespace) -> BootSpec:
+    from rig.commands.preflight import check_kernel_file, check_qemu
     spec = BootSpec(arch=args.arch, accel=args.accel, kernel=optional_path(args.kernel), command=args.command,
                     timeout=args.timeout, qemu=optional_path(args.qemu), out=optional_path(args.out)).validate()
     prof = spec.profile
@@ -45,6 +41,10 @@ def spec_of(args: argparse.Namespace) -> BootSpec:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
+    from rig.guests.l1 import GuestConfig, L1Guest
+    from rig.host.accel import choose_accel
+    from rig.host.qemu import MINIMUM_VERSION
+    from rig.host.rundir import RunDir
     spec = spec_of(args)
     prof = spec.profile
     s = session(args, qemu=spec.qemu)

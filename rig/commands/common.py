@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rig.chain.session import Session
 from rig.core.targets import PROFILES, TargetProfile, profile
 
 
 def session(args: argparse.Namespace, qemu: Path | None = None) -> Session:
+    from rig.chain.session import Session  # the chain's modules load when a command runs
     return Session(Path(args.cache_dir) if args.cache_dir else None, refresh=args.refresh,
                    quiet=args.quiet, qemu=qemu)
 
@@ -26,6 +26,8 @@ def optional_path(value: str | None) -> Path | None:
 # argparse subparsers: what add_parser() receives (argparse has no public name for it; the
 # class is generic only to the type checker).
 if TYPE_CHECKING:
+    from rig.chain.session import Session
+
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
     Subparsers = argparse._SubParsersAction

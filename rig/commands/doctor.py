@@ -9,9 +9,7 @@ from rig import __version__
 from rig.commands.common import Subparsers, session
 from rig.core.targets import PROFILES
 from rig.host import needs
-from rig.host.accel import host_plan
 from rig.host.profiles import host_profile
-from rig.host.qemu import PREFERRED_VERSION, l0_qemu_set, system_qemu
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -20,6 +18,8 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from rig.host.accel import host_plan
+    from rig.host.qemu import PREFERRED_VERSION, l0_qemu_set, system_qemu
     s = session(args)
     host = host_profile()
     print(f"intx-rig {__version__} on {host.machine} ({host.name} host profile), Python {platform.python_version()}")

@@ -12,18 +12,15 @@ import argparse
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rig.chain.device import PciSerial
-from rig.chain.session import Session
 from rig.commands.common import Subparsers, arches, session
 from rig.commands.setup import check_arch
 from rig.core.spec import writable_dir
 from rig.core.targets import TargetProfile
-from rig.guests.l1 import GuestConfig, L1Guest
-from rig.guests.machine import QemuMachine
-from rig.host.accel import choose_accel
-from rig.host.rundir import RunDir
+
+if TYPE_CHECKING:     # loaded when the command runs: bad input is answered at once
+    from rig.chain.session import Session
 
 # log backend: "pci_cfg_write pci-serial 00:02.0 @0x4 <- 0x403" (with a pid@time prefix)
 CFG_WRITE = re.compile(r"pci_cfg_write (\S+) (\S+) @0x([0-9a-f]+) <- 0x([0-9a-f]+)")
@@ -41,6 +38,11 @@ def command_writes(qemu_log: str, device: str = "pci-serial") -> list[int]:
 
 
 def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) -> dict[str, Any]:
+    from rig.chain.device import PciSerial
+    from rig.guests.l1 import GuestConfig, L1Guest
+    from rig.guests.machine import QemuMachine
+    from rig.host.accel import choose_accel
+    from rig.host.rundir import RunDir
     qemu = s.qemu(prof)
     accel = choose_accel(prof, qemu, "auto")
     with s.builder() as b:

@@ -13,8 +13,6 @@ from rig.core.logs import LogFile
 from rig.core.spec import DriveSpec, MatrixSpec
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
-from rig.matrix.runner import run_matrix
-from rig.matrix.summary import table
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -51,6 +49,8 @@ def spec_of(args: argparse.Namespace) -> MatrixSpec:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
+    from rig.matrix.runner import run_matrix
+    from rig.matrix.summary import table
     spec = spec_of(args)
     every = matrix_cells.all_cells()
     if args.list:
