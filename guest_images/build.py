@@ -194,9 +194,10 @@ class ImageBuilder:
         # Read from the binary in the image, never from how it was asked for: the module,
         # or, with vfio built in, the vmlinux (None: neither could be read).
         core = vfio_dir / "vfio-pci-core.ko"
-        vfio_fix = None
+        vfio_fix, fix_from = None, None
         if role == "l1":
             vfio_fix = module_has_fix(core.read_bytes()) if core.exists() else built_in_fix(kernel.kernel)
+            fix_from = "vfio-pci-core.ko" if core.exists() else "vmlinux (vfio-pci built in)"
         self._write_config(root, profile, role, [m for m in boot_modules if m in installed])
         shutil.copy2(kernel.kernel, out / "kernel")
         self._write_initrd(root, out / "initrd")
@@ -209,6 +210,7 @@ class ImageBuilder:
             "modules": modules, "boot_modules": boot_modules,
             "vfio_rebuilt": sorted(swap or {}),
             "vfio_intx_fix": vfio_fix,
+            "vfio_intx_fix_from": fix_from,
             "l2_kernel_version": l2.kernel_version if l2 else None,   # the kernel under /l2
             "packages": {p.name: p.version for p in lock.packages},
             "resolved_at": lock.resolved_at,

@@ -27,6 +27,11 @@ def files(tmp_path_factory):
     bz[0x202:0x206] = b"HdrS"               # an x86 bzImage header
     (d / "bzImage").write_bytes(bytes(bz))
     (d / "moddir").mkdir()
+    for name in ("tree", "tree-configured"):        # the top of a kernel tree, to kconfig
+        (d / name).mkdir()
+        (d / name / "Kconfig").write_text("mainmenu \"Linux\"\n")
+        (d / name / "Makefile").write_text("# Linux\n")
+    (d / "tree-configured/.config").write_text("CONFIG_VFIO=y\n")
     return d
 
 
@@ -68,7 +73,23 @@ CASES = [
     (PPC + ("--kernel", "{f}/bzImage"), "not a ppc64 kernel"),
     (RUN + ("--modules", "{f}/moddir"), "goes with --kernel"),
     (RUN + ("--kernel", "{f}/bzImage", "--modules", "{f}/a-file"), "not a directory"),
-    (RUN + ("--kernel", "{f}/bzImage", "--kernel-deb", "{f}/a-file"), "not both"),
+    (RUN + ("--kernel", "{f}/bzImage", "--kernel-deb", "{f}/a-file"), "give one of them"),
+    (RUN + ("--kernel", "{f}/bzImage", "--kernel-tree", "{f}/tree"), "give one of them"),
+    (RUN + ("--kernel-tree", "{f}/no-such-tree"), "--kernel-tree"),
+    (RUN + ("--kernel-tree", "{f}/moddir"), "no Kconfig and Makefile"),
+    (RUN + ("--kernel-tree", "{f}/tree-configured"), "make mrproper"),
+    (RUN + ("--kernel-tree", "{f}/tree", "--config", "{f}/no-such.config"), "--config"),
+    (RUN + ("--kernel-tree", "{f}/tree", "--build-jobs", "0"), "--jobs 0"),
+    (RUN + ("--kernel-tree", "{f}/tree", "--build-dir", "{f}/tree/build"), "inside the source tree"),
+    (RUN + ("--kernel-tree", "{f}/tree", "--build-dir", "{f}/a-file"), "--build-dir"),
+    (RUN + ("--config", "defconfig"), "--config goes with --kernel-tree"),
+    (RUN + ("--build-dir", "{f}/moddir"), "--build-dir goes with --kernel-tree"),
+    (RUN + ("--kernel-tree", "{f}/tree", "--l1-vfio", "unfixed"), "--l1-vfio unfixed"),
+    (("matrix", "--kernel-tree", "{f}/moddir"), "no Kconfig and Makefile"),
+    (("kernel", "build", "--arch", "arm64", "--tree", "{f}/tree"), "--arch arm64"),
+    (("kernel", "build", "--arch", "ppc64", "--tree", "{f}/no-such-tree"), "--tree"),
+    (("kernel", "build", "--arch", "ppc64", "--tree", "{f}/tree-configured"), "make mrproper"),
+    (("kernel", "build", "--arch", "ppc64"), "--tree"),
     (RUN + ("--kernel-deb", "{f}/a-file"), "not a .deb"),
     (RUN + ("--kernel", "{f}/bzImage", "--l1-vfio", "unfixed"), "--l1-vfio unfixed"),
     (RUN + ("--consumer", "userspace", "--l2-accel", "kvm"), "no L2 in fast mode"),

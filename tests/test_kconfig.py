@@ -6,13 +6,13 @@ import subprocess
 import pytest
 
 from guest_images.build import kernel_package
-from guest_images.kconfig import extract_kconfig_tree, fragment, merged_config, unmet
 from guest_images.recipe import guest_packages, kbuild_host_packages
 from rig.core.cache import Cache
 from rig.core.progress import Progress
 from rig.core.targets import PROFILES
 from rig.debian.packages import Resolver
 from rig.host.profiles import host_profile
+from rig.kernel.kconfig import extract_kconfig_tree, fragment, merged_config, unmet
 from rig.kernel.under_test import parse_config
 
 FRAGMENTS = {name: fragment(p) for name, p in PROFILES.items()}
@@ -23,7 +23,7 @@ FRAGMENTS = {name: fragment(p) for name, p in PROFILES.items()}
 def test_fragment_covers_what_a_user_kernel_is_checked_for(arch):
     prof = PROFILES[arch]
     for opt in (*prof.required_config, prof.kvm_config):
-        assert FRAGMENTS[arch].get(opt) == "y", f"{opt} missing from guest_images/config/{arch}.config"
+        assert FRAGMENTS[arch].get(opt) == "y", f"{opt} missing from rig/kernel/config/{arch}.config"
 
 
 @pytest.mark.unit

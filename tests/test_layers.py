@@ -18,7 +18,7 @@ ALLOWED = {
     "rig.trace": {"rig.core"},
     "rig.debian": {"rig.core"},
     "rig.host": {"rig.core", "rig.debian"},
-    "rig.kernel": {"rig.core", "rig.debian"},
+    "rig.kernel": {"rig.core", "rig.debian", "rig.host"},
     "guest_images": {"rig.core", "rig.debian", "rig.host", "rig.kernel"},
     "rig.guests": {"rig.core", "rig.host", "guest_images"},
     "rig.chain": {"rig.core", "rig.trace", "rig.debian", "rig.host", "rig.kernel", "guest_images",

@@ -71,8 +71,9 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
     accel = choose_accel(prof, qemu, "auto")
     image = l1_image(s, spec, kernel, facts)
     fix = image.meta["vfio_intx_fix"]
+    fix_from = image.meta.get("vfio_intx_fix_from") or "vfio-pci-core.ko"
     s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; "
-                    f"{describe_fix(fix, 'L1 vfio-pci-core.ko')}")
+                    f"{describe_fix(fix, f'L1 {fix_from}')}")
     kind, why = choose_device(spec.device, prof, qemu, s)
     s.progress.step(f"device: {kind} ({why})")
     facts.device, facts.device_reason = kind, why

@@ -1,18 +1,27 @@
-"""`rig matrix`: every selected cell against its expected verdict (exit 1 on any disagreement)."""
+"""`rig matrix`: every selected cell against its expected verdict (exit 1 on any disagreement).
+
+With --kernel-tree, the user's kernel is built for each arch the chosen cells need, before
+any runs, and every cell runs it, expected to PASS (rig.matrix.cells)."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig.commands.common import Subparsers, optional_path, session
+from rig.commands.kernel import add_build_options, build_dir_for, build_spec_of
 from rig.core import timeouts
 from rig.core.logs import LogFile
-from rig.core.spec import DriveSpec, MatrixSpec
+from rig.core.spec import DriveSpec, KernelBuildSpec, MatrixSpec
+from rig.core.targets import profile
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
+from rig.matrix.summary import fix_label
+
+if TYPE_CHECKING:
+    from rig.chain.session import Session
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -29,6 +38,7 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--stall-window", type=float, default=timeouts.STALL_WINDOW_S)
     ma.add_argument("--pass-after", type=int, default=100)
     ma.add_argument("--out", help="results directory (default results/matrix-<time>)")
+    add_build_options(ma, "--kernel-tree")
     ma.set_defaults(handler=cmd_matrix)
 
 
@@ -52,7 +62,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from rig.matrix.runner import run_matrix
     from rig.matrix.summary import table
     spec = spec_of(args)
-    every = matrix_cells.all_cells()
+    build = build_spec_of(args)
+    every = matrix_cells.all_cells(own={} if build else None)
     if args.list:
         chosen = matrix_cells.select(every, MatrixSpec(slow=True, cells=spec.cells, shard=spec.shard))
         for c in every:
@@ -68,11 +79,31 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     jobs = spec.jobs or parallel_chains()
     with LogFile(out):
+        if build:
+            cells = own_kernel_cells(build, cells, s)
         s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
         results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs)
     print(table(results))
     print(f"results: {out}/matrix.json, {out}/junit.xml, {out}/results.ktap")
     return report(results)
+
+
+def own_kernel_cells(build: KernelBuildSpec, cells: list[matrix_cells.Cell],
+                     s: Session) -> list[matrix_cells.Cell]:
+    """The user's kernel built for every arch the cells need (one after the other: each
+    build uses every core), then the cells with it."""
+    from dataclasses import replace
+
+    from rig.kernel.build import build as build_kernel
+    arches = sorted({c.arch for c in cells})
+    own = {}
+    for arch in arches:
+        prof = profile(arch)
+        built = build_kernel(build, prof, s.cache.root, s.progress, build_dir_for(build, prof, len(arches) > 1))
+        for line in built.summary():
+            s.progress.note(line)
+        own[arch] = matrix_cells.OwnKernel(str(built.kernel), str(built.modules) if built.modules else None)
+    return [replace(c, kernel=own[c.arch]) for c in cells]
 
 
 def report(results: list[dict[str, Any]]) -> int:
@@ -83,6 +114,7 @@ def report(results: list[dict[str, Any]]) -> int:
     bad = [r for r in results if r["agreement"] < 1]
     for r in bad:
         for d in r["disagreements"]:
+            path = f"; interrupt path: {d['explanation']}" if d.get("explanation") else ""
             print(f"DISAGREEMENT {r['id']}: expected {r['expected']}, got {d['verdict']} "
-                  f"({d['reason']}); logs in {d['out']}")
+                  f"({d['reason']}{path}); L1 vfio: {fix_label(d.get('vfio_intx_fix'))}; logs in {d['out']}")
     return 1 if bad else 0

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from rig.commands.common import Subparsers, optional_path, session
+from rig.commands.kernel import add_build_options, build_spec_of
 from rig.core import timeouts
 from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, DriveSpec, KernelUnderTestSpec, RunSpec
 
@@ -41,6 +42,7 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--kernel", help="the L1 kernel under test (vmlinux, bzImage or vmlinuz)")
     ru.add_argument("--modules", help="its modules: lib/modules/<release> or an INSTALL_MOD_PATH root")
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")
+    add_build_options(ru, "--kernel-tree")
     ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
     ru.add_argument("--boot-timeout", type=float, default=None,
                     help="per-guest boot timeout in s (default 400; an L2 under TCG: 1200)")
@@ -56,7 +58,7 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
         l2_accel=args.l2_accel, l1_smp=args.l1_smp, boot_timeout=args.boot_timeout,
         drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
         kernel=KernelUnderTestSpec(optional_path(args.kernel), optional_path(args.modules),
-                                   optional_path(args.kernel_deb)),
+                                   optional_path(args.kernel_deb), build_spec_of(args)),
         qemu=optional_path(args.qemu), out=optional_path(args.out)).validate()
     if spec.qemu:
         from rig.commands.preflight import check_qemu
@@ -67,8 +69,9 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
 def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_of(args)
     from rig.commands.run_chain import run, user_kernel
+    s = session(args, qemu=spec.qemu)
     with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:
-        kernel = user_kernel(spec, Path(unpack))    # checked before anything boots
-        return run(session(args, qemu=spec.qemu), spec, kernel)
+        kernel = user_kernel(spec, Path(unpack), s)    # built, then checked, before anything boots
+        return run(s, spec, kernel)
 
 

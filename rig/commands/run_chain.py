@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rig.chain.chain import Chain
@@ -18,6 +19,7 @@ from rig.core.errors import InfraError, UserError
 from rig.core.logs import LOG_NAME, LogFile
 from rig.core.spec import RunSpec
 from rig.kernel import under_test
+from rig.kernel.build import build
 from rig.kernel.under_test import KernelUnderTest
 from rig.reports.ktap import write_run as write_ktap
 from rig.reports.result import RunResult, write_junit
@@ -26,9 +28,16 @@ from rig.reports.timeline import write_timeline
 log = logging.getLogger(__name__)
 
 
-def user_kernel(spec: RunSpec, unpack: Path) -> KernelUnderTest | None:
-    """The user's kernel, checked: arch, modules version, required options."""
+def user_kernel(spec: RunSpec, unpack: Path, s: Session) -> KernelUnderTest | None:
+    """The user's kernel (built first from --kernel-tree), checked: arch, modules version,
+    required options."""
     k = spec.kernel
+    if k.build:
+        built = build(k.build, spec.profile, s.cache.root, s.progress)
+        kut = under_test.from_paths(str(built.kernel), str(built.modules) if built.modules else None,
+                                    spec.profile)
+        return replace(kut, source=f"--kernel-tree {built.tree} ({built.config} configuration, "
+                                   f"built in {built.build_dir})")
     if k.deb:
         return under_test.from_deb(str(k.deb), spec.profile, unpack)
     if k.kernel:
@@ -62,7 +71,8 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
             log.critical("unexpected %s", type(e).__name__, exc_info=True)
             verdict = Verdict(ERROR, f"unexpected {type(e).__name__} in the rig: {e} "
                                      f"(traceback in {log_file.path})")
-        result = RunResult(spec.name, verdict, time.monotonic() - t0, cfg, facts,
+        fix = facts.l1.vfio_intx_fix if facts.l1 else None
+        result = RunResult(spec.run_name(fix), verdict, time.monotonic() - t0, cfg, facts,
                            chain.samples if chain else [], chain.facts if chain else None,
                            chain.times if chain else {}, chain.interrupt_path if chain else None)
         report(out, result)

@@ -26,6 +26,7 @@ DEVICES = ("pci-serial", "legacy", "legacy-2.3")
 CONSUMERS = ("l2", "userspace")
 L1_VFIO = ("fixed", "unfixed")
 ACCELS = ("auto", "kvm", "tcg")
+KERNEL_CONFIGS = ("minimal", "defconfig")    # or a .config file
 
 # Bounds a person could mean. Past them a value is a typo (a duration in ms, a count with
 # an extra zero), and would keep a CI machine busy for days.
@@ -99,20 +100,56 @@ def writable_dir(option: str, path: Path) -> None:
 
 
 @dataclass(frozen=True)
+class KernelBuildSpec:
+    """A kernel to build from the user's source tree (rig.kernel.build): out of tree, in a
+    build directory per arch (None: one in the cache, named after the tree), from the
+    rig's minimal configuration, the arch's defconfig, or the user's .config."""
+
+    tree: Path
+    build_dir: Path | None = None
+    config: str = "minimal"
+    jobs: int | None = None             # None: one per core
+
+    def validate(self) -> KernelBuildSpec:
+        existing_dir("--kernel-tree", self.tree)
+        if not (self.tree / "Kconfig").is_file() or not (self.tree / "Makefile").is_file():
+            raise UserError(f"--kernel-tree {self.tree}: no Kconfig and Makefile at its top; give the "
+                            "top directory of a Linux source tree")
+        if (self.tree / ".config").exists() or (self.tree / "include/config").is_dir():
+            # kbuild refuses an out-of-tree build of a tree configured in place.
+            raise UserError(f"--kernel-tree {self.tree}: it has been configured or built in place; the rig "
+                            f"builds out of tree (O=): run `make mrproper` in it (your .config can be "
+                            f"given with --config FILE once moved out)")
+        if self.config not in KERNEL_CONFIGS:
+            existing_file("--config", Path(self.config))
+        if self.jobs is not None:
+            _number("--jobs", self.jobs, 1, MAX_JOBS, integer=True)
+        if self.build_dir is not None:
+            writable_dir("--build-dir", self.build_dir)
+            if self.build_dir.resolve().is_relative_to(self.tree.resolve()) and \
+                    not self.build_dir.resolve().name.startswith("."):
+                raise UserError(f"--build-dir {self.build_dir}: inside the source tree; give a directory "
+                                "outside it (or a hidden one, which git ignores)")
+        return self
+
+
+@dataclass(frozen=True)
 class KernelUnderTestSpec:
-    """The user's L1 kernel: a kernel file (and its modules), or a .deb. None of them: Debian's."""
+    """The user's L1 kernel: a kernel file (and its modules), a .deb, or a source tree to
+    build. None of them: Debian's."""
 
     kernel: Path | None = None
     modules: Path | None = None
     deb: Path | None = None
+    build: KernelBuildSpec | None = None
 
     @property
     def given(self) -> bool:
-        return bool(self.kernel or self.deb)
+        return bool(self.kernel or self.deb or self.build)
 
     def validate(self) -> None:
-        if self.kernel and self.deb:
-            raise UserError("--kernel and --kernel-deb: give one of them, not both")
+        if sum(x is not None for x in (self.kernel, self.deb, self.build)) > 1:
+            raise UserError("--kernel, --kernel-deb and --kernel-tree: give one of them")
         if self.modules and not self.kernel:
             raise UserError(f"--modules {self.modules}: goes with --kernel")
         existing_file("--kernel", self.kernel)
@@ -120,6 +157,8 @@ class KernelUnderTestSpec:
         existing_file("--kernel-deb", self.deb)
         if self.deb and self.deb.suffix != ".deb":
             raise UserError(f"--kernel-deb {self.deb}: not a .deb file (a linux-image-*.deb is expected)")
+        if self.build:
+            self.build.validate()
 
 
 @dataclass(frozen=True)
@@ -170,8 +209,15 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """The run's name in junit.xml and the timeline's title."""
-        vfio = "own-kernel" if self.kernel.given else self.l1_vfio
+        """The run's name in junit.xml and the timeline's title, before the kernel is read."""
+        return self.run_name(None)
+
+    def run_name(self, fix: bool | None) -> str:
+        """The name once the fix state was read from L1's binary: a user's kernel is named
+        by what the rig read in it, never by the rig's own Debian variants."""
+        vfio = self.l1_vfio
+        if self.kernel.given:
+            vfio = {True: "own-kernel-with-fix", False: "own-kernel-without-fix", None: "own-kernel"}[fix]
         return f"{self.arch}-{self.interrupt_controller}-{vfio}-{self.consumer}"
 
     def with_defaults(self, out: Path) -> RunSpec:
@@ -194,8 +240,8 @@ class RunSpec:
             raise UserError(f"--l2-accel {self.l2_accel} with --consumer userspace: there is no L2 "
                             "in fast mode; drop one of them")
         if self.kernel.given and self.l1_vfio != "fixed":
-            raise UserError("--l1-vfio unfixed rebuilds Debian's module; with --kernel or --kernel-deb, "
-                            "build your kernel with or without the fix instead")
+            raise UserError("--l1-vfio unfixed rebuilds Debian's module; with --kernel, --kernel-deb or "
+                            "--kernel-tree, build your kernel with or without the fix instead")
         existing_file("--qemu", self.qemu, executable=True)
         if self.out is not None:
             writable_dir("--out", self.out)

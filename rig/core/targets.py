@@ -90,6 +90,8 @@ class TargetProfile:
     kbuild_arch: str = ""
     defconfig: str = ""
     cross_compile: str = ""
+    kbuild_target: str = ""       # the make target that builds the image L0 boots
+    kbuild_image: str = ""        # where it lands, under the build directory
 
     def machine_options(self, accel: str, nesting: bool = True) -> tuple[str, ...]:
         return (self.nesting_machine_options if nesting else ()) + \
@@ -155,6 +157,7 @@ X86_64 = TargetProfile(
                                      "CONFIG_SERIAL_8250", "CONFIG_SERIAL_8250_CONSOLE"),
     kvm_config="CONFIG_KVM_AMD",
     kbuild_arch="x86", defconfig="x86_64_defconfig", cross_compile="x86_64-linux-gnu-",
+    kbuild_target="bzImage", kbuild_image="arch/x86/boot/bzImage",
 )
 
 PPC64 = TargetProfile(
@@ -199,6 +202,7 @@ PPC64 = TargetProfile(
                                      "CONFIG_HVC_CONSOLE", "CONFIG_VFIO_IOMMU_SPAPR_TCE"),
     kvm_config="CONFIG_KVM_BOOK3S_64_HV",
     kbuild_arch="powerpc", defconfig="ppc64le_defconfig", cross_compile="powerpc64le-linux-gnu-",
+    kbuild_target="vmlinux", kbuild_image="vmlinux",
     qemu_firmware=("/usr/share/qemu/slof.bin", "/usr/share/qemu/vof.bin"),
 )
 

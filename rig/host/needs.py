@@ -11,7 +11,7 @@ from pathlib import Path
 from rig.core import timeouts
 from rig.core.errors import UserError
 from rig.core.progress import Progress
-from rig.core.targets import PROFILES
+from rig.core.targets import PROFILES, TargetProfile
 from rig.debian.apt import KEYRING
 from rig.host.profiles import HostProfile, host_profile
 
@@ -56,6 +56,17 @@ def host_needs(host: HostProfile) -> tuple[HostNeed, ...]:
         HostNeed("bc", "bc", "builds a kernel from source"),
         HostNeed("kmod", "depmod", "installs a kernel's modules (depmod)"),
     )
+
+
+def kernel_build_needs(host: HostProfile, prof: TargetProfile) -> tuple[HostNeed, ...]:
+    """What building a kernel from source for prof needs here (rig.kernel.build)."""
+    probes = {"make", f"{prof.triplet}-gcc-12", "flex", "bison", "bc", "/usr/include/libelf.h",
+              "/usr/include/openssl/ssl.h", f"{host.triplet}-gcc-12"}
+    return tuple(n for n in host_needs(host) if n.probe in probes)
+
+
+def missing_for_kernel_build(prof: TargetProfile, host: HostProfile | None = None) -> list[HostNeed]:
+    return [n for n in kernel_build_needs(host or host_profile(), prof) if not n.present()]
 
 
 def missing(host: HostProfile | None = None) -> list[HostNeed]:

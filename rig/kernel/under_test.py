@@ -119,7 +119,7 @@ def check_options(kut: KernelUnderTest, profile: TargetProfile) -> None:
     for opt in profile.required_config:
         if kut.option(opt) not in ("y", "m"):
             raise UserError(f"kernel {kut.release} lacks {opt} (config: {kut.config_source}), "
-                            f"which the chain needs in L1: enable it (guest_images/config/"
+                            f"which the chain needs in L1: enable it (rig/kernel/config/"
                             f"{profile.name}.config has the full fragment)")
         if kut.option(opt) == "m" and kut.modules_dir is None:
             raise UserError(f"kernel {kut.release} has {opt}=m but no modules were given: "

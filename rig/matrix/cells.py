@@ -2,17 +2,21 @@
 written down once (EXPECTED, with the reason). The e2e tests and `rig matrix`
 (rig.matrix.runner) both read this table.
 
-A cell is (arch, interrupt controller, L1 vfio, device, consumer).
+A cell is (arch, interrupt controller, L1 vfio, device, consumer). L1's vfio is Debian's
+(fixed), Debian's rebuilt without the fix (unfixed), or the user's own kernel (own: every
+cell of both arches runs it, and each is expected to PASS).
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from rig.chain.verdict import PASS, STALL
 from rig.core.errors import UserError
-from rig.core.spec import DriveSpec, MatrixSpec, RunSpec
+from rig.core.spec import DriveSpec, KernelUnderTestSpec, MatrixSpec, RunSpec
 
 ARCH_ICS = {"ppc64": ("xive", "xics"), "x86_64": ("ioapic",)}
 VFIO = ("fixed", "unfixed")
@@ -29,13 +33,17 @@ class Expectation:
     reason: str
 
     def matches(self, cell: Cell) -> bool:
-        return (self.arch, self.ic) == (cell.arch, cell.ic) and self.vfio in ("*", cell.vfio)
+        return self.arch in ("*", cell.arch) and self.ic in ("*", cell.ic) and self.vfio in ("*", cell.vfio)
 
 
 # The one table of expected verdicts (DESIGN.md sections 1 and 2). The device and the consumer
 # do not change them: both devices take vfio's non-2.3 INTx path, and every consumer unmasks
 # the same way; what differs is L0's interrupt controller and whether L1's vfio has the fix.
 EXPECTED = (
+    # First: it overrides every row below for a user's kernel.
+    Expectation("*", "*", "own", PASS,
+                "the contract for a user's kernel: no stall anywhere; a STALL is a bug in that kernel "
+                "(or a controller it does not handle), whatever its version says"),
     Expectation("ppc64", "xive", "unfixed", STALL,
                 "lazy disable_irq_nosync() never masks at XIVE; the source stays pending without "
                 "EOI and every later assertion is swallowed: one interrupt, then none"),
@@ -49,12 +57,21 @@ EXPECTED = (
 
 
 @dataclass(frozen=True)
+class OwnKernel:
+    """The user's kernel for one arch, as `rig run` takes it (built by rig.kernel.build)."""
+
+    kernel: str
+    modules: str | None = None
+
+
+@dataclass(frozen=True)
 class Cell:
     arch: str
     ic: str
     vfio: str
     device: str
     consumer: str
+    kernel: OwnKernel | None = None     # vfio "own": the kernel every run of the cell boots
 
     @property
     def id(self) -> str:
@@ -77,15 +94,23 @@ class Cell:
     def spec(self, drive: DriveSpec) -> RunSpec:
         """The cell as a run: validated like any `rig run`."""
         userspace = self.consumer == "userspace"
-        return RunSpec(arch=self.arch, ic=self.ic, device=self.device, l1_vfio=self.vfio,
+        own = KernelUnderTestSpec(Path(self.kernel.kernel), Path(self.kernel.modules) if self.kernel.modules
+                                  else None) if self.kernel else KernelUnderTestSpec()
+        return RunSpec(arch=self.arch, ic=self.ic, device=self.device,
+                       l1_vfio="fixed" if self.vfio == "own" else self.vfio,
                        consumer="userspace" if userspace else "l2",
                        l2_accel="auto" if userspace else self.consumer.removeprefix("l2-"),
-                       drive=drive).validate()
+                       drive=drive, kernel=own).validate()
 
     def run_args(self, drive: DriveSpec) -> list[str]:
         """`rig run`'s arguments for one run of the cell."""
         s = self.spec(drive)
-        args = ["run", "--arch", s.arch, "--l1-vfio", s.l1_vfio, "--device", str(s.device),
+        if s.kernel.kernel:
+            l1 = ["--kernel", str(s.kernel.kernel)] + (["--modules", str(s.kernel.modules)] if s.kernel.modules
+                                                       else [])
+        else:
+            l1 = ["--l1-vfio", s.l1_vfio]
+        args = ["run", "--arch", s.arch, *l1, "--device", str(s.device),
                 "--duration", f"{drive.duration:g}", "--stall-window", f"{drive.stall_window:g}",
                 "--pass-after", str(drive.pass_after)]
         if len(s.profile.interrupt_controllers) > 1:
@@ -95,9 +120,12 @@ class Cell:
         return args + ["--l2-accel", s.l2_accel]
 
 
-def all_cells() -> list[Cell]:
-    return [Cell(a, ic, v, d, c) for a, ics in ARCH_ICS.items() for ic in ics
-            for v in VFIO for d in DEVICES for c in CONSUMERS]
+def all_cells(own: Mapping[str, OwnKernel] | None = None) -> list[Cell]:
+    """Every cell; with own (the user's kernel per arch, possibly not built yet), the cells
+    that run it instead of Debian's two variants."""
+    variants = ("own",) if own is not None else VFIO
+    return [Cell(a, ic, v, d, c, own.get(a) if own is not None else None) for a, ics in ARCH_ICS.items()
+            for ic in ics for v in variants for d in DEVICES for c in CONSUMERS]
 
 
 def select(cells: list[Cell], spec: MatrixSpec) -> list[Cell]:

@@ -27,6 +27,11 @@ class RunOutcome:
     reason: str
     l2_boot_failures: int = 0   # L2 boots that failed (then restarted) before the drive
     explanation: str = ""       # where the interrupt path stopped, when it did
+    vfio_intx_fix: bool | None = None   # whether L1's vfio has the fix, read from its binary
+
+
+def fix_label(fix: bool | None) -> str:
+    return {True: "has fix", False: "no fix", None: "unknown"}[fix]
 
 
 def summarize(cell: Cell, runs: list[RunOutcome]) -> dict[str, Any]:
@@ -35,6 +40,8 @@ def summarize(cell: Cell, runs: list[RunOutcome]) -> dict[str, Any]:
     secs = [r.seconds for r in runs]
     return {"cell": dataclasses.asdict(cell), "id": cell.id, "expected": exp.verdict,
             "why": exp.reason, "verdicts": [r.verdict for r in runs],
+            # beside each verdict: what the rig read in that run's L1 binary
+            "vfio_intx_fix": [r.vfio_intx_fix for r in runs],
             "agreement": round(len(agree) / len(runs), 3) if runs else None,
             "seconds": {"median": round(statistics.median(secs), 1), "min": round(min(secs), 1),
                         "max": round(max(secs), 1)} if secs else None,
@@ -59,11 +66,12 @@ def write_junit(path: Path, results: list[dict[str, Any]]) -> None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = [f"{'cell':44} {'expected':8} {'got':16} {'agree':>6} {'median s':>9}"]
+    lines = [f"{'cell':44} {'expected':8} {'got':16} {'agree':>6} {'median s':>9}  L1 vfio"]
     for r in results:
         got = ",".join(sorted(set(r["verdicts"])))
+        fix = ",".join(sorted({fix_label(f) for f in r.get("vfio_intx_fix", [])}))
         lines.append(f"{r['id']:44} {r['expected']:8} {got:16} {r['agreement'] * 100:5.0f}% "
-                     f"{r['seconds']['median']:9.1f}")
+                     f"{r['seconds']['median']:9.1f}  {fix}")
     return "\n".join(lines)
 
 
@@ -86,7 +94,8 @@ def ktap_cases(cells: list[Cell], runs: dict[str, list[RunOutcome | None]]) -> l
             continue
         exp = cell.expectation()
         subtests = [Case(f"run{n}", r.verdict == exp.verdict,
-                         [f"{r.verdict}: {r.reason}", f"interrupt path: {r.explanation}" if r.explanation else "",
+                         [f"{r.verdict}: {r.reason}", f"L1 vfio: {fix_label(r.vfio_intx_fix)}",
+                          f"interrupt path: {r.explanation}" if r.explanation else "",
                           f"logs in {r.out}"], r.reason if r.verdict == ERROR else None)
                     for n, r in done]
         cases.append(Case(cell.id, all(s.ok for s in subtests),

@@ -1,0 +1,79 @@
+"""`rig kernel build`: an L1 kernel from the user's source tree (rig.kernel.build), and the
+options `rig run` and `rig matrix` share to build one before running it (--kernel-tree)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rig.commands.common import Subparsers, optional_path
+from rig.core.errors import UserError
+from rig.core.progress import Progress
+from rig.core.spec import KERNEL_CONFIGS, KernelBuildSpec, existing_dir
+from rig.core.targets import PROFILES, TargetProfile, profile
+
+
+def add_build_options(p: argparse.ArgumentParser, tree_option: str) -> None:
+    p.add_argument(tree_option, dest="kernel_tree", metavar="DIR",
+                   help="a Linux source tree: build L1's kernel from it (out of tree, reused)")
+    p.add_argument("--build-dir", help="kbuild's O= directory (default: one per tree and arch in the "
+                                       "cache); with several arches, a subdirectory per arch")
+    p.add_argument("--config", default="minimal",
+                   help=f"{' or '.join(KERNEL_CONFIGS)} (default: the rig's minimal L1 configuration) or a "
+                        ".config file; the rig's fragments go on top")
+    p.add_argument("--build-jobs", type=int, default=None, metavar="N",
+                   help="make -jN (default: one per core)")
+
+
+def build_spec_of(args: argparse.Namespace) -> KernelBuildSpec | None:
+    """The build the command line asks for, validated; None without --kernel-tree."""
+    if not args.kernel_tree:
+        given = [o for o, v in (("--build-dir", args.build_dir), ("--build-jobs", args.build_jobs),
+                                ("--config", None if args.config == "minimal" else args.config)) if v is not None]
+        if given:
+            raise UserError(f"{given[0]} goes with --kernel-tree")
+        return None
+    return KernelBuildSpec(Path(args.kernel_tree), optional_path(args.build_dir), args.config,
+                           args.build_jobs).validate()
+
+
+def build_dir_for(spec: KernelBuildSpec, prof: TargetProfile, several: bool) -> Path | None:
+    """--build-dir as given for one arch; a subdirectory per arch when several are built."""
+    if spec.build_dir is None:
+        return None
+    return spec.build_dir / prof.name if several else spec.build_dir
+
+
+def add_parser(sub: Subparsers) -> None:
+    ke = sub.add_parser("kernel", help="build an L1 kernel from a source tree")
+    ksub = ke.add_subparsers(dest="kernel_command", required=True, parser_class=type(ke))
+    bu = ksub.add_parser("build", help="configure and build L1's kernel from a source tree (out of tree, "
+                                       "reused: a second build recompiles only what changed)")
+    bu.add_argument("--arch", required=True, help="x86_64 or ppc64")
+    bu.add_argument("--tree", required=True, dest="kernel_tree", metavar="DIR",
+                    help="the top of a Linux source tree")
+    bu.add_argument("--build-dir", help="kbuild's O= directory (default: one per tree and arch in the cache)")
+    bu.add_argument("--config", default="minimal",
+                    help=f"{' or '.join(KERNEL_CONFIGS)} (default: the rig's minimal L1 configuration) or a "
+                         ".config file; the rig's fragments go on top")
+    bu.add_argument("--jobs", type=int, default=None, dest="build_jobs", metavar="N",
+                    help="make -jN (default: one per core)")
+    bu.set_defaults(handler=cmd_build)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.arch not in PROFILES:
+        raise UserError(f"--arch {args.arch}: use one of {', '.join(PROFILES)}")
+    prof = profile(args.arch)
+    existing_dir("--tree", Path(args.kernel_tree))
+    spec = build_spec_of(args)
+    assert spec is not None
+    from rig.core.cache import Cache
+    from rig.kernel.build import build
+    built = build(spec, prof, Cache(optional_path(args.cache_dir)).root, Progress(quiet=args.quiet))
+    for line in built.summary():
+        print(line)
+    modules = f" --modules {built.modules}" if built.modules else ""
+    print(f"run it   rig run --arch {prof.name} --kernel {built.kernel}{modules}   "
+          f"(or: rig run --arch {prof.name} --kernel-tree {spec.tree})")
+    return 0

@@ -1,0 +1,160 @@
+"""Building L1's kernel from a source tree, without building one: how the configuration is
+put together (rig.kernel.kconfig), when a build directory's configuration is kept, where
+build directories go, and the user's kernel in the matrix. The real builds are in
+tests/test_kernel_tree_e2e.py."""
+
+import json
+
+import pytest
+
+from rig.core.errors import UserError
+from rig.core.progress import Progress
+from rig.core.spec import DriveSpec, KernelBuildSpec, KernelUnderTestSpec, RunSpec
+from rig.core.targets import PROFILES
+from rig.host.needs import kernel_build_needs
+from rig.host.profiles import host_profile
+from rig.kernel import kconfig
+from rig.kernel.build import CONFIG_RECORD, KernelBuild, KernelBuildError, default_build_dir
+from rig.kernel.under_test import parse_config
+from rig.matrix import cells as matrix_cells
+from rig.matrix.summary import RunOutcome, summarize, table
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("arch", PROFILES)
+def test_minimal_plan_is_allnoconfig_with_base_then_chain_fragments(arch):
+    prof = PROFILES[arch]
+    p = kconfig.plan("minimal", prof)
+    assert (p.target, p.pre_targets) == ("allnoconfig", ())
+    assert "# CONFIG_MODULES is not set" in p.base_text
+    asked = kconfig.wanted(p)
+    # the chain's needs and the trace's are all asked for, on top of the base
+    for opt in (*prof.required_config, prof.kvm_config, "CONFIG_KPROBE_EVENTS", "CONFIG_KALLSYMS"):
+        assert asked.get(opt) == "y", opt
+    assert "CONFIG_MODULES" not in asked        # `is not set` asks for nothing to be on
+
+
+def test_defconfig_plan_runs_the_arch_defconfig_first():
+    p = kconfig.plan("defconfig", PROFILES["ppc64"])
+    assert (p.pre_targets, p.target, p.base_text) == (("ppc64le_defconfig",), "alldefconfig", "")
+    assert "CONFIG_MODULES" not in kconfig.wanted(p)      # defconfig's own choice stays
+
+
+def test_file_plan_puts_the_fragments_after_the_users_config(tmp_path):
+    mine = tmp_path / "my.config"
+    mine.write_text("CONFIG_VFIO=n\nCONFIG_LOCALVERSION=\"-mine\"\n")
+    p = kconfig.plan(str(mine), PROFILES["x86_64"])
+    allconfig = p.base_text + "\n" + p.overlay_text
+    # kconfig takes the last assignment: the chain's CONFIG_VFIO=y wins over the user's n
+    assert parse_config(allconfig)["CONFIG_VFIO"] == "y"
+    assert parse_config(allconfig)["CONFIG_LOCALVERSION"] == "-mine"
+
+
+def test_the_digest_follows_every_input(tmp_path):
+    prof = PROFILES["x86_64"]
+    mine = tmp_path / "my.config"
+    mine.write_text("CONFIG_A=y\n")
+    first = kconfig.plan(str(mine), prof).digest
+    assert kconfig.plan(str(mine), prof).digest == first
+    mine.write_text("CONFIG_A=n\n")
+    assert kconfig.plan(str(mine), prof).digest != first
+    digests = {kconfig.plan(c, p).digest for c in ("minimal", "defconfig") for p in PROFILES.values()}
+    assert len(digests) == 4
+
+
+def test_an_unreadable_config_file_is_bad_input(tmp_path):
+    with pytest.raises(UserError, match="--config"):
+        kconfig.plan(str(tmp_path / "missing.config"), PROFILES["x86_64"])
+
+
+def fake_tree(tmp_path):
+    tree = tmp_path / "linux"
+    tree.mkdir(parents=True)
+    (tree / "Kconfig").write_text("")
+    (tree / "Makefile").write_text("")
+    return tree
+
+
+def test_an_unchanged_configuration_is_kept(tmp_path):
+    """Kept: no make runs (the tree here has no kbuild, so running it would fail)."""
+    tree, bd = fake_tree(tmp_path), tmp_path / "build"
+    bd.mkdir()
+    b = KernelBuild(KernelBuildSpec(tree), PROFILES["ppc64"], bd, Progress(quiet=True))
+    (bd / ".config").write_text("CONFIG_VFIO=y\n")
+    (bd / CONFIG_RECORD).write_text(json.dumps({"digest": b.plan.digest}))
+    assert b._configure() is False
+
+
+@pytest.mark.parametrize("record", [None, {"digest": "an older plan"}])
+def test_a_changed_or_unrecorded_configuration_is_made_again(tmp_path, record):
+    tree, bd = fake_tree(tmp_path), tmp_path / "build"
+    bd.mkdir()
+    (bd / ".config").write_text("CONFIG_VFIO=y\n")
+    if record:
+        (bd / CONFIG_RECORD).write_text(json.dumps(record))
+    b = KernelBuild(KernelBuildSpec(tree), PROFILES["ppc64"], bd, Progress(quiet=True))
+    with pytest.raises(KernelBuildError, match="configuring the kernel failed"):
+        b._configure()      # it ran make on this tree, which has no kbuild
+    assert not (bd / CONFIG_RECORD).exists(), "a failed configuration must not be recorded as made"
+
+
+def test_a_build_failure_is_125_for_git_bisect():
+    assert KernelBuildError.exit_status == 125
+
+
+def test_build_directories_are_per_tree_and_arch(tmp_path):
+    a, b = fake_tree(tmp_path / "a"), fake_tree(tmp_path / "b")
+    x86, ppc = PROFILES["x86_64"], PROFILES["ppc64"]
+    assert default_build_dir(tmp_path, a, x86) == default_build_dir(tmp_path, a / "." / "", x86)
+    dirs = {default_build_dir(tmp_path, t, p) for t in (a, b) for p in (x86, ppc)}
+    assert len(dirs) == 4 and all(d.parent == tmp_path / "kernel-builds" for d in dirs)
+
+
+def test_build_spec_rejects_a_build_dir_inside_the_tree_unless_hidden(tmp_path):
+    tree = fake_tree(tmp_path)
+    with pytest.raises(UserError, match="inside the source tree"):
+        KernelBuildSpec(tree, tree / "out").validate()
+    KernelBuildSpec(tree, tree / ".rig-build").validate()     # git ignores it (Linux's .gitignore)
+
+
+@pytest.mark.parametrize("arch", PROFILES)
+def test_a_kernel_build_needs_the_arch_compiler_and_kbuild_tools(arch):
+    host = host_profile("x86_64")
+    needs = {n.package for n in kernel_build_needs(host, PROFILES[arch])}
+    assert {"make", "flex", "bison", "bc", "libelf-dev", "libssl-dev", "gcc-12"} <= needs
+    assert (arch == "ppc64") == ("gcc-12-powerpc64le-linux-gnu" in needs)
+
+
+def test_run_names_say_what_was_read_in_a_users_kernel(tmp_path):
+    k = tmp_path / "bzImage"
+    k.write_bytes(b"x")
+    own = RunSpec("x86_64", kernel=KernelUnderTestSpec(kernel=k))
+    assert own.run_name(True) == "x86_64-ioapic-own-kernel-with-fix-l2"
+    assert own.run_name(False) == "x86_64-ioapic-own-kernel-without-fix-l2"
+    assert own.run_name(None) == own.name == "x86_64-ioapic-own-kernel-l2"
+    # Debian's variants keep their names whatever is read
+    assert RunSpec("ppc64", l1_vfio="unfixed").run_name(True) == "ppc64-xive-unfixed-l2"
+
+
+def test_every_cell_of_a_users_kernel_expects_pass(tmp_path):
+    own = matrix_cells.all_cells(own={})
+    assert {c.vfio for c in own} == {"own"}
+    assert {c.arch for c in own} == set(PROFILES)
+    assert {c.expectation().verdict for c in own} == {"PASS"}
+    # the same cells as Debian's variants, one variant instead of two
+    assert len(own) * 2 == len(matrix_cells.all_cells())
+    k = tmp_path / "vmlinux"
+    k.write_bytes(b"x")
+    cell = matrix_cells.all_cells(own={"ppc64": matrix_cells.OwnKernel(str(k))})[0]
+    args = cell.run_args(DriveSpec(60, 5, 100))
+    assert args[args.index("--kernel") + 1] == str(k) and "--l1-vfio" not in args and "--modules" not in args
+
+
+def test_the_matrix_shows_the_fix_state_beside_each_verdict():
+    cell = matrix_cells.Cell("ppc64", "xive", "own", "pci-serial", "userspace")
+    runs = [RunOutcome("STALL", 30.0, "/r1", "stalled", explanation="XIVE: pending, no EOI", vfio_intx_fix=False)]
+    r = summarize(cell, runs)
+    assert r["vfio_intx_fix"] == [False] and r["agreement"] == 0.0
+    assert r["disagreements"][0]["explanation"] == "XIVE: pending, no EOI"
+    assert table([r]).splitlines()[1].endswith("no fix")
