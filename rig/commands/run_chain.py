@@ -34,6 +34,8 @@ def user_kernel(spec: RunSpec, unpack: Path, s: Session) -> KernelUnderTest | No
     k = spec.kernel
     if k.build:
         built = build(k.build, spec.profile, s.cache.root, s.progress)
+        s.progress.note(f"L1 kernel {built.release} from {built.tree}: {built.compiled} files compiled or "
+                        f"linked in {built.seconds:.0f} s ({built.kernel})")
         kut = under_test.from_paths(str(built.kernel), str(built.modules) if built.modules else None,
                                     spec.profile)
         return replace(kut, source=f"--kernel-tree {built.tree} ({built.config} configuration, "
