@@ -33,8 +33,10 @@ def test_cell(cell, rig_cache_dir, short_tmp):
     last = result["samples"][-1]
     with_l2 = cell.consumer != "userspace"
     if expected == "PASS":
-        assert last["serviced"] >= 10 and last["l1"] >= last["serviced"]
-        assert last["l2"] >= last["serviced"] if with_l2 else last["l2"] is None
+        # Each layer's count and the serviced bytes are read one after the other: one more
+        # interrupt may be serviced between two reads (seen once: L1 797, serviced 798).
+        assert last["serviced"] >= 10 and last["l1"] >= last["serviced"] - 1
+        assert last["l2"] >= last["serviced"] - 1 if with_l2 else last["l2"] is None
     else:
         # The signature: L1's vfio-intx stops at exactly 1, L2 at 0 or 1; decided early.
         assert last["l1"] == 1 and last["serviced"] <= 1

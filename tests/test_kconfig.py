@@ -12,6 +12,7 @@ from rig.core.progress import Progress
 from rig.core.targets import PROFILES
 from rig.debian.packages import Resolver
 from rig.host.profiles import host_profile
+from rig.kernel import kconfig
 from rig.kernel.kconfig import extract_kconfig_tree, fragment, merged_config, unmet
 from rig.kernel.under_test import parse_config
 
@@ -59,3 +60,16 @@ def kconfig_tree(rig_cache_dir, tmp_path_factory):
 def test_fragment_survives_olddefconfig(arch, kconfig_tree, tmp_path):
     config = merged_config(kconfig_tree, PROFILES[arch], tmp_path / "out")
     assert unmet(FRAGMENTS[arch], config) == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("arch", PROFILES)
+def test_minimal_configuration_keeps_every_option_asked_for(arch, kconfig_tree, tmp_path):
+    """allnoconfig with the minimal base, the arch's boot needs, the chain's fragment and the
+    trace's: every option asked for is on in the result (a dependency missing from the
+    fragments would silently switch one off)."""
+    plan = kconfig.plan("minimal", PROFILES[arch])
+    (tmp_path / "out").mkdir()
+    config = kconfig.configure(kconfig_tree, tmp_path / "out", PROFILES[arch], plan)
+    assert unmet(kconfig.wanted(plan), config) == []
+    assert "CONFIG_MODULES" not in config

@@ -158,3 +158,35 @@ def test_the_matrix_shows_the_fix_state_beside_each_verdict():
     assert r["vfio_intx_fix"] == [False] and r["agreement"] == 0.0
     assert r["disagreements"][0]["explanation"] == "XIVE: pending, no EOI"
     assert table([r]).splitlines()[1].endswith("no fix")
+
+
+def broken_tree(tmp_path, failing_target: str):
+    """A tree whose kbuild is a stand-in Makefile: configuration writes a .config with what
+    the chain needs; failing_target fails as a compile error would."""
+    tree = fake_tree(tmp_path)
+    prof = PROFILES["ppc64"]
+    (tree / "fake.config").write_text("".join(f"{o}=y\n" for o in prof.required_config))
+    (tree / "Makefile").write_text(
+        "allnoconfig:\n\tmkdir -p $(O)/include/config && cp fake.config $(O)/.config\n"
+        f"{failing_target}:\n\t@echo 'drivers/vfio/pci/vfio_pci_intrs.c:308:2: error: broken on purpose'; exit 2\n"
+        "%:\n\t@true\n")
+    return tree
+
+
+@pytest.mark.parametrize("failing, said", [("allnoconfig", "configuring the kernel failed"),
+                                           ("vmlinux", "the kernel did not build")])
+def test_a_tree_that_does_not_build_is_skipped_by_git_bisect(tmp_path, failing, said):
+    """Exit 125 with --bisect and without: `git bisect run` skips such a commit."""
+    from conftest import run_rig
+
+    from rig.host.needs import missing_for_kernel_build
+    if missing_for_kernel_build(PROFILES["ppc64"]):
+        pytest.skip("the host lacks what a ppc64 kernel build needs (make host installs it)")
+    tree = broken_tree(tmp_path, failing)
+    r = run_rig("--bisect", "kernel", "build", "--arch", "ppc64", "--tree", str(tree), "--build-dir",
+                str(tmp_path / "build"), cache=tmp_path / "cache", timeout=120)
+    assert r.returncode == 125, r.stderr
+    assert said in r.stderr and "Traceback" not in r.stderr, r.stderr
+    if failing == "vmlinux":
+        assert "error: broken on purpose" in r.stderr and "build.log" in r.stderr
+        assert "error: broken on purpose" in (tmp_path / "build/build.log").read_text()

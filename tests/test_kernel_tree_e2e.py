@@ -3,8 +3,9 @@ as a user would have it, built with the rig's minimal configuration for both arc
 for ppc64), then run in the fast cells and one nested cell per arch, and a `git bisect run`
 over a small history made from that tree, with real incremental builds, on ppc64 XIVE.
 
-One worker runs this module's tests in order (xdist group): they share the tree and its
-build directories, in a temporary directory removed at the end (about 4 GB while they run).
+One test, in steps that build on each other (the builds, then runs of what was built, then a
+bisect in the same build directories), so that one worker does it all in order. The tree and
+its build directories are in a temporary directory, removed at the end (about 4 GB meanwhile).
 Cost on 2 cores: two minimal builds of about 6 minutes each, the runs, and the bisect steps
 (docs/measurements.md).
 """
@@ -30,7 +31,7 @@ from rig.core.targets import PROFILES
 from rig.debian.packages import Resolver
 from rig.host.profiles import host_profile
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("kernel_tree")]
+pytestmark = pytest.mark.e2e
 
 FIX_LINES = re.compile(r"\t+if \(!vdev->pci_2_3\)\n\t+irq_(set|clear)_status_flags\(pdev->irq, IRQ_DISABLE_UNLAZY\);\n")
 INTRS = "drivers/vfio/pci/vfio_pci_intrs.c"
@@ -42,14 +43,14 @@ def git(repo: Path, *args: str) -> str:
                            *args], check=True, capture_output=True, text=True, timeout=900).stdout.strip()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def work(rig_cache_dir):
     d = Path(tempfile.mkdtemp(prefix="rig-ktree-", dir="/tmp"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tree(rig_cache_dir, work) -> Path:
     """linux-source-6.12 from Debian's archive (the rig's pinned package set), unpacked the
     way its README says: `tar xaf /usr/src/linux-source-6.12.tar.xz`."""
@@ -71,8 +72,14 @@ def build_dir(work: Path, arch: str) -> Path:
     return work / "build" / arch
 
 
-@pytest.mark.parametrize("arch", ["ppc64", "x86_64"])
-def test_rig_kernel_build_makes_a_minimal_l1_kernel(arch, tree, work, rig_cache_dir):
+def test_source_tree_to_verdicts_and_a_bisect(tree, work, rig_cache_dir, short_tmp):
+    for arch in ("ppc64", "x86_64"):
+        rig_kernel_build_makes_a_minimal_l1_kernel(arch, tree, work, rig_cache_dir)
+    matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir, short_tmp)
+    git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_dir, short_tmp)
+
+
+def rig_kernel_build_makes_a_minimal_l1_kernel(arch, tree, work, rig_cache_dir):
     r = run_rig("kernel", "build", "--arch", arch, "--tree", str(tree), "--build-dir", str(build_dir(work, arch)),
                 cache=rig_cache_dir, timeout=BUILD_S)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -87,10 +94,22 @@ def test_rig_kernel_build_makes_a_minimal_l1_kernel(arch, tree, work, rig_cache_
                     str(build_dir(work, arch)), cache=rig_cache_dir, timeout=BUILD_S)
     assert again.returncode == 0, again.stderr[-3000:]
     built = next(line for line in again.stdout.splitlines() if line.startswith("built in"))
-    assert "configured" not in built and int(re.search(r"\((\d+) files", built).group(1)) < 20, built
+    assert "configured" not in built and compiled(built) < 20, built
+    # One file changed: it and the links after it, nothing else.
+    (tree / INTRS).touch()
+    again = run_rig("kernel", "build", "--arch", arch, "--tree", str(tree), "--build-dir",
+                    str(build_dir(work, arch)), cache=rig_cache_dir, timeout=BUILD_S)
+    built = next(line for line in again.stdout.splitlines() if line.startswith("built in"))
+    assert 1 <= compiled(built) < 40, built
 
 
-def test_matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir, short_tmp):
+def compiled(summary_line: str) -> int:
+    m = re.search(r"\((\d+) files", summary_line)
+    assert m, summary_line
+    return int(m.group(1))
+
+
+def matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir, short_tmp):
     """The fast cells of both arches and one nested cell per arch, each expected to PASS,
     with the fix state read from each run's L1 binary beside its verdict."""
     out = short_tmp / "matrix"
@@ -110,7 +129,7 @@ def test_matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache
         assert data["l1"]["vfio_intx_fix"] is True
 
 
-def test_git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_dir, short_tmp):
+def git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_dir, short_tmp):
     """A few commits on the tree; one removes the fix's IRQ_DISABLE_UNLAZY lines. Each bisect
     step rebuilds incrementally in the same build directory and runs ppc64 XIVE fast mode."""
     git(tree, "init", "-q")
