@@ -147,7 +147,8 @@ def git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_d
     commit("README", lambda t: t + "\nA harmless change.\n", "README: a harmless change")
     commit(INTRS, lambda t: FIX_LINES.sub("", t), "vfio/pci: drop IRQ_DISABLE_UNLAZY (brings the stall back)")
     commit("MAINTAINERS", lambda t: t + "\n", "MAINTAINERS: a harmless change")
-    assert "IRQ_DISABLE_UNLAZY" not in git(tree, "show", shas[2], "--", INTRS).split("\n+")[-1]
+    assert "IRQ_DISABLE_UNLAZY" in git(tree, "show", f"{shas[1]}:{INTRS}")
+    assert "IRQ_DISABLE_UNLAZY" not in git(tree, "show", f"{shas[2]}:{INTRS}")
     check = short_tmp / "check.sh"      # what `git bisect run` runs at each step, in the tree
     check.write_text(
         "#!/bin/sh\n"

@@ -13,15 +13,18 @@ from rig.core.spec import KERNEL_CONFIGS, KernelBuildSpec, existing_dir
 from rig.core.targets import PROFILES, TargetProfile, profile
 
 
-def add_build_options(p: argparse.ArgumentParser, tree_option: str) -> None:
-    p.add_argument(tree_option, dest="kernel_tree", metavar="DIR",
+def add_build_options(p: argparse.ArgumentParser, tree_option: str = "--kernel-tree",
+                      jobs_option: str = "--build-jobs", required: bool = False) -> None:
+    """The build options of `rig kernel build`, and of `rig run`/`rig matrix` (where the tree
+    and make's -j have longer names)."""
+    p.add_argument(tree_option, dest="kernel_tree", metavar="DIR", required=required,
                    help="a Linux source tree: build L1's kernel from it (out of tree, reused)")
     p.add_argument("--build-dir", help="kbuild's O= directory (default: one per tree and arch in the "
                                        "cache); with several arches, a subdirectory per arch")
     p.add_argument("--config", default="minimal",
                    help=f"{' or '.join(KERNEL_CONFIGS)} (default: the rig's minimal L1 configuration) or a "
                         ".config file; the rig's fragments go on top")
-    p.add_argument("--build-jobs", type=int, default=None, metavar="N",
+    p.add_argument(jobs_option, type=int, default=None, dest="build_jobs", metavar="N",
                    help="make -jN (default: one per core)")
 
 
@@ -50,14 +53,7 @@ def add_parser(sub: Subparsers) -> None:
     bu = ksub.add_parser("build", help="configure and build L1's kernel from a source tree (out of tree, "
                                        "reused: a second build recompiles only what changed)")
     bu.add_argument("--arch", required=True, help="x86_64 or ppc64")
-    bu.add_argument("--tree", required=True, dest="kernel_tree", metavar="DIR",
-                    help="the top of a Linux source tree")
-    bu.add_argument("--build-dir", help="kbuild's O= directory (default: one per tree and arch in the cache)")
-    bu.add_argument("--config", default="minimal",
-                    help=f"{' or '.join(KERNEL_CONFIGS)} (default: the rig's minimal L1 configuration) or a "
-                         ".config file; the rig's fragments go on top")
-    bu.add_argument("--jobs", type=int, default=None, dest="build_jobs", metavar="N",
-                    help="make -jN (default: one per core)")
+    add_build_options(bu, "--tree", "--jobs", required=True)
     bu.set_defaults(handler=cmd_build)
 
 

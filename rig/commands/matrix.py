@@ -38,7 +38,7 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--stall-window", type=float, default=timeouts.STALL_WINDOW_S)
     ma.add_argument("--pass-after", type=int, default=100)
     ma.add_argument("--out", help="results directory (default results/matrix-<time>)")
-    add_build_options(ma, "--kernel-tree")
+    add_build_options(ma)
     ma.set_defaults(handler=cmd_matrix)
 
 

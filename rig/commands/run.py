@@ -42,7 +42,7 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--kernel", help="the L1 kernel under test (vmlinux, bzImage or vmlinuz)")
     ru.add_argument("--modules", help="its modules: lib/modules/<release> or an INSTALL_MOD_PATH root")
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")
-    add_build_options(ru, "--kernel-tree")
+    add_build_options(ru)
     ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
     ru.add_argument("--boot-timeout", type=float, default=None,
                     help="per-guest boot timeout in s (default 400; an L2 under TCG: 1200)")
