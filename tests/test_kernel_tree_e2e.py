@@ -6,7 +6,7 @@ over a small history made from that tree, with real incremental builds, on ppc64
 One test, in steps that build on each other (the builds, then runs of what was built, then a
 bisect in the same build directories), so that one worker does it all in order. The tree and
 its build directories are in a temporary directory, removed at the end (about 4 GB meanwhile).
-Cost on 2 cores: two minimal builds of about 6 minutes each, the runs, and the bisect steps
+Cost on 2 cores: two minimal builds of about 5 minutes each, the runs, and the bisect steps
 (docs/measurements.md).
 """
 
