@@ -71,5 +71,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(line)
     modules = f" --modules {built.modules}" if built.modules else ""
     print(f"run it   rig run --arch {prof.name} --kernel {built.kernel}{modules}   "
-          f"(or: rig run --arch {prof.name} --kernel-tree {spec.tree})")
+          f"(or: rig run --arch {prof.name} {' '.join(tree_options(spec))})")
     return 0
+
+
+def tree_options(spec: KernelBuildSpec) -> list[str]:
+    """The `rig run` options that build (or reuse) this same kernel: the tree, and the build
+    directory and configuration when not the defaults (else a run would build another)."""
+    opts = ["--kernel-tree", str(spec.tree)]
+    if spec.build_dir is not None:
+        opts += ["--build-dir", str(spec.build_dir)]
+    if spec.config != "minimal":
+        opts += ["--config", spec.config]
+    return opts
