@@ -29,24 +29,26 @@ def test_boot_reaches_ssh_and_powers_off(arch, rig_cache_dir, run_base, tmp_path
     assert list(run_base.iterdir()) == [] and qemu_processes_under(run_base) == []
 
 
-def start_boot(rig_cache_dir, run_base) -> subprocess.Popen:
+def start_boot(rig_cache_dir, run_base, tmp) -> subprocess.Popen:
+    """rig boot without --out, with its own TMPDIR: whatever it would leave there shows."""
     cmd = [sys.executable, "-m", "rig", "--cache-dir", str(rig_cache_dir), "boot",
            "--arch", "x86_64", "--command", "sleep 600"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})
+                            env={**os.environ, "RIG_RUN_DIR": str(run_base.parent), "TMPDIR": str(tmp)})
 
 
-def test_ctrl_c_cleans_up(rig_cache_dir, run_base):
-    proc = start_boot(rig_cache_dir, run_base)
+def test_ctrl_c_cleans_up(rig_cache_dir, run_base, tmp_path):
+    proc = start_boot(rig_cache_dir, run_base, tmp_path)
     wait_for_line(proc, "L1 SSH ready", 300)
     assert len(qemu_processes_under(run_base)) == 1
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert qemu_processes_under(run_base) == [] and list(run_base.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_sigkill_of_the_rig_leaves_nothing_after_the_next_start(rig_cache_dir, run_base):
-    proc = start_boot(rig_cache_dir, run_base)
+def test_sigkill_of_the_rig_leaves_nothing_after_the_next_start(rig_cache_dir, run_base, tmp_path):
+    proc = start_boot(rig_cache_dir, run_base, tmp_path)
     wait_for_line(proc, "L1 SSH ready", 300)
     (qemu_pid,) = map(int, qemu_processes_under(run_base))
     proc.kill()
@@ -55,3 +57,4 @@ def test_sigkill_of_the_rig_leaves_nothing_after_the_next_start(rig_cache_dir, r
     assert len(list(run_base.iterdir())) == 1  # the killed rig could not remove its run dir
     runtime.reap_stale(run_base)  # what the next rig start does first
     assert list(run_base.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [], "the killed rig left something in its TMPDIR"

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 from rig.commands.common import Subparsers, optional_path, session
 from rig.core import timeouts
@@ -55,17 +52,19 @@ def cmd_boot(args: argparse.Namespace) -> int:
     print(f"L1 accelerator: {accel}")
     with s.builder() as b:
         image = b.l1(prof)
-    out = spec.out or Path(tempfile.mkdtemp(prefix="intx-rig-boot-"))
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        with LogFile(out), RunDir("boot") as run_dir, \
-                L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress,
-                        GuestConfig(kernel=spec.kernel)) as guest:
+    # Without --out the logs live in the run directory: removed at the end, and reaped by
+    # the next rig start if this one is killed (a directory of its own in /tmp would stay).
+    with RunDir("boot") as run_dir:
+        out = spec.out or run_dir / "logs"
+        out.mkdir(parents=True, exist_ok=True)
+        with LogFile(out), L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress,
+                                   GuestConfig(kernel=spec.kernel)) as guest:
             try:
                 times = guest.boot(timeout=spec.timeout)
                 result = guest.ssh.run(spec.command, timeout=timeouts.USER_COMMAND_S)
             except InfraError as e:
-                raise InfraError(f"{e} (console log: {guest.machine.console_log})") from e
+                where = f"console log: {guest.machine.console_log}" if spec.out else "--out DIR keeps the console log"
+                raise InfraError(f"{e} ({where})") from e
             print(result.stdout, end="")
             if result.stderr:
                 print(result.stderr, end="")
@@ -77,6 +76,3 @@ def cmd_boot(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         (out / "boot.json").write_text(json.dumps(summary, indent=1))
         return 0 if result.status == 0 else 1
-    finally:
-        if not spec.out:
-            shutil.rmtree(out, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +46,10 @@ def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) 
     accel = choose_accel(prof, qemu, "auto")
     with s.builder() as b:
         image = b.l1(prof)
-    logs = Path(out) if out else Path(tempfile.mkdtemp(prefix="intx-rig-finding-"))
-    logs.mkdir(parents=True, exist_ok=True)
     with RunDir("finding") as run_dir:
+        # Without `out` the logs go with the run directory (nothing left in /tmp, even if killed).
+        logs = Path(out) if out else run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
         device = PciSerial(prof, run_dir)
         try:
             def trace_on(machine: QemuMachine) -> None:
@@ -67,7 +67,7 @@ def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) 
     return {"arch": prof.name, "kernel": image.kernel_version, "qemu": qemu.describe(),
             "command_writes": [f"0x{w:04x}" for w in writes],
             "intx_disable_probe_writes": [f"0x{w:04x}" for w in probes],
-            "probed": bool(probes), "log": str(l1.machine.qemu_log)}
+            "probed": bool(probes), "log": str(l1.machine.qemu_log) if out else "--out DIR keeps it"}
 
 
 def add_parser(sub: Subparsers) -> None:
