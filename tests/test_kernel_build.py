@@ -119,7 +119,6 @@ def test_build_spec_rejects_a_build_dir_inside_the_tree_unless_hidden(tmp_path):
     KernelBuildSpec(tree, tree / ".rig-build").validate()     # git ignores it (Linux's .gitignore)
 
 
-
 def test_the_run_hint_builds_the_same_kernel(tmp_path):
     """rig kernel build's "or: rig run ..." line names the build directory and configuration
     it used, so following it reuses that build instead of making the default one."""
@@ -127,6 +126,7 @@ def test_the_run_hint_builds_the_same_kernel(tmp_path):
     assert tree_options(KernelBuildSpec(tree)) == ["--kernel-tree", str(tree)]
     assert tree_options(KernelBuildSpec(tree, tmp_path / "b", str(tmp_path / "my.config"))) == [
         "--kernel-tree", str(tree), "--build-dir", str(tmp_path / "b"), "--config", str(tmp_path / "my.config")]
+
 
 @pytest.mark.parametrize("arch", PROFILES)
 def test_a_kernel_build_needs_the_arch_compiler_and_kbuild_tools(arch):

@@ -9,7 +9,7 @@ from pathlib import Path
 from rig.commands.common import Subparsers, optional_path
 from rig.core.errors import UserError
 from rig.core.progress import Progress
-from rig.core.spec import KERNEL_CONFIGS, KernelBuildSpec, existing_dir
+from rig.core.spec import DEFAULT_KERNEL_CONFIG, KERNEL_CONFIGS, KernelBuildSpec, existing_dir
 from rig.core.targets import PROFILES, TargetProfile, profile
 
 
@@ -21,7 +21,7 @@ def add_build_options(p: argparse.ArgumentParser, tree_option: str = "--kernel-t
                    help="a Linux source tree: build L1's kernel from it (out of tree, reused)")
     p.add_argument("--build-dir", help="kbuild's O= directory (default: one per tree and arch in the "
                                        "cache); with several arches, a subdirectory per arch")
-    p.add_argument("--config", default="minimal",
+    p.add_argument("--config", default=DEFAULT_KERNEL_CONFIG,
                    help=f"{' or '.join(KERNEL_CONFIGS)} (default: the rig's minimal L1 configuration) or a "
                         ".config file; the rig's fragments go on top")
     p.add_argument(jobs_option, type=int, default=None, dest="build_jobs", metavar="N",
@@ -31,8 +31,9 @@ def add_build_options(p: argparse.ArgumentParser, tree_option: str = "--kernel-t
 def build_spec_of(args: argparse.Namespace) -> KernelBuildSpec | None:
     """The build the command line asks for, validated; None without --kernel-tree."""
     if not args.kernel_tree:
+        config = None if args.config == DEFAULT_KERNEL_CONFIG else args.config
         given = [o for o, v in (("--build-dir", args.build_dir), ("--build-jobs", args.build_jobs),
-                                ("--config", None if args.config == "minimal" else args.config)) if v is not None]
+                                ("--config", config)) if v is not None]
         if given:
             raise UserError(f"{given[0]} goes with --kernel-tree")
         return None
@@ -81,6 +82,6 @@ def tree_options(spec: KernelBuildSpec) -> list[str]:
     opts = ["--kernel-tree", str(spec.tree)]
     if spec.build_dir is not None:
         opts += ["--build-dir", str(spec.build_dir)]
-    if spec.config != "minimal":
+    if spec.config != DEFAULT_KERNEL_CONFIG:
         opts += ["--config", spec.config]
     return opts

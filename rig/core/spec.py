@@ -27,6 +27,7 @@ CONSUMERS = ("l2", "userspace")
 L1_VFIO = ("fixed", "unfixed")
 ACCELS = ("auto", "kvm", "tcg")
 KERNEL_CONFIGS = ("minimal", "defconfig")    # or a .config file
+DEFAULT_KERNEL_CONFIG = KERNEL_CONFIGS[0]
 
 # Bounds a person could mean. Past them a value is a typo (a duration in ms, a count with
 # an extra zero), and would keep a CI machine busy for days.
@@ -107,7 +108,7 @@ class KernelBuildSpec:
 
     tree: Path
     build_dir: Path | None = None
-    config: str = "minimal"
+    config: str = DEFAULT_KERNEL_CONFIG
     jobs: int | None = None             # None: one per core
 
     def validate(self) -> KernelBuildSpec:
