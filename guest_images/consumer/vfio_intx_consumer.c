@@ -1,13 +1,17 @@
 /*
- * intx-rig's userspace VFIO consumer (fast mode, no L2): owns the 16550 UART of a
- * pci-serial device through vfio-pci in L1 and services its INTx the way a VMM does:
- * wait on the trigger eventfd, read the data (which deasserts the line), then UNMASK.
+ * intx-rig's userspace VFIO consumer (fast mode, no L2): owns the device under test
+ * through vfio-pci in L1 and services its INTx the way a VMM does: wait on the trigger
+ * eventfd, read what deasserts the line, then UNMASK. Two devices, told apart by their
+ * IDs: the 16550 UART of pci-serial (1b36:0002; reading the data deasserts), and a
+ * modern-only virtio console (1af4:1043, MSI-X off; reading its ISR deasserts), whose
+ * receive queue lives in DMA memory mapped through the VFIO IOMMU (type1 or sPAPR TCE).
  *
  * Usage: vfio_intx_consumer <pci address> <iommu group>
  * Prints "READER dev=... tty=vfio irq=..." once, then one "R" line per byte read, which
  * is what the rig's drive loop counts (the same protocol as the reader in L2).
  */
 #define _GNU_SOURCE
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -18,12 +22,11 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-enum { UART_RBR = 0, UART_IER = 1, UART_IIR = 2, UART_LCR = 3, UART_MCR = 4, UART_LSR = 5 };
-
-static int dev;
-static off_t bar0;
+static int dev, container, iommu_type;
+static off_t config_space;
 
 static void die(const char *what)
 {
@@ -31,18 +34,27 @@ static void die(const char *what)
 	exit(2);
 }
 
-static uint8_t uart_read(int reg)
+static uint64_t io_read(off_t at, int size)
 {
-	uint8_t v;
-	if (pread(dev, &v, 1, bar0 + reg) != 1)
-		die("BAR0 read");
-	return v;
+	uint64_t v = 0;
+	if (pread(dev, &v, size, at) != size)
+		die("device read");
+	return size == 1 ? v : size == 2 ? le16toh(v) : size == 4 ? le32toh(v) : le64toh(v);
 }
 
-static void uart_write(int reg, uint8_t v)
+static void io_write(off_t at, int size, uint64_t v)
 {
-	if (pwrite(dev, &v, 1, bar0 + reg) != 1)
-		die("BAR0 write");
+	uint64_t le = size == 1 ? v : size == 2 ? htole16(v) : size == 4 ? htole32(v) : htole64(v);
+	if (pwrite(dev, &le, size, at) != size)
+		die("device write");
+}
+
+static off_t region(unsigned index, uint64_t min_size)
+{
+	struct vfio_region_info r = { .argsz = sizeof(r), .index = index };
+	if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &r) || r.size < min_size)
+		die("region info");
+	return r.offset;
 }
 
 static void set_irqs(uint32_t flags, int fd)
@@ -60,9 +72,9 @@ static void set_irqs(uint32_t flags, int fd)
 		die(flags & VFIO_IRQ_SET_ACTION_UNMASK ? "INTx unmask" : "INTx trigger eventfd");
 }
 
-static void set_iommu(int container)
+static void set_iommu(void)
 {
-	/* type1 on x86, the sPAPR TCE backend on pseries: whichever the kernel offers. */
+	/* type1 on x86, the sPAPR TCE backend on POWER: whichever the kernel offers. */
 	static const int types[] = { VFIO_TYPE1v2_IOMMU, VFIO_TYPE1_IOMMU,
 				     VFIO_SPAPR_TCE_v2_IOMMU, VFIO_SPAPR_TCE_IOMMU };
 	for (unsigned i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -70,26 +82,255 @@ static void set_iommu(int container)
 			continue;
 		if (ioctl(container, VFIO_SET_IOMMU, types[i]))
 			die("VFIO_SET_IOMMU");
-		if (types[i] == VFIO_SPAPR_TCE_IOMMU)
-			ioctl(container, VFIO_IOMMU_ENABLE); /* v1 needs it; no DMA is mapped */
+		iommu_type = types[i];
+		if (types[i] == VFIO_SPAPR_TCE_IOMMU && ioctl(container, VFIO_IOMMU_ENABLE))
+			die("VFIO_IOMMU_ENABLE"); /* v1 needs it before any DMA map */
 		return;
 	}
 	errno = ENODEV;
 	die("no VFIO IOMMU backend (load vfio_iommu_type1 or vfio_iommu_spapr_tce)");
 }
 
+/* Maps buf for the device's DMA; returns the address the device uses for it. */
+static uint64_t map_dma(void *buf, uint64_t size)
+{
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map), .vaddr = (uintptr_t)buf, .size = size,
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+	};
+	/* Not at 0: QEMU takes a ring at address 0 for a queue not set up. Inside the
+	 * sPAPR default window (2 GB from dma32_window_start), outside x86's reserved ranges. */
+	uint64_t offset = 1 << 24;
+	if (iommu_type == VFIO_SPAPR_TCE_IOMMU || iommu_type == VFIO_SPAPR_TCE_v2_IOMMU) {
+		struct vfio_iommu_spapr_tce_info info = { .argsz = sizeof(info) };
+		if (ioctl(container, VFIO_IOMMU_SPAPR_TCE_GET_INFO, &info))
+			die("VFIO_IOMMU_SPAPR_TCE_GET_INFO");
+		map.iova = info.dma32_window_start; /* v2 creates this default window on the first map */
+		if (info.dma32_window_size < offset + size) {
+			errno = ENOSPC;
+			die("sPAPR default DMA window too small");
+		}
+		if (iommu_type == VFIO_SPAPR_TCE_v2_IOMMU) {
+			struct vfio_iommu_spapr_register_memory reg = {
+				.argsz = sizeof(reg), .vaddr = (uintptr_t)buf, .size = size };
+			if (ioctl(container, VFIO_IOMMU_SPAPR_REGISTER_MEMORY, &reg))
+				die("VFIO_IOMMU_SPAPR_REGISTER_MEMORY");
+		}
+	}
+	map.iova += offset;
+	if (ioctl(container, VFIO_IOMMU_MAP_DMA, &map))
+		die("VFIO_IOMMU_MAP_DMA");
+	return map.iova;
+}
+
+/* -- pci-serial's 16550 UART, in BAR0 (I/O) ------------------------------------------ */
+enum { UART_RBR = 0, UART_IER = 1, UART_IIR = 2, UART_LCR = 3, UART_MCR = 4, UART_LSR = 5 };
+static off_t bar0;
+
+static void uart_start(void)
+{
+	bar0 = region(VFIO_PCI_BAR0_REGION_INDEX, 8);
+	/* 8N1, no FIFO (one interrupt per byte), OUT2 (gates the IRQ on PC UARTs). */
+	io_write(bar0 + UART_LCR, 1, 0x03);
+	io_write(bar0 + UART_IIR, 1, 0x00);
+	io_write(bar0 + UART_MCR, 1, 0x08);
+	while (io_read(bar0 + UART_LSR, 1) & 0x01)
+		io_read(bar0 + UART_RBR, 1);
+}
+
+static void uart_enable(void)
+{
+	io_write(bar0 + UART_IER, 1, 0x01); /* RX data interrupt */
+}
+
+static int uart_service(void)
+{
+	int n = 0;
+	io_read(bar0 + UART_IIR, 1);
+	while (io_read(bar0 + UART_LSR, 1) & 0x01) {
+		io_read(bar0 + UART_RBR, 1); /* reading the data deasserts the line */
+		n++;
+	}
+	return n;
+}
+
+/* -- a modern virtio console (virtio 1.x over PCI, no MSI-X) ------------------------- */
+enum { VIRTIO_CAP_COMMON = 1, VIRTIO_CAP_NOTIFY = 2, VIRTIO_CAP_ISR = 3 };
+/* Common configuration registers (virtio 1.x, 4.1.4.3). */
+enum { CC_DFSELECT = 0x00, CC_DF = 0x04, CC_GFSELECT = 0x08, CC_GF = 0x0c, CC_STATUS = 0x14,
+       CC_QSELECT = 0x16, CC_QSIZE = 0x18, CC_QENABLE = 0x1c, CC_QNOTIFYOFF = 0x1e,
+       CC_QDESC = 0x20, CC_QAVAIL = 0x28, CC_QUSED = 0x30 };
+enum { ST_ACK = 1, ST_DRIVER = 2, ST_DRIVER_OK = 4, ST_FEATURES_OK = 8 };
+/* Feature bits 32 and up: VERSION_1 (required of a modern device) and ACCESS_PLATFORM
+ * (its DMA goes through the IOMMU, which is what lets vfio pass it on). */
+#define FEATURES_HI (1u << 0 | 1u << 1)
+#define QSZ 16
+#define BUFSZ 64
+#define DESC_F_WRITE 2
+
+struct vq_desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
+struct vq_used_elem { uint32_t id, len; };
+struct vq_mem {                     /* one DMA-mapped block, its parts where virtio wants them */
+	struct vq_desc desc[QSZ];   /* 16-byte aligned */
+	struct { uint16_t flags, idx, ring[QSZ]; } avail __attribute__((aligned(4096)));
+	struct { uint16_t flags, idx; struct vq_used_elem ring[QSZ]; } used __attribute__((aligned(4096)));
+	uint8_t buf[QSZ][BUFSZ] __attribute__((aligned(4096)));
+};
+
+static struct vq_mem *vq;
+static uint64_t vq_iova;
+static off_t common, isr, notify;
+static uint16_t last_used, avail_idx;
+
+#define IOVA_OF(field) (vq_iova + ((uintptr_t)(field) - (uintptr_t)vq))
+
+static void virtio_find_caps(void)
+{
+	off_t bars[6];
+	uint32_t notify_mult = 0;
+	unsigned pos = io_read(config_space + 0x34, 1) & 0xfc;
+
+	for (int i = 0; i < 6; i++)
+		bars[i] = region(VFIO_PCI_BAR0_REGION_INDEX + i, 0);
+	for (int guard = 0; pos && guard < 48; guard++, pos = io_read(config_space + pos + 1, 1) & 0xfc) {
+		if (io_read(config_space + pos, 1) != 0x09) /* vendor-specific: virtio's */
+			continue;
+		unsigned type = io_read(config_space + pos + 3, 1), bar = io_read(config_space + pos + 4, 1);
+		off_t at = (bar < 6 ? bars[bar] : 0) + io_read(config_space + pos + 8, 4);
+		if (type == VIRTIO_CAP_COMMON)
+			common = at;
+		else if (type == VIRTIO_CAP_ISR)
+			isr = at;
+		else if (type == VIRTIO_CAP_NOTIFY) {
+			notify = at;
+			notify_mult = io_read(config_space + pos + 16, 4);
+		}
+	}
+	if (!common || !isr || !notify) {
+		errno = ENODEV;
+		die("virtio capabilities (common, ISR, notify) not all found");
+	}
+	io_write(common + CC_QSELECT, 2, 0);
+	notify += (off_t)io_read(common + CC_QNOTIFYOFF, 2) * notify_mult;
+}
+
+static void virtio_status(uint8_t bits)
+{
+	io_write(common + CC_STATUS, 1, io_read(common + CC_STATUS, 1) | bits);
+}
+
+static void virtio_start(void)
+{
+	virtio_find_caps();
+	io_write(common + CC_STATUS, 1, 0); /* reset */
+	for (int i = 0; io_read(common + CC_STATUS, 1) != 0; i++)
+		if (i > 1000000) {
+			errno = ETIMEDOUT;
+			die("virtio reset");
+		}
+	virtio_status(ST_ACK | ST_DRIVER);
+	io_write(common + CC_DFSELECT, 4, 1);
+	uint32_t hi = io_read(common + CC_DF, 4);
+	if (!(hi & 1)) {
+		errno = ENOTSUP;
+		die("not a modern virtio device (no VERSION_1)");
+	}
+	io_write(common + CC_GFSELECT, 4, 0);
+	io_write(common + CC_GF, 4, 0); /* no MULTIPORT: port 0, the console, and its queues */
+	io_write(common + CC_GFSELECT, 4, 1);
+	io_write(common + CC_GF, 4, hi & FEATURES_HI);
+	virtio_status(ST_FEATURES_OK);
+	if (!(io_read(common + CC_STATUS, 1) & ST_FEATURES_OK)) {
+		errno = ENOTSUP;
+		die("virtio device refused the features");
+	}
+
+	long page = sysconf(_SC_PAGESIZE);
+	size_t size = (sizeof(*vq) + page - 1) / page * page;
+	vq = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (vq == MAP_FAILED)
+		die("mmap");
+	memset(vq, 0, size);
+	vq_iova = map_dma(vq, size);
+	for (int i = 0; i < QSZ; i++) {
+		vq->desc[i].addr = htole64(IOVA_OF(vq->buf[i]));
+		vq->desc[i].len = htole32(BUFSZ);
+		vq->desc[i].flags = htole16(DESC_F_WRITE);
+		vq->avail.ring[i] = htole16(i);
+	}
+	io_write(common + CC_QSELECT, 2, 0); /* receiveq of port 0 */
+	if (io_read(common + CC_QSIZE, 2) < QSZ) {
+		errno = ENOSPC;
+		die("virtio receive queue too small");
+	}
+	io_write(common + CC_QSIZE, 2, QSZ);
+	io_write(common + CC_QDESC, 4, IOVA_OF(vq->desc));
+	io_write(common + CC_QDESC + 4, 4, IOVA_OF(vq->desc) >> 32);
+	io_write(common + CC_QAVAIL, 4, IOVA_OF(&vq->avail));
+	io_write(common + CC_QAVAIL + 4, 4, IOVA_OF(&vq->avail) >> 32);
+	io_write(common + CC_QUSED, 4, IOVA_OF(&vq->used));
+	io_write(common + CC_QUSED + 4, 4, IOVA_OF(&vq->used) >> 32);
+	io_write(common + CC_QENABLE, 2, 1);
+}
+
+static void virtio_enable(void)
+{
+	avail_idx = QSZ;
+	__atomic_store_n(&vq->avail.idx, htole16(avail_idx), __ATOMIC_RELEASE);
+	virtio_status(ST_DRIVER_OK); /* the device sends port 0's data from now on */
+	io_write(notify, 2, 0);
+}
+
+static int virtio_service(void)
+{
+	int n = 0;
+	io_read(isr, 1); /* reading the ISR deasserts the line */
+	while (last_used != le16toh(__atomic_load_n(&vq->used.idx, __ATOMIC_ACQUIRE))) {
+		struct vq_used_elem e = vq->used.ring[last_used++ % QSZ];
+		n += le32toh(e.len);
+		vq->avail.ring[avail_idx % QSZ] = htole16(le32toh(e.id));
+		__atomic_store_n(&vq->avail.idx, htole16(++avail_idx), __ATOMIC_RELEASE);
+	}
+	if (n)
+		io_write(notify, 2, 0); /* buffers given back */
+	return n;
+}
+
+struct driver {
+	const char *id;             /* vendor:device in config space, little-endian */
+	void (*start)(void);        /* before INTx is wired up */
+	void (*enable)(void);       /* the device may interrupt from here on */
+	int (*service)(void);       /* deassert, consume; bytes read */
+};
+
+static const struct driver drivers[] = {
+	{ "1b36:0002", uart_start, uart_enable, uart_service },
+	{ "1af4:1043", virtio_start, virtio_enable, virtio_service },
+};
+
+static const struct driver *driver_for_device(void)
+{
+	char id[16];
+	snprintf(id, sizeof(id), "%04x:%04x", (unsigned)io_read(config_space, 2),
+		 (unsigned)io_read(config_space + 2, 2));
+	for (unsigned i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+		if (!strcmp(drivers[i].id, id))
+			return &drivers[i];
+	fprintf(stderr, "vfio_intx_consumer: no driver for device %s\n", id);
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
 	char path[64];
 	struct vfio_group_status status = { .argsz = sizeof(status) };
-	struct vfio_region_info bar = { .argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX };
 	struct vfio_irq_info irq = { .argsz = sizeof(irq), .index = VFIO_PCI_INTX_IRQ_INDEX };
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s <pci address> <iommu group>\n", argv[0]);
 		return 2;
 	}
-	int container = open("/dev/vfio/vfio", O_RDWR);
+	container = open("/dev/vfio/vfio", O_RDWR);
 	if (container < 0)
 		die("/dev/vfio/vfio");
 	snprintf(path, sizeof(path), "/dev/vfio/%s", argv[2]);
@@ -102,28 +343,23 @@ int main(int argc, char **argv)
 	}
 	if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container))
 		die("VFIO_GROUP_SET_CONTAINER");
-	set_iommu(container);
+	set_iommu();
 	dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, argv[1]);
 	if (dev < 0)
 		die("VFIO_GROUP_GET_DEVICE_FD");
-	if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &bar) || bar.size < 8)
-		die("BAR0 region info");
-	bar0 = bar.offset;
+	config_space = region(VFIO_PCI_CONFIG_REGION_INDEX, 64);
 	if (ioctl(dev, VFIO_DEVICE_GET_IRQ_INFO, &irq) || irq.count != 1)
 		die("INTx info");
+	/* Memory space and bus mastering on (vfio-pci leaves the command register as it was). */
+	io_write(config_space + 4, 2, io_read(config_space + 4, 2) | 0x6);
 
-	/* 8N1, no FIFO (one interrupt per byte), OUT2 (gates the IRQ on PC UARTs), RX irq. */
-	uart_write(UART_LCR, 0x03);
-	uart_write(UART_IIR, 0x00);
-	uart_write(UART_MCR, 0x08);
-	while (uart_read(UART_LSR) & 0x01)
-		uart_read(UART_RBR);
-
+	const struct driver *drv = driver_for_device();
+	drv->start();
 	int efd = eventfd(0, 0);
 	if (efd < 0)
 		die("eventfd");
 	set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd);
-	uart_write(UART_IER, 0x01);
+	drv->enable();
 	printf("READER dev=%s tty=vfio irq=vfio-intx flags=0x%x\n", argv[1], irq.flags);
 	fflush(stdout);
 
@@ -135,12 +371,9 @@ int main(int argc, char **argv)
 			continue; /* no interrupt: keep waiting, as a VMM would */
 		if (read(efd, &n, sizeof(n)) != sizeof(n))
 			die("eventfd read");
-		uart_read(UART_IIR);
-		while (uart_read(UART_LSR) & 0x01) {
-			uart_read(UART_RBR); /* reading the data deasserts the line */
+		for (int bytes = drv->service(); bytes > 0; bytes--)
 			if (puts("R") == EOF || fflush(stdout))
 				return 0; /* the rig went away */
-		}
 		set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, -1);
 	}
 }
