@@ -18,7 +18,7 @@ from guest_images.cpio import CpioWriter
 from rig.core.cache import Cache, content_key, read_meta, sha256_file, tree_hash
 from rig.core.errors import UserError
 from rig.core.progress import Progress
-from rig.core.targets import COMMON_MODULES, TargetProfile
+from rig.core.targets import L2_MODULES, TargetProfile
 from rig.debian.apt import extract
 from rig.debian.packages import Lock, Resolver
 from rig.debian.rootfs import copy_into, elf_closure
@@ -196,8 +196,8 @@ class ImageBuilder:
         kver = kernel.release
         root = out / "root"
         programs = list(l1_programs(profile) if role == "l1" else L2_PROGRAMS)
-        boot_modules = list(profile.l1_modules if role == "l1" else COMMON_MODULES)
-        modules = list(profile.image_modules if role == "l1" else COMMON_MODULES)
+        boot_modules = list(profile.l1_modules if role == "l1" else L2_MODULES)
+        modules = list(profile.image_modules if role == "l1" else L2_MODULES)
         if role == "l1":
             programs += self._qemu_modules(staging, profile)
         for path in sorted(elf_closure(staging, programs, profile.triplet)):

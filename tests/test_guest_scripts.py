@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 from rig.chain.bind import bind_command
+from rig.chain.device import PCI_SERIAL_ID
 from rig.core.shell import guest_script
 from rig.core.targets import profile
 
@@ -28,17 +29,17 @@ def test_shellcheck_passes(script: Path):
 def test_arguments_are_quoted_positional_parameters():
     text = guest_script("rig.chain", "l2_reader.sh", "0x1b36", "it's")
     assert text.startswith("set -- 0x1b36 'it'\"'\"'s'\n# shellcheck shell=sh\n")
-    r = subprocess.run(["sh", "-c", guest_script("rig.chain", "l2_reader.sh", "", "") .split("\n", 1)[0]
-                        + '\necho "[$1][$2]"'], capture_output=True, text=True, timeout=10)
-    assert r.stdout == "[][]\n"
+    r = subprocess.run(["sh", "-c", guest_script("rig.chain", "l2_reader.sh", "", "", "") .split("\n", 1)[0]
+                        + '\necho "[$1][$2][$3]"'], capture_output=True, text=True, timeout=10)
+    assert r.stdout == "[][][]\n"
 
 
 def test_bind_gets_the_profiles_modules_and_nointxmask_only_when_needed():
     ppc = profile("ppc64")
-    line = bind_command(ppc, True, ppc.l2.kvm_modules[0]).split("\n", 1)[0]
+    line = bind_command(ppc, PCI_SERIAL_ID, True, ppc.l2.kvm_modules[0]).split("\n", 1)[0]
     assert line == "set -- 0x1b36 0x0002 nointxmask=1 vfio_iommu_spapr_tce kvm-hv"
     x86 = profile("x86_64")
     amd = next(m for m in x86.l2.kvm_modules if m.name == "kvm_amd")
-    line = bind_command(x86, False, amd).split("\n", 1)[0]
+    line = bind_command(x86, PCI_SERIAL_ID, False, amd).split("\n", 1)[0]
     assert line == "set -- 0x1b36 0x0002 '' vfio_iommu_type1 kvm_amd nested=1"
-    assert bind_command(x86, False, None).split("\n", 1)[0] == "set -- 0x1b36 0x0002 '' vfio_iommu_type1"
+    assert bind_command(x86, PCI_SERIAL_ID, False, None).split("\n", 1)[0] == "set -- 0x1b36 0x0002 '' vfio_iommu_type1"

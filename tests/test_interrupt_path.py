@@ -37,7 +37,7 @@ def test_log_lines_carry_wall_clock_times_and_skip_the_rest():
 
 def test_unfixed_xive_forwards_the_first_assertion_and_holds_the_next_with_p_set():
     lines, t0 = recorded("qemu-trace-xive-unfixed.log")
-    ev = IC_TRACES["xive"].path_events(lines, LISN, t0)
+    ev = IC_TRACES["spapr-xive"].path_events(lines, LISN, t0)
     assert kinds(ev) == ["assert", "notify", "deassert", "assert", "held"]
     held = ev[-1]
     assert held.lane == "l0_ic" and "PQ=10 (pending, no EOI yet)" in held.detail
@@ -46,15 +46,15 @@ def test_unfixed_xive_forwards_the_first_assertion_and_holds_the_next_with_p_set
 
 def test_fixed_xive_masks_and_unmasks_the_source_each_time():
     lines, t0 = recorded("qemu-trace-xive-fixed.log")
-    ev = IC_TRACES["xive"].path_events(lines, LISN, t0)
+    ev = IC_TRACES["spapr-xive"].path_events(lines, LISN, t0)
     assert kinds(ev) == ["assert", "notify", "mask", "deassert", "unmask", "assert", "notify"]
     assert all(e.t >= 0 for e in ev)
 
 
 def test_other_sources_are_left_out():
     lines, t0 = recorded("qemu-trace-xive-fixed.log")
-    assert IC_TRACES["xive"].path_events(lines, 0x1301, t0)[0].kind == "assert"
-    assert IC_TRACES["xive"].path_events(lines, 0x9999, t0) == []
+    assert IC_TRACES["spapr-xive"].path_events(lines, 0x1301, t0)[0].kind == "assert"
+    assert IC_TRACES["spapr-xive"].path_events(lines, 0x9999, t0) == []
 
 
 def test_xics_redelivers_on_eoi_while_the_line_is_high():
@@ -82,7 +82,7 @@ INFO_PIC_XIVE = """\
 
 
 def test_info_pic_line_of_the_source():
-    assert IC_TRACES["xive"].state(INFO_PIC_XIVE, LISN).split()[:3] == ["00001204", "LSI", "P-A"]
+    assert IC_TRACES["spapr-xive"].state(INFO_PIC_XIVE, LISN).split()[:3] == ["00001204", "LSI", "P-A"]
     xics = "ICS 1000..1fff\n  1203 LSI ff 00\n  1204 LSI 05 00\n"
     assert IC_TRACES["xics"].state(xics, LISN).strip() == "1204 LSI 05 00"
     ioapic = ("ioapic0: ver=0x20 id=0x00 sel=0x3e (redir[23])\n"

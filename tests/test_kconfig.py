@@ -9,7 +9,7 @@ from guest_images.build import kernel_package
 from guest_images.recipe import guest_packages, kbuild_host_packages
 from rig.core.cache import Cache
 from rig.core.progress import Progress
-from rig.core.targets import PROFILES
+from rig.core.targets import PROFILES, kernel_options
 from rig.debian.packages import Resolver
 from rig.host.profiles import host_profile
 from rig.kernel import kconfig
@@ -23,7 +23,7 @@ FRAGMENTS = {name: fragment(p) for name, p in PROFILES.items()}
 @pytest.mark.parametrize("arch", PROFILES)
 def test_fragment_covers_what_a_user_kernel_is_checked_for(arch):
     prof = PROFILES[arch]
-    for opt in (*prof.required_config, prof.kvm_config):
+    for opt in (*kernel_options(prof), prof.kvm_config):
         assert FRAGMENTS[arch].get(opt) == "y", f"{opt} missing from rig/kernel/config/{arch}.config"
 
 

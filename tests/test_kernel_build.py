@@ -11,7 +11,7 @@ from rig.commands.kernel import tree_options
 from rig.core.errors import UserError
 from rig.core.progress import Progress
 from rig.core.spec import DriveSpec, KernelBuildSpec, KernelUnderTestSpec, RunSpec
-from rig.core.targets import PROFILES
+from rig.core.targets import PROFILES, kernel_options
 from rig.host.needs import kernel_build_needs
 from rig.host.profiles import host_profile
 from rig.kernel import kconfig
@@ -31,7 +31,7 @@ def test_minimal_plan_is_allnoconfig_with_base_then_chain_fragments(arch):
     assert "# CONFIG_MODULES is not set" in p.base_text
     asked = kconfig.wanted(p)
     # the chain's needs and the trace's are all asked for, on top of the base
-    for opt in (*prof.required_config, prof.kvm_config, "CONFIG_KPROBE_EVENTS", "CONFIG_KALLSYMS"):
+    for opt in (*kernel_options(prof), prof.kvm_config, "CONFIG_KPROBE_EVENTS", "CONFIG_KALLSYMS"):
         assert asked.get(opt) == "y", opt
     assert "CONFIG_MODULES" not in asked        # `is not set` asks for nothing to be on
 
@@ -156,13 +156,13 @@ def test_every_cell_of_a_users_kernel_expects_pass(tmp_path):
     assert len(own) * 2 == len(matrix_cells.all_cells())
     k = tmp_path / "vmlinux"
     k.write_bytes(b"x")
-    cell = matrix_cells.all_cells(own={"ppc64": matrix_cells.OwnKernel(str(k))})[0]
+    cell = next(c for c in matrix_cells.all_cells(own={"ppc64": matrix_cells.OwnKernel(str(k))}) if c.arch == "ppc64")
     args = cell.run_args(DriveSpec(60, 5, 100))
     assert args[args.index("--kernel") + 1] == str(k) and "--l1-vfio" not in args and "--modules" not in args
 
 
 def test_the_matrix_shows_the_fix_state_beside_each_verdict():
-    cell = matrix_cells.Cell("ppc64", "xive", "own", "pci-serial", "userspace")
+    cell = matrix_cells.Cell("ppc64", "pseries", "xive", "own", "pci-serial", "userspace")
     runs = [RunOutcome("STALL", 30.0, "/r1", "stalled", explanation="XIVE: pending, no EOI", vfio_intx_fix=False)]
     r = summarize(cell, runs)
     assert r["vfio_intx_fix"] == [False] and r["agreement"] == 0.0
@@ -175,7 +175,7 @@ def broken_tree(tmp_path, failing_target: str):
     the chain needs; failing_target fails as a compile error would."""
     tree = fake_tree(tmp_path)
     prof = PROFILES["ppc64"]
-    (tree / "fake.config").write_text("".join(f"{o}=y\n" for o in prof.required_config))
+    (tree / "fake.config").write_text("".join(f"{o}=y\n" for o in kernel_options(prof)))
     (tree / "Makefile").write_text(
         "allnoconfig:\n\tmkdir -p $(O)/include/config && cp fake.config $(O)/.config\n"
         f"{failing_target}:\n\t@echo 'drivers/vfio/pci/vfio_pci_intrs.c:308:2: error: broken on purpose'; exit 2\n"

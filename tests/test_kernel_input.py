@@ -7,13 +7,13 @@ import subprocess
 import pytest
 
 from rig.core.errors import UserError
-from rig.core.targets import PPC64, X86_64
+from rig.core.targets import PPC64, X86_64, kernel_options
 from rig.kernel.under_test import from_deb, from_paths, ikconfig, parse_config
 
 pytestmark = pytest.mark.unit
 
 RELEASE = "6.18.0-rig"
-GOOD_X86 = "\n".join(f"{o}=y" for o in X86_64.required_config) + "\nCONFIG_VFIO_PCI=m\nCONFIG_KVM_AMD=m\n"
+GOOD_X86 = "\n".join(f"{o}=y" for o in kernel_options(X86_64)) + "\nCONFIG_VFIO_PCI=m\nCONFIG_KVM_AMD=m\n"
 
 
 def bzimage(release: str) -> bytes:

@@ -40,8 +40,8 @@ def test_a_pass_is_ok(tmp_path):
 
 
 def test_the_matrix_is_one_document_cells_with_their_repeats_as_subtests(tmp_path):
-    stall = Cell("ppc64", "xive", "unfixed", "pci-serial", "userspace")
-    ctrl = Cell("x86_64", "ioapic", "fixed", "legacy", "l2-kvm")
+    stall = Cell("ppc64", "pseries", "xive", "unfixed", "pci-serial", "userspace")
+    ctrl = Cell("x86_64", "q35", "ioapic", "fixed", "legacy", "l2-kvm")
     runs = {stall.id: [RunOutcome("STALL", 20, "/r/a1", "not serviced", 0, "stopped at L0's XIVE"),
                        RunOutcome("STALL", 21, "/r/a2", "not serviced")],
             ctrl.id: [RunOutcome("PASS", 30, "/r/b1", "100 serviced"),

@@ -40,11 +40,11 @@ def test_unavailable_and_slow_cells_are_left_out_and_said_why():
     cells = matrix.select(matrix.all_cells(), MatrixSpec())
     assert not any(c.device == "legacy" and c.arch == "ppc64" for c in cells)
     assert not any(c.consumer == "l2-tcg" for c in cells)
-    assert "docs/findings" in matrix.Cell("ppc64", "xive", "fixed", "legacy", "l2-kvm").unavailable()
+    assert "docs/findings" in matrix.Cell("ppc64", "pseries", "xive", "fixed", "legacy", "l2-kvm").unavailable()
 
 
 def test_summary_and_junit_report_disagreements(tmp_path):
-    cell = matrix.Cell("ppc64", "xive", "unfixed", "pci-serial", "userspace")
+    cell = matrix.Cell("ppc64", "pseries", "xive", "unfixed", "pci-serial", "userspace")
     runs = [summary.RunOutcome("STALL", 20.0, "/r1", "x"), summary.RunOutcome("PASS", 30.0, "/r2", "y")]
     res = summary.summarize(cell, runs)
     assert res["agreement"] == 0.5 and res["disagreements"][0]["out"] == "/r2"
@@ -56,17 +56,18 @@ def test_summary_and_junit_report_disagreements(tmp_path):
 
 
 def test_a_run_whose_l2_was_restarted_is_listed_even_when_it_agrees():
-    cell = matrix.Cell("x86_64", "ioapic", "fixed", "pci-serial", "l2-kvm")
+    cell = matrix.Cell("x86_64", "q35", "ioapic", "fixed", "pci-serial", "l2-kvm")
     runs = [summary.RunOutcome("PASS", 20.0, "/r1", "x"), summary.RunOutcome("PASS", 150.0, "/r2", "y", 1)]
     res = summary.summarize(cell, runs)
     assert res["agreement"] == 1 and [r["out"] for r in res["l2_restarted"]] == ["/r2"]
 
 
 def test_run_args_map_the_cell_onto_rig_run():
-    args = matrix.Cell("ppc64", "xics", "unfixed", "pci-serial", "l2-tcg").run_args(DriveSpec(60, 5, 100))
+    args = matrix.Cell("ppc64", "pseries", "xics", "unfixed", "pci-serial", "l2-tcg").run_args(DriveSpec(60, 5, 100))
     assert args[:2] == ["run", "--arch"] and "--ic" in args and "xics" in args
     assert args[args.index("--l2-accel") + 1] == "tcg"
-    assert "--ic" not in matrix.Cell("x86_64", "ioapic", "fixed", "legacy", "userspace").run_args(DriveSpec(60, 5, 100))
+    x86 = matrix.Cell("x86_64", "q35", "ioapic", "fixed", "legacy", "userspace").run_args(DriveSpec(60, 5, 100))
+    assert x86[x86.index("--machine") + 1] == "q35" and x86[x86.index("--ic") + 1] == "ioapic"
 
 
 def test_parallel_chains_fit_cores_and_memory(monkeypatch):

@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 
 from rig.core.errors import UserError
-from rig.core.targets import PPC64, PROFILES, X86_64, profile
+from rig.core.kinds import DeviceKind
+from rig.core.targets import MACHINES, POWERNV, PPC64, PROFILES, PSERIES, Q35, X86_64, machine, machines_of, profile
 from rig.guests.l1 import GuestConfig, kernel_cmdline, l1_qemu_args
 from rig.host.accel import Accel
 
@@ -21,28 +22,53 @@ def test_profiles_by_name():
         profile("arm64")
 
 
-def test_ppc64_is_pseries_xive_power9_with_nested_hv():
-    # POWER8/XICS can never show the bug; ic-mode=dual reboots early (DESIGN.md 4).
-    assert PPC64.l1_machine("tcg") == "pseries,ic-mode=xive,cap-nested-hv=on"
-    assert PPC64.l1_machine("tcg", "xics") == "pseries,ic-mode=xics,cap-nested-hv=on"
-    with pytest.raises(UserError, match="--ic ioapic does not apply to ppc64"):
-        PPC64.l1_machine("tcg", "ioapic")
-    assert PPC64.cpu == "POWER9" and PPC64.console == "hvc0"
+def test_ppc64_is_pseries_xive_power9_with_nested_hv_by_default():
+    # POWER8/XICS can never show the bug; ic-mode=dual reboots early (docs/facts.md).
+    assert machine("ppc64") is PSERIES
+    assert PSERIES.l1_machine("tcg") == "pseries,ic-mode=xive,cap-nested-hv=on"
+    assert PSERIES.l1_machine("tcg", "xics") == "pseries,ic-mode=xics,cap-nested-hv=on"
+    with pytest.raises(UserError, match="--ic ioapic does not apply to ppc64 pseries"):
+        PSERIES.l1_machine("tcg", "ioapic")
+    assert PSERIES.cpu == "POWER9" and PPC64.console == "hvc0"
     assert {"vfio_iommu_spapr_tce", "kvm-hv", "vfio-pci"} <= set(PPC64.image_modules)
 
 
 def test_x86_is_q35_with_intel_iommu():
-    assert X86_64.machine == "q35" and X86_64.cpu == "max"
-    assert any(d.startswith("intel-iommu") for d in X86_64.l1_devices)
+    assert machine("x86_64") is Q35 and Q35.machine == "q35" and Q35.cpu == "max"
+    assert any(d.startswith("intel-iommu") for d in Q35.l1_devices)
     assert "intel_iommu=on" in kernel_cmdline(X86_64)
     assert {"vfio_iommu_type1", "kvm_amd", "vfio-pci"} <= set(X86_64.image_modules)
 
 
-@pytest.mark.parametrize("prof", PROFILES.values(), ids=lambda p: p.name)
-def test_l1_command_line_comes_from_the_profile(prof):
-    args = l1_qemu_args(prof, FakeImage, Accel("tcg", "test"), 2222, GuestConfig())
-    assert args[args.index("-M") + 1] == prof.l1_machine("tcg")
-    assert args[args.index("-cpu") + 1] == prof.cpu
+def test_powernv_is_a_second_ppc64_machine_with_native_xive_under_tcg_only():
+    assert machines_of("ppc64") == (PSERIES, POWERNV)
+    assert machine("ppc64", "powernv") is POWERNV and POWERNV.tcg_only
+    assert POWERNV.interrupt_controllers == ("xive",) and POWERNV.trace_of("xive") == "pnv-xive"
+    assert POWERNV.devices == (DeviceKind.VIRTIO_SERIAL,)
+    assert "no I/O space" in POWERNV.device_problem("pci-serial")
+    assert "findings" in POWERNV.device_problem("legacy")
+    with pytest.raises(UserError, match="--machine powernv: x86_64 runs on q35"):
+        machine("x86_64", "powernv")
+    args = l1_qemu_args(PPC64, FakeImage, Accel("tcg", "test"), 1, GuestConfig(machine=POWERNV))
+    assert args[args.index("-M") + 1] == "powernv9" and "-cpu" not in args
+    # -nodefaults drops powernv9's PHBs: the NIC gets one back, on its root port
+    assert "pnv-phb,chip-id=0,index=0,id=pcie.0" in args
+    assert next(a for a in args if a.startswith("virtio-net-pci")).endswith(",bus=rignicport")
+
+
+def test_every_machine_runs_an_arch_the_rig_has():
+    for m in MACHINES.values():
+        assert m.arch in PROFILES and m.devices and m.interrupt_controllers
+        assert set(m.traces) == set(m.interrupt_controllers)
+        assert not set(m.unsupported_devices) & set(m.devices)
+
+
+@pytest.mark.parametrize("mach", MACHINES.values(), ids=lambda m: m.key)
+def test_l1_command_line_comes_from_the_profiles(mach):
+    prof = profile(mach.arch)
+    args = l1_qemu_args(prof, FakeImage, Accel("tcg", "test"), 2222, GuestConfig(machine=mach))
+    assert args[args.index("-M") + 1] == mach.l1_machine("tcg")
+    assert ("-cpu" in args) == bool(mach.cpu) and (not mach.cpu or args[args.index("-cpu") + 1] == mach.cpu)
     assert f"console={prof.console}" in args[args.index("-append") + 1]
     assert "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22" in args
 
@@ -53,7 +79,7 @@ def test_kvm_changes_cpu_and_machine_options_only_where_the_profile_says():
     assert x86[x86.index("-M") + 1] == "q35,kernel-irqchip=split"
     assert x86[x86.index("-cpu") + 1] == "host"
     ppc = l1_qemu_args(PPC64, FakeImage, kvm, 1, GuestConfig())
-    assert ppc[ppc.index("-M") + 1] == PPC64.l1_machine("kvm") == "pseries,ic-mode=xive,cap-nested-hv=on"
+    assert ppc[ppc.index("-M") + 1] == PSERIES.l1_machine("kvm") == "pseries,ic-mode=xive,cap-nested-hv=on"
 
 
 def test_a_kvm_host_that_does_not_nest_gets_no_nested_hv_cap():
@@ -67,6 +93,6 @@ def test_a_kvm_host_that_does_not_nest_gets_no_nested_hv_cap():
 
 
 def test_profiles_are_plain_data():
-    for prof in PROFILES.values():
+    for prof in (*PROFILES.values(), *MACHINES.values()):
         assert dataclasses.is_dataclass(prof)
         dataclasses.asdict(prof)  # serialisable: it is part of image keys

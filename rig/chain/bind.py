@@ -10,8 +10,6 @@ from rig.core.shell import guest_script
 from rig.core.targets import KvmModule, TargetProfile
 from rig.guests.ssh import GuestSSH
 
-PCI_SERIAL = ("0x1b36", "0x0002")   # pci-serial's IDs, which the legacy device model shares
-
 
 @dataclass(frozen=True)
 class Bound:
@@ -26,15 +24,17 @@ def parse_facts(line: str) -> dict[str, str]:
     return dict(f.split("=", 1) for f in line.split() if "=" in f)
 
 
-def bind_command(profile: TargetProfile, nointxmask: bool, kvm: KvmModule | None) -> str:
-    """bind.sh's command; `kvm` is the module L1's CPU can use for L2 (None: no KVM)."""
+def bind_command(profile: TargetProfile, pci_id: tuple[str, str], nointxmask: bool, kvm: KvmModule | None) -> str:
+    """bind.sh's command for the device with these IDs; `kvm` is the module L1's CPU can use
+    for L2 (None: no KVM)."""
     kvm_args = (kvm.name, *kvm.args) if kvm else ()
-    return guest_script("rig.chain", "bind.sh", *PCI_SERIAL, "nointxmask=1" if nointxmask else "",
+    return guest_script("rig.chain", "bind.sh", *pci_id, "nointxmask=1" if nointxmask else "",
                         profile.l2.iommu_module, *kvm_args)
 
 
-def bind_in_l1(ssh: GuestSSH, profile: TargetProfile, nointxmask: bool, kvm: KvmModule | None) -> Bound:
-    r = ssh.run(bind_command(profile, nointxmask, kvm), timeout=timeouts.BIND_S)
+def bind_in_l1(ssh: GuestSSH, profile: TargetProfile, pci_id: tuple[str, str], nointxmask: bool,
+               kvm: KvmModule | None) -> Bound:
+    r = ssh.run(bind_command(profile, pci_id, nointxmask, kvm), timeout=timeouts.BIND_S)
     if r.status != 0:
         raise InfraError(f"L1: binding the device to vfio-pci failed: {r.stderr.strip()[-300:]}")
     lines = r.stdout.strip().splitlines()

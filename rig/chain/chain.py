@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from rig.chain.bind import PCI_SERIAL, bind_in_l1
+from rig.chain.bind import bind_in_l1
 from rig.chain.device import Device
 from rig.chain.drive import Drive, DriveConfig
 from rig.chain.facts import ChainFacts
@@ -22,10 +22,10 @@ from rig.chain.tracer import PathTracer
 from rig.chain.verdict import Sample, Verdict
 from rig.core import timeouts
 from rig.core.errors import InfraError
+from rig.core.kinds import Consumer
 from rig.core.progress import Progress
 from rig.core.shell import guest_script
-from rig.core.spec import CONSUMERS
-from rig.core.targets import TargetProfile
+from rig.core.targets import MachineProfile, TargetProfile
 from rig.guests.l1 import L1Guest
 from rig.guests.l2 import L2Guest, boot_l2, l2_command
 from rig.guests.ssh import GuestSSH
@@ -39,9 +39,9 @@ CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every
 
 
 class Chain:
-    def __init__(self, profile: TargetProfile, l1: L1Guest, device: Device, out: Path, progress: Progress,
-                 l2_accel: str = "auto", consumer: str = "l2"):
-        assert consumer in CONSUMERS, consumer     # rig.core.spec validated it
+    def __init__(self, profile: TargetProfile, machine: MachineProfile, l1: L1Guest, device: Device, out: Path,
+                 progress: Progress, l2_accel: str = "auto", consumer: str = Consumer.L2):
+        consumer = Consumer(consumer)     # rig.core.spec validated it
         self.profile, self.l1, self.out, self.progress = profile, l1, out, progress
         self.device = device
         self.l2_accel_request = l2_accel
@@ -52,8 +52,8 @@ class Chain:
         self.reader: ConsumerReader | None = None
         self.samples: list[Sample] = []
         self.times: dict[str, float] = {}
-        ic = l1.config.ic or profile.interrupt_controllers[0]
-        self.tracer = PathTracer(l1, ic, device, out)
+        ic = l1.config.ic or machine.interrupt_controllers[0]
+        self.tracer = PathTracer(l1, machine.trace_of(ic), device, out)
         self.interrupt_path: InterruptPath | None = None
 
     # -- set-up ---------------------------------------------------------------------
@@ -66,7 +66,7 @@ class Chain:
         self.times["l1_ready_s"] = time.monotonic() - t0
         kvm = self._bind_in_l1()
         self.tracer.arm()
-        if self.consumer == "userspace":
+        if self.consumer == Consumer.USERSPACE:
             # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
             self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
                                "L1's userspace VFIO consumer")
@@ -75,7 +75,8 @@ class Chain:
         tcg = self.facts.l2_accel == "tcg"
         self._start_l2(boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
-        self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *PCI_SERIAL), "L2's reader")
+        self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
+                                                        self.profile.l2.console), "L2's reader")
 
     def _bind_in_l1(self) -> bool:
         """Bind, record what L1 says about the device; whether L1 has /dev/kvm."""
@@ -83,7 +84,7 @@ class Chain:
         ssh = self.l1.ssh
         kvm = kvm_module_for(self.profile.l2.kvm_modules, ssh.run("cat /proc/cpuinfo").stdout)
         self.facts.l1_kvm_module = str(kvm) if kvm else ""
-        bound = bind_in_l1(ssh, self.profile, self.nointxmask, kvm)
+        bound = bind_in_l1(ssh, self.profile, self.device.pci_id, self.nointxmask, kvm)
         f = self.facts
         f.l1_device, f.iommu_group = bound.device, bound.group
         f.l1_nointxmask, f.l1_disintx_writable = bound.nointxmask, bound.disintx_writable
@@ -135,7 +136,7 @@ class Chain:
     def tables(self) -> tuple[str, str]:
         """L1's /proc/interrupts, and L2's (empty without L2)."""
         l1_text = self.l1.ssh.run("cat /proc/interrupts", timeout=timeouts.SSH_QUICK_S).stdout
-        if self.consumer == "userspace":
+        if self.consumer == Consumer.USERSPACE:
             return l1_text, ""
         return l1_text, self.l2_ssh.run("cat /proc/interrupts", timeout=timeouts.SSH_QUICK_S).stdout
 
@@ -143,7 +144,7 @@ class Chain:
         """(L1's vfio-intx count, L2's count for the device or None without L2)."""
         l1_text, l2_text = self.tables()
         l1 = interrupts.find(interrupts.parse(l1_text), "vfio-intx")
-        if self.consumer == "userspace":
+        if self.consumer == Consumer.USERSPACE:
             return (l1.count if l1 else None, None)
         l2 = interrupts.find(interrupts.parse(l2_text), self.facts.consumer_irq)
         return (l1.count if l1 else None, l2.count if l2 else None)

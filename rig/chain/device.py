@@ -1,7 +1,10 @@
-"""The device under test as L0 sees it, one class per kind: its QEMU arguments, how the
-rig feeds it interrupts, and (for the legacy device) its own counters.
+"""The device under test as L0 sees it, one class per kind: its QEMU arguments, its PCI
+IDs, how the rig feeds it interrupts, and (for the legacy device) its own counters.
 
-pci-serial: QEMU's stock UART; "legacy" is faked in L1 with vfio-pci nointxmask=1.
+pci-serial: QEMU's stock UART (one I/O BAR); "legacy" is faked in L1 with vfio-pci
+nointxmask=1. virtio-serial: a modern-only virtio console with MSI-X off (one MMIO BAR,
+INTx cleared by reading its ISR), for machines without I/O space; faked the same way.
+Both take each byte the rig writes to their socket as one receive interrupt.
 legacy: device_models' PCI 2.2 UART served over vfio-user by a process the rig owns;
 vfio-pci takes its non-2.3 path by itself.
 """
@@ -19,20 +22,24 @@ from typing import Any, Protocol, TextIO
 from device_models.control import ControlClient
 from rig.core import timeouts
 from rig.core.errors import InfraError, UserError
-from rig.core.spec import DEVICES
-from rig.core.targets import TargetProfile
+from rig.core.kinds import DeviceKind
+from rig.core.targets import MachineProfile
 from rig.host.children import die_with_parent
 from rig.host.qemu import QemuBinary
 from rig.host.rundir import RunDir
-from rig.trace.l0_ic import VFIO_USER_EVENTS
+from rig.trace.l0_ic import VFIO_USER_EVENTS, VIRTIO_CONSOLE_EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+PCI_SERIAL_ID = ("0x1b36", "0x0002")
 
 
 class Device(Protocol):
     """What the chain needs of a device under test."""
 
     name: str
+    pci_id: tuple[str, str]                # how L1 and L2 find it in sysfs
     needs_nointxmask: bool                 # vfio-pci must be told to take its non-2.3 path
     l0_trace_events: tuple[str, ...]       # L0 QEMU trace events of its INTx line, if its own
 
@@ -43,23 +50,33 @@ class Device(Protocol):
     def close(self) -> None: ...
 
 
-class PciSerial:
-    name = "pci-serial"
-    needs_nointxmask = True   # it can mask INTx: force vfio's non-2.3 path
+class SocketDevice:
+    """A QEMU device whose receive side is a chardev on a UNIX socket the rig listens on:
+    each byte the rig writes is one RX interrupt for whoever drives the device."""
+
+    name: str = ""
+    pci_id: tuple[str, str] = ("", "")      # vendor, device as sysfs shows them
+    needs_nointxmask = True   # QEMU's devices can mask INTx: force vfio's non-2.3 path
     l0_trace_events: tuple[str, ...] = ()   # QEMU's own device: its line is the IC's input
 
-    def __init__(self, profile: TargetProfile, run_dir: RunDir):
+    def __init__(self, machine: MachineProfile, run_dir: RunDir):
         self.sock_path = run_dir / "dev0.sock"
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.sock_path))
         self.listener.listen(1)
-        self.profile = profile
+        self.machine = machine
         self.conn: socket.socket | None = None
 
+    @property
+    def bus(self) -> str:
+        return f",bus={self.machine.device_bus}" if self.machine.device_bus else ""
+
+    def device_args(self) -> list[str]:
+        raise NotImplementedError
+
     def qemu_args(self) -> list[str]:
-        bus = f",bus={self.profile.device_bus}" if self.profile.device_bus else ""
-        return [*self.profile.device_bus_args, "-chardev", f"socket,id=dev0,path={self.sock_path}",
-                "-device", f"pci-serial,chardev=dev0,id=legacy0{bus}"]
+        return [*self.machine.device_bus_args, "-chardev", f"socket,id=dev0,path={self.sock_path}",
+                *self.device_args()]
 
     def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:
         """After QEMU started: accept its chardev connection."""
@@ -67,11 +84,11 @@ class PciSerial:
         try:
             self.conn, _ = self.listener.accept()
         except TimeoutError:
-            raise InfraError("L0 QEMU did not connect the pci-serial chardev") from None
+            raise InfraError(f"L0 QEMU did not connect the {self.name} chardev") from None
 
     def push(self) -> None:
         if self.conn is None:
-            raise InfraError("pci-serial: L0 QEMU has not connected its chardev")
+            raise InfraError(f"{self.name}: L0 QEMU has not connected its chardev")
         self.conn.sendall(b"a")
 
     def counters(self) -> dict[str, Any] | None:
@@ -83,18 +100,43 @@ class PciSerial:
                 s.close()
 
 
+class PciSerial(SocketDevice):
+    name = DeviceKind.PCI_SERIAL
+    pci_id = PCI_SERIAL_ID
+
+    def device_args(self) -> list[str]:
+        return ["-device", f"pci-serial,chardev=dev0,id=legacy0{self.bus}"]
+
+
+class VirtioSerial(SocketDevice):
+    """Port 0 (a console, nr=0) of a virtio-serial device: L2's virtio_console driver and
+    L1's userspace consumer both read it without the multiport protocol. vectors=0: no
+    MSI-X, so INTx; disable-legacy: MMIO BARs only; iommu_platform: its DMA goes through
+    the IOMMU, without which a device passed on to L2 would write to the wrong pages."""
+
+    name = DeviceKind.VIRTIO_SERIAL
+    pci_id = ("0x1af4", "0x1043")
+    l0_trace_events = VIRTIO_CONSOLE_EVENTS
+
+    def device_args(self) -> list[str]:
+        return ["-device", f"virtio-serial-pci,vectors=0,disable-legacy=on,iommu_platform=on,"
+                           f"id=legacy0{self.bus}",
+                "-device", "virtconsole,chardev=dev0,bus=legacy0.0,nr=0"]
+
+
 class LegacyDevice:
     """device_models.serve as a child process (dies with the rig), over vfio-user."""
 
-    name = "legacy"
+    name: str = DeviceKind.LEGACY
+    pci_id = PCI_SERIAL_ID      # the model borrows pci-serial's IDs: 8250_pci drives it in L2
     needs_nointxmask = False
     l0_trace_events: tuple[str, ...] = VFIO_USER_EVENTS   # its INTx arrives at L0 QEMU over vfio-user
 
-    def __init__(self, profile: TargetProfile, run_dir: RunDir, pci_2_3: bool = False,
+    def __init__(self, machine: MachineProfile, run_dir: RunDir, pci_2_3: bool = False,
                  log_path: Path | None = None):
-        self.profile = profile
+        self.machine = machine
         self.pci_2_3 = pci_2_3
-        self.name = "legacy-2.3" if pci_2_3 else "legacy"
+        self.name = DeviceKind.LEGACY_2_3 if pci_2_3 else DeviceKind.LEGACY
         self.sock_path = run_dir / "vfu.sock"
         self.ctl_path = run_dir / "vfu-ctl.sock"
         cmd = [sys.executable, "-m", "device_models.serve", "--socket", str(self.sock_path),
@@ -119,9 +161,9 @@ class LegacyDevice:
     def qemu_args(self) -> list[str]:
         dev = {"driver": "vfio-user-pci", "id": "legacy0",
                "socket": {"path": str(self.sock_path), "type": "unix"}}
-        if self.profile.device_bus:
-            dev["bus"] = self.profile.device_bus
-        return [*self.profile.device_bus_args, "-device", json.dumps(dev, separators=(",", ":"))]
+        if self.machine.device_bus:
+            dev["bus"] = self.machine.device_bus
+        return [*self.machine.device_bus_args, "-device", json.dumps(dev, separators=(",", ":"))]
 
     def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:
         pass  # QEMU connected before it finished starting (it negotiates at realize)
@@ -147,13 +189,16 @@ class LegacyDevice:
             self._log.close()
 
 
-def make_device(kind: str, profile: TargetProfile, qemu: QemuBinary, run_dir: RunDir, log_dir: Path) -> Device:
-    if kind == "pci-serial":
-        return PciSerial(profile, run_dir)
-    if kind in ("legacy", "legacy-2.3"):
+def make_device(kind: str, machine: MachineProfile, qemu: QemuBinary, run_dir: RunDir, log_dir: Path) -> Device:
+    kind = DeviceKind(kind)     # rig.core.spec validated it
+    if kind in (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3):
         if not qemu.has_device("vfio-user-pci"):
             raise UserError(f"--device {kind} needs -device vfio-user-pci (QEMU >= 10.1); "
                             f"{qemu.describe()} lacks it: use --device pci-serial")
-        return LegacyDevice(profile, run_dir, pci_2_3=kind == "legacy-2.3",
+        return LegacyDevice(machine, run_dir, pci_2_3=kind == DeviceKind.LEGACY_2_3,
                             log_path=log_dir / "legacy-device.log")
-    raise UserError(f"--device {kind}: use one of {', '.join(DEVICES)}")
+    return SOCKET_DEVICES[kind](machine, run_dir)
+
+
+SOCKET_DEVICES: dict[DeviceKind, type[SocketDevice]] = {
+    DeviceKind.PCI_SERIAL: PciSerial, DeviceKind.VIRTIO_SERIAL: VirtioSerial}

@@ -15,7 +15,7 @@ import subprocess
 
 from rig.core import timeouts
 from rig.core.cache import Cache
-from rig.core.targets import TargetProfile
+from rig.core.targets import MachineProfile
 from rig.host.children import die_with_parent
 from rig.host.qemu import QemuBinary
 from rig.host.rundir import RunDir
@@ -29,28 +29,28 @@ def qemu_identity(qemu: QemuBinary) -> str:
     return hashlib.sha256(f"{qemu.path}:{st.st_size}:{st.st_mtime_ns}:{qemu.version_text}".encode()).hexdigest()[:16]
 
 
-def vfio_user_usable(prof: TargetProfile, qemu: QemuBinary, cache: Cache) -> tuple[bool, str]:
+def vfio_user_usable(mach: MachineProfile, qemu: QemuBinary, cache: Cache) -> tuple[bool, str]:
     if not qemu.has_device("vfio-user-pci"):
         return False, f"{qemu.describe()} has no vfio-user-pci (QEMU >= 10.1 has it)"
-    key = ("probes", f"vfio-user-{prof.name}-{qemu_identity(qemu)}.json")
+    key = ("probes", f"vfio-user-{mach.arch}-{qemu_identity(qemu)}.json")
     found = cache.read_json(*key)
     if found is None:
-        ok, why = probe(prof, qemu)
+        ok, why = probe(mach, qemu)
         found = {"ok": ok, "why": why}
         cache.write_json(found, *key)
     return found["ok"], found["why"]
 
 
-def probe(prof: TargetProfile, qemu: QemuBinary, timeout: float = timeouts.VFIO_USER_PROBE_S) -> tuple[bool, str]:
+def probe(mach: MachineProfile, qemu: QemuBinary, timeout: float = timeouts.VFIO_USER_PROBE_S) -> tuple[bool, str]:
     """Create the machine with the device (creation resets it), reset it once more over the
     human monitor on stdin, and see whether QEMU is still there to say its status twice."""
     from rig.chain.device import LegacyDevice
     with RunDir("probe") as run_dir:
-        device = LegacyDevice(prof, run_dir)
+        device = LegacyDevice(mach, run_dir)
         try:
-            argv = qemu.argv("-M", prof.l1_machine("tcg"), "-accel", "tcg", "-cpu", prof.cpu,
+            argv = qemu.argv("-M", mach.l1_machine("tcg"), "-accel", "tcg", *(("-cpu", mach.cpu) if mach.cpu else ()),
                              "-m", "512", "-S", "-nodefaults", "-display", "none", "-monitor", "stdio",
-                             *[a for d in prof.l1_devices for a in ("-device", d)], *device.qemu_args())
+                             *[a for d in mach.l1_devices for a in ("-device", d)], *device.qemu_args())
             try:
                 r = subprocess.run(argv, input="info status\nsystem_reset\ninfo status\nquit\n",
                                    capture_output=True, text=True, timeout=timeout,
@@ -64,7 +64,7 @@ def probe(prof: TargetProfile, qemu: QemuBinary, timeout: float = timeouts.VFIO_
     lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip()]
     cast = next((ln for ln in lines if LEGACY_CAST in ln), None)
     if cast:
-        return False, (f"QEMU aborts at {prof.machine.split(',')[0]} machine reset with a vfio-user "
+        return False, (f"QEMU aborts at {mach.name} machine reset with a vfio-user "
                        f"device ({cast.split(': ', 1)[-1]}); see {FINDING}")
     return False, (f"QEMU did not survive a reset with the vfio-user device (exit {r.returncode}): "
                    f"{' | '.join(lines[-2:])}")

@@ -16,8 +16,9 @@ from rig.chain.facts import KernelInputFacts, L0Facts, L1Facts, RunFacts
 from rig.chain.session import Session
 from rig.core import timeouts
 from rig.core.errors import UserError
+from rig.core.kinds import DeviceKind
 from rig.core.spec import RunSpec
-from rig.core.targets import TargetProfile
+from rig.core.targets import MachineProfile
 from rig.guests.l1 import GuestConfig, L1Guest
 from rig.host.accel import choose_accel
 from rig.host.qemu import MINIMUM_VERSION, QemuBinary
@@ -40,18 +41,24 @@ def l1_image(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, facts: R
                                                     "version_string": kernel.version_string}))
 
 
-def choose_device(requested: str | None, prof: TargetProfile, qemu: QemuBinary, s: Session) -> tuple[str, str]:
-    """The legacy (vfio-user) device where this QEMU and arch can run it, else pci-serial."""
-    if requested == "pci-serial":
+def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary, s: Session) -> tuple[str, str]:
+    """The requested device, or the machine's first that this QEMU can run here: a
+    vfio-user device only where the probe says this QEMU survives it on this machine."""
+    if requested and requested not in (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3):
         return requested, "requested"
-    ok, why = vfio_user_usable(prof, qemu, s.cache)
     if requested:
+        ok, why = vfio_user_usable(mach, qemu, s.cache)
         if not ok:
-            raise UserError(f"--device {requested} --arch {prof.name} is unsupported by this QEMU: {why}")
+            raise UserError(f"--device {requested} --arch {mach.arch} --machine {mach.name} is unsupported "
+                            f"by this QEMU: {why}")
         return requested, "requested"
+    first, *others = mach.devices
+    if first != DeviceKind.LEGACY:
+        return first, f"default on {mach.name}"
+    ok, why = vfio_user_usable(mach, qemu, s.cache)
     if ok:
-        return "legacy", "default: a true PCI 2.2 device over vfio-user"
-    return "pci-serial", f"default; the legacy device is not usable here: {why}"
+        return first, "default: a true PCI 2.2 device over vfio-user"
+    return others[0], f"default; the legacy device is not usable here: {why}"
 
 
 def describe_fix(fix: bool | None, where: str) -> str:
@@ -65,16 +72,16 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
                   kernel: KernelUnderTest | None = None) -> Iterator[Chain]:
     """L0 -> L1 -> L2 up, the device bound and read by the consumer; torn down on exit
     however it ends. `facts` is filled in as things become known."""
-    prof, ic = spec.profile, spec.interrupt_controller
+    prof, mach, ic = spec.profile, spec.machine_profile, spec.interrupt_controller
     qemu = s.qemu(prof)
     qemu.require(MINIMUM_VERSION, f"running {prof.name}")
-    accel = choose_accel(prof, qemu, "auto")
+    accel = choose_accel(prof, qemu, "auto", mach)
     image = l1_image(s, spec, kernel, facts)
     fix = image.meta["vfio_intx_fix"]
     fix_from = image.meta.get("vfio_intx_fix_from") or "vfio-pci-core.ko"
     s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; "
                     f"{describe_fix(fix, f'L1 {fix_from}')}")
-    kind, why = choose_device(spec.device, prof, qemu, s)
+    kind, why = choose_device(spec.device, mach, qemu, s)
     s.progress.step(f"device: {kind} ({why})")
     facts.device, facts.device_reason = kind, why
     facts.l0 = L0Facts(qemu.describe(), accel.name, accel.reason, accel.plan.l2_why if accel.plan else "")
@@ -84,14 +91,14 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
                        "the kernel under test's" if kernel else spec.l1_vfio,
                        image.meta["vfio_rebuilt"], fix)
     with RunDir("run") as run_dir:
-        device = make_device(kind, prof, qemu, run_dir, out)
+        device = make_device(kind, mach, qemu, run_dir, out)
         try:
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
-            config = GuestConfig(ic=ic, extra_args=device.qemu_args(), smp=spec.l1_smp,
+            config = GuestConfig(ic=ic, machine=mach, extra_args=device.qemu_args(), smp=spec.l1_smp,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
             with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
                 facts.l0.command = l1.machine.command_line()
-                chain = Chain(prof, l1, device, out, s.progress, l2_accel=spec.l2_accel,
+                chain = Chain(prof, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
                               consumer=spec.consumer)
                 try:
                     chain.start(boot_timeout=spec.boot_timeout, l2_hang_s=spec.l2_hang_s)

@@ -22,13 +22,13 @@ from rig.trace import proc_interrupts as interrupts
 
 if TYPE_CHECKING:    # rig.chain.device imports the trace events from rig.trace
     from rig.chain.device import Device
-from rig.trace.l0_ic import IC_TRACES, parse_log, vfio_user_path_events
+from rig.trace.l0_ic import IC_TRACES, device_path_events, parse_log
 from rig.trace.path import InterruptPath, PathEvent, TraceClock, explain, lane_summary, stopped_layer, trimmed
 
 
 class PathTracer:
-    def __init__(self, l1: L1Guest, ic: str, device: Device, out: Path):
-        self.l1, self.ic, self.device, self.out = l1, IC_TRACES[ic], device, out
+    def __init__(self, l1: L1Guest, trace_family: str, device: Device, out: Path):
+        self.l1, self.ic, self.device, self.out = l1, IC_TRACES[trace_family], device, out
         self.l0_events = (*self.ic.events, *device.l0_trace_events)
         self.notes: list[str] = []
         self.source: int | None = None     # L0's number for the line (LISN, IO-APIC pin)
@@ -156,7 +156,7 @@ class PathTracer:
             self.notes.append(f"L0 QEMU log unreadable: {e}")
             return []
         lines = parse_log(text, self.armed_wall)
-        return self.ic.path_events(lines, self.source, self.t0_wall) + vfio_user_path_events(lines, self.t0_wall)
+        return self.ic.path_events(lines, self.source, self.t0_wall) + device_path_events(lines, self.t0_wall)
 
     def _l1_path(self) -> list[PathEvent]:
         if self.marker_t is None or self.l1_irq is None:

@@ -15,6 +15,7 @@ from rig.core.spec import ACCELS, BootSpec
 def add_parser(sub: Subparsers) -> None:
     bo = sub.add_parser("boot", help="boot L1, run a command over SSH, power off")
     bo.add_argument("--arch", required=True, help="x86_64 or ppc64")
+    bo.add_argument("--machine", help="L1's machine: q35 (x86_64); pseries (default) or powernv (ppc64)")
     bo.add_argument("--accel", default="auto", choices=ACCELS,
                     help="L1 accelerator (auto: KVM only where /dev/kvm runs a guest)")
     bo.add_argument("--qemu", help="use this qemu-system-* binary for L0")
@@ -27,11 +28,12 @@ def add_parser(sub: Subparsers) -> None:
 
 def spec_of(args: argparse.Namespace) -> BootSpec:
     from rig.commands.preflight import check_kernel_file, check_qemu
-    spec = BootSpec(arch=args.arch, accel=args.accel, kernel=optional_path(args.kernel), command=args.command,
-                    timeout=args.timeout, qemu=optional_path(args.qemu), out=optional_path(args.out)).validate()
+    spec = BootSpec(arch=args.arch, machine=args.machine, accel=args.accel, kernel=optional_path(args.kernel),
+                    command=args.command, timeout=args.timeout, qemu=optional_path(args.qemu),
+                    out=optional_path(args.out)).validate()
     prof = spec.profile
     if spec.qemu:
-        check_qemu(str(spec.qemu), prof)
+        check_qemu(str(spec.qemu), prof, spec.machine_profile)
     if spec.kernel:
         check_kernel_file(str(spec.kernel), prof)
     return spec
@@ -47,7 +49,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
     s = session(args, qemu=spec.qemu)
     qemu = s.qemu(prof)
     qemu.require(MINIMUM_VERSION, f"booting {prof.name}")
-    accel = choose_accel(prof, qemu, spec.accel)
+    mach = spec.machine_profile
+    accel = choose_accel(prof, qemu, spec.accel, mach)
     print(f"L0 QEMU: {qemu.describe()}")
     print(f"L1 accelerator: {accel}")
     with s.builder() as b:
@@ -58,7 +61,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         out = spec.out or run_dir / "logs"
         out.mkdir(parents=True, exist_ok=True)
         with LogFile(out), L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress,
-                                   GuestConfig(kernel=spec.kernel)) as guest:
+                                   GuestConfig(kernel=spec.kernel, machine=mach)) as guest:
             try:
                 times = guest.boot(timeout=spec.timeout)
                 result = guest.ssh.run(spec.command, timeout=timeouts.USER_COMMAND_S)
@@ -69,7 +72,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
             if result.stderr:
                 print(result.stderr, end="")
             how = guest.shutdown()
-        summary = {"arch": prof.name, "accel": accel.name, "qemu": qemu.describe(),
+        summary = {"arch": prof.name, "machine": mach.name, "accel": accel.name, "qemu": qemu.describe(),
                    "kernel": guest.kernel_release, "console_ready_s": round(times.console_ready, 2),
                    "ssh_ready_s": round(times.ssh_ready, 2), "command_status": result.status,
                    "shutdown": how}

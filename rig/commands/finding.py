@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rig.commands.common import Subparsers, arches, session
 from rig.commands.setup import check_arch
 from rig.core.spec import writable_dir
-from rig.core.targets import TargetProfile
+from rig.core.targets import TargetProfile, machine
 
 if TYPE_CHECKING:     # loaded when the command runs: bad input is answered at once
     from rig.chain.session import Session
@@ -50,7 +50,7 @@ def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) 
         # Without `out` the logs go with the run directory (nothing left in /tmp, even if killed).
         logs = Path(out) if out else run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        device = PciSerial(prof, run_dir)
+        device = PciSerial(machine(prof.name), run_dir)
         try:
             def trace_on(machine: QemuMachine) -> None:
                 machine.cmd("trace-event-set-state", name="pci_cfg_write", enable=True)

@@ -8,20 +8,20 @@ import subprocess
 
 from rig.core import timeouts
 from rig.core.errors import UserError
-from rig.core.targets import TargetProfile
+from rig.core.targets import MachineProfile, TargetProfile
 from rig.host.qemu import MINIMUM_VERSION, explicit_qemu
 from rig.kernel.image_file import check_kernel
 
 
-def check_qemu(path: str, prof: TargetProfile) -> None:
-    """--qemu is a QEMU, new enough, that emulates the arch's L1 machine."""
+def check_qemu(path: str, prof: TargetProfile, mach: MachineProfile) -> None:
+    """--qemu is a QEMU, new enough, that emulates the L1 machine."""
     q = explicit_qemu(path)
     try:
         q.require(MINIMUM_VERSION, "the rig")
         machines = q.run("-machine", "help", timeout=timeouts.QEMU_QUERY_S)
     except (OSError, subprocess.SubprocessError) as e:
         raise UserError(f"--qemu {path}: does not run as QEMU ({e})") from e
-    machine = prof.machine.split(",")[0]
+    machine = mach.machine.split(",")[0]
     if not any(line.split()[:1] == [machine] for line in machines.splitlines()):
         raise UserError(f"--qemu {path}: has no {machine} machine, so it cannot run {prof.name} guests; "
                         f"give a {prof.qemu_system}")

@@ -21,14 +21,18 @@ def add_parser(sub: Subparsers) -> None:
     ru = sub.add_parser("run", help="the nested chain: drive interrupts, give a verdict "
                                     "(exit 0 PASS, 1 STALL, 125 ERROR)")
     ru.add_argument("--arch", required=True, help="x86_64 or ppc64")
-    ru.add_argument("--ic", help="L0 interrupt controller: xive (default) or xics on ppc64")
+    ru.add_argument("--machine", help="L1's machine: q35 (x86_64); pseries (default) or powernv, "
+                                      "bare metal with native XIVE (ppc64)")
+    ru.add_argument("--ic", help="L0 interrupt controller: xive (default) or xics on pseries")
     ru.add_argument("--duration", type=float, default=timeouts.DURATION_S, help="seconds of driving at most")
     ru.add_argument("--stall-window", type=float, default=timeouts.STALL_WINDOW_S,
                     help="STALL when pending work and no count moved for this long (s)")
     ru.add_argument("--device", choices=DEVICES,
                     help="the device under test: QEMU's pci-serial (INTx-maskable; vfio-pci "
-                         "nointxmask=1 fakes legacy), the PCI 2.2 UART over vfio-user (legacy), "
-                         "or its PCI 2.3 twin; default: legacy where usable")
+                         "nointxmask=1 fakes legacy), a virtio console with MSI-X off (virtio-serial, "
+                         "faked the same way; MMIO only), the PCI 2.2 UART over vfio-user (legacy), "
+                         "or its PCI 2.3 twin; default: legacy on x86_64 where usable, pci-serial on "
+                         "pseries, virtio-serial on powernv")
     ru.add_argument("--pass-after", type=int, default=0, metavar="N",
                     help="PASS as soon as N interrupts were serviced and a stall window went by "
                          "(default 0: drive for the whole --duration)")
@@ -54,15 +58,15 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
     """The run as the command line gives it, validated (rig.core.spec), then checked
     against the host (rig.commands.preflight)."""
     spec = RunSpec(
-        arch=args.arch, ic=args.ic, device=args.device, consumer=args.consumer, l1_vfio=args.l1_vfio,
-        l2_accel=args.l2_accel, l1_smp=args.l1_smp, boot_timeout=args.boot_timeout,
+        arch=args.arch, machine=args.machine, ic=args.ic, device=args.device, consumer=args.consumer,
+        l1_vfio=args.l1_vfio, l2_accel=args.l2_accel, l1_smp=args.l1_smp, boot_timeout=args.boot_timeout,
         drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
         kernel=KernelUnderTestSpec(optional_path(args.kernel), optional_path(args.modules),
                                    optional_path(args.kernel_deb), build_spec_of(args)),
         qemu=optional_path(args.qemu), out=optional_path(args.out)).validate()
     if spec.qemu:
         from rig.commands.preflight import check_qemu
-        check_qemu(str(spec.qemu), spec.profile)
+        check_qemu(str(spec.qemu), spec.profile, spec.machine_profile)
     return spec
 
 

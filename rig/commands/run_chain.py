@@ -41,9 +41,10 @@ def user_kernel(spec: RunSpec, unpack: Path, s: Session) -> KernelUnderTest | No
         return replace(kut, source=f"--kernel-tree {built.tree} ({built.config} configuration, "
                                    f"built in {built.build_dir})")
     if k.deb:
-        return under_test.from_deb(str(k.deb), spec.profile, unpack)
+        return under_test.from_deb(str(k.deb), spec.profile, unpack, spec.machine_profile)
     if k.kernel:
-        return under_test.from_paths(str(k.kernel), str(k.modules) if k.modules else None, spec.profile)
+        return under_test.from_paths(str(k.kernel), str(k.modules) if k.modules else None, spec.profile,
+                                     spec.machine_profile)
     return None
 
 

@@ -15,17 +15,18 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.core import timeouts
 from rig.core.errors import UserError
-from rig.core.targets import PROFILES, TargetProfile, profile
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, spellings
+from rig.core.targets import PROFILES, MachineProfile, TargetProfile, machine, machines_of, profile
 
-DEVICES = ("pci-serial", "legacy", "legacy-2.3")
-CONSUMERS = ("l2", "userspace")
-L1_VFIO = ("fixed", "unfixed")
-ACCELS = ("auto", "kvm", "tcg")
+DEVICES = spellings(DeviceKind)
+CONSUMERS = spellings(Consumer)
+L1_VFIO = spellings(L1Vfio)
+ACCELS = spellings(AccelChoice)
 KERNEL_CONFIGS = ("minimal", "defconfig")    # or a .config file
 DEFAULT_KERNEL_CONFIG = KERNEL_CONFIGS[0]
 
@@ -187,11 +188,12 @@ class RunSpec:
     """One `rig run`: the chain to build and how to drive it."""
 
     arch: str
-    ic: str | None = None                  # None: the arch's first controller
-    device: str | None = None              # None: the legacy device where usable
-    consumer: str = "l2"
-    l1_vfio: str = "fixed"
-    l2_accel: str = "auto"
+    machine: str | None = None             # None: the arch's default machine
+    ic: str | None = None                  # None: the machine's first controller
+    device: str | None = None              # None: the machine's first device where usable
+    consumer: str = Consumer.L2
+    l1_vfio: str = L1Vfio.FIXED
+    l2_accel: str = AccelChoice.AUTO
     l1_smp: int = 1
     boot_timeout: float | None = None      # None: each guest's default (rig.core.timeouts)
     l2_hang_s: float = timeouts.L2_KVM_HANG_S
@@ -205,8 +207,12 @@ class RunSpec:
         return profile(self.arch)
 
     @property
+    def machine_profile(self) -> MachineProfile:
+        return machine(self.arch, self.machine)
+
+    @property
     def interrupt_controller(self) -> str:
-        return self.ic or self.profile.interrupt_controllers[0]
+        return self.ic or self.machine_profile.interrupt_controllers[0]
 
     @property
     def name(self) -> str:
@@ -219,16 +225,16 @@ class RunSpec:
         vfio = self.l1_vfio
         if self.kernel.given:
             vfio = {True: "own-kernel-with-fix", False: "own-kernel-without-fix", None: "own-kernel"}[fix]
-        return f"{self.arch}-{self.interrupt_controller}-{vfio}-{self.consumer}"
-
-    def with_defaults(self, out: Path) -> RunSpec:
-        return replace(self, out=out)
+        return f"{self.machine_profile.tag}-{self.interrupt_controller}-{vfio}-{self.consumer}"
 
     def validate(self) -> RunSpec:
         _choice("--arch", self.arch, tuple(PROFILES))
-        prof = self.profile
-        _choice("--ic", self.ic, prof.interrupt_controllers)
+        _choice("--machine", self.machine, tuple(m.name for m in machines_of(self.arch)))
+        mach = self.machine_profile
+        _choice("--ic", self.ic, mach.interrupt_controllers)
         _choice("--device", self.device, DEVICES)
+        if self.device is not None and (why := mach.device_problem(self.device)):
+            raise UserError(f"--device {self.device} --machine {mach.name}: {why}")
         _choice("--consumer", self.consumer, CONSUMERS)
         _choice("--l1-vfio", self.l1_vfio, L1_VFIO)
         _choice("--l2-accel", self.l2_accel, ACCELS)
@@ -237,10 +243,10 @@ class RunSpec:
             _number("--boot-timeout", self.boot_timeout, MIN_BOOT_TIMEOUT_S, MAX_SECONDS)
         self.drive.validate()
         self.kernel.validate()
-        if self.consumer == "userspace" and self.l2_accel != "auto":
+        if self.consumer == Consumer.USERSPACE and self.l2_accel != AccelChoice.AUTO:
             raise UserError(f"--l2-accel {self.l2_accel} with --consumer userspace: there is no L2 "
                             "in fast mode; drop one of them")
-        if self.kernel.given and self.l1_vfio != "fixed":
+        if self.kernel.given and self.l1_vfio != L1Vfio.FIXED:
             raise UserError("--l1-vfio unfixed rebuilds Debian's module; with --kernel, --kernel-deb or "
                             "--kernel-tree, build your kernel with or without the fix instead")
         existing_file("--qemu", self.qemu, executable=True)
@@ -254,6 +260,7 @@ class BootSpec:
     """`rig boot`: L1 up, one command over SSH, powered off."""
 
     arch: str
+    machine: str | None = None             # None: the arch's default machine
     accel: str = "auto"
     kernel: Path | None = None
     command: str = "uname -a; grep -c . /proc/interrupts"
@@ -265,9 +272,17 @@ class BootSpec:
     def profile(self) -> TargetProfile:
         return profile(self.arch)
 
+    @property
+    def machine_profile(self) -> MachineProfile:
+        return machine(self.arch, self.machine)
+
     def validate(self) -> BootSpec:
         _choice("--arch", self.arch, tuple(PROFILES))
+        _choice("--machine", self.machine, tuple(m.name for m in machines_of(self.arch)))
         _choice("--accel", self.accel, ACCELS)
+        if self.accel == AccelChoice.KVM and self.machine_profile.tcg_only:
+            raise UserError(f"--accel kvm --machine {self.machine_profile.name}: "
+                            f"{self.machine_profile.tcg_only}")
         _number("--timeout", self.timeout, MIN_BOOT_TIMEOUT_S, MAX_SECONDS)
         if not self.command.strip():
             raise UserError("--command '': give a command to run in L1")

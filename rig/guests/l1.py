@@ -13,7 +13,7 @@ from guest_images.build import GuestImage
 from rig.core import timeouts
 from rig.core.errors import InfraError
 from rig.core.progress import Progress
-from rig.core.targets import TargetProfile
+from rig.core.targets import MachineProfile, TargetProfile, machine
 from rig.guests.machine import QemuMachine
 from rig.guests.ssh import GuestSSH
 from rig.host.accel import Accel
@@ -32,6 +32,7 @@ class GuestConfig:
     extra_args: list[str] = field(default_factory=list)
     extra_cmdline: str = ""
     ic: str | None = None           # interrupt controller where the machine has a choice
+    machine: MachineProfile | None = None   # None: the arch's default machine
     before_start: Callable[[QemuMachine], None] | None = None   # over QMP while paused (-S)
 
 
@@ -54,16 +55,18 @@ def kernel_cmdline(profile: TargetProfile, extra: str = "") -> str:
 
 def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_port: int,
                  config: GuestConfig) -> list[str]:
-    machine = profile.l1_machine(accel.name, config.ic, nesting=accel.l1_nests)
-    cpu = profile.kvm_cpu if accel.name == "kvm" else profile.cpu
-    args = ["-M", machine, *accel.qemu_args(), "-cpu", cpu,
-            "-m", str(config.memory_mb), "-smp", str(config.smp),
+    mach = config.machine or machine(profile.name)
+    cpu = profile.kvm_cpu if accel.name == "kvm" else mach.cpu
+    nic_bus = f",bus={mach.nic_bus}" if mach.nic_bus else ""
+    args = ["-M", mach.l1_machine(accel.name, config.ic, nesting=accel.l1_nests), *accel.qemu_args(),
+            *(("-cpu", cpu) if cpu else ()), "-m", str(config.memory_mb), "-smp", str(config.smp),
             "-kernel", str(config.kernel or image.kernel), "-initrd", str(image.initrd),
             "-append", kernel_cmdline(profile, config.extra_cmdline),
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
             # romfile= : no PXE option ROM to load, nothing to boot from the network
-            "-device", f"{profile.nic_model},netdev=net0,romfile="]
-    for dev in profile.l1_devices:
+            *mach.l0_args,
+            "-device", f"{profile.nic_model},netdev=net0,romfile={nic_bus}"]
+    for dev in mach.l1_devices:
         args += ["-device", dev]
     if config.before_start:
         args.append("-S")
@@ -86,7 +89,8 @@ class L1Guest:
         self.kernel_release = ""
 
     def boot(self, timeout: float = timeouts.BOOT_COMMAND_BOOT_S) -> BootTimes:
-        self.progress.step(f"starting L1 ({self.profile.name}, {self.accel})")
+        mach = self.config.machine or machine(self.profile.name)
+        self.progress.step(f"starting L1 ({self.profile.name} {mach.name}, {self.accel})")
         self.machine.launch()
         if self.config.before_start:
             self.config.before_start(self.machine)  # e.g. switch trace events on

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rig.core import timeouts
 from rig.core.errors import UserError
-from rig.core.targets import TargetProfile
+from rig.core.targets import MachineProfile, TargetProfile
 from rig.host import virt
 from rig.host.profiles import HostProfile, host_profile
 from rig.host.qemu import QemuBinary
@@ -71,7 +71,7 @@ def _test_guest(qemu: QemuBinary, profile: TargetProfile, timeout: float) -> tup
 
 
 def _create_vm(qemu: QemuBinary, profile: TargetProfile, timeout: float) -> tuple[bool, str]:
-    machine = profile.machine.split(",")[0]
+    machine = profile.kvm_probe_machine
     r = _run(qemu, qemu.argv("-M", machine, "-accel", "kvm", "-nodefaults", "-display", "none", "-S",
                              "-monitor", "stdio"), "info kvm\nquit\n", timeout)
     if "kvm support: enabled" in r.stdout:
@@ -103,9 +103,12 @@ def host_plan(profile: TargetProfile, qemu: QemuBinary, host: HostProfile | None
     return virt.plan(host, profile, cpuinfo, kvm)
 
 
-def choose_accel(profile: TargetProfile, qemu: QemuBinary, requested: str = "auto") -> Accel:
+def choose_accel(profile: TargetProfile, qemu: QemuBinary, requested: str = "auto",
+                 machine: MachineProfile | None = None) -> Accel:
     if requested == "tcg":
         return Accel("tcg", "requested")
+    if machine and machine.tcg_only:
+        return Accel("tcg", machine.tcg_only)
     p = host_plan(profile, qemu)
     if p.l1 == "kvm":
         return Accel("kvm", p.l1_why, p)

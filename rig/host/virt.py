@@ -71,7 +71,7 @@ def plan(host: HostProfile, target: TargetProfile, cpuinfo: str, kvm: tuple[bool
     """L1 under KVM only when this host runs the target's guests natively, its CPU shows
     virtualization and /dev/kvm really ran a guest (`kvm`: the probe's answer). L2 then gets
     KVM only if the host's module lets L1 nest; under TCG, L1's emulated CPU offers it."""
-    emulated = (f"L1's emulated CPU ({target.cpu}) offers virtualization: "
+    emulated = ("L1's emulated CPU offers virtualization: "
                 f"{' or '.join(str(m) for m in target.l2.kvm_modules)} in L1")
     if host.kvm_target != target.name:
         return VirtPlan("tcg", f"{target.name} guest on a {host.machine} host", "kvm", emulated)

@@ -30,7 +30,7 @@ from rig.core import timeouts
 from rig.core.errors import InfraError, UserError
 from rig.core.progress import Progress
 from rig.core.spec import KernelBuildSpec
-from rig.core.targets import TargetProfile
+from rig.core.targets import TargetProfile, kernel_options
 from rig.host.children import die_with_parent
 from rig.host.needs import missing_for_kernel_build
 from rig.kernel import kconfig
@@ -154,7 +154,7 @@ class KernelBuild:
     def _check(self, config: dict[str, str]) -> None:
         """What the chain needs must be there; other fragment options may be missing from an
         older tree (logged)."""
-        lacking = [o for o in self.profile.required_config if config.get(o) not in ("y", "m")]
+        lacking = [o for o in kernel_options(self.profile) if config.get(o) not in ("y", "m")]
         if lacking:
             raise KernelBuildError(f"the configured kernel lacks {', '.join(lacking)}, which the chain "
                                    f"needs (their dependencies are off in this tree or --config); "

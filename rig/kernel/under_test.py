@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rig.core import timeouts
 from rig.core.errors import UserError
-from rig.core.targets import TargetProfile
+from rig.core.targets import MachineProfile, TargetProfile, kernel_options
 from rig.kernel.image_file import check_kernel
 
 IKCONFIG_START, IKCONFIG_END = b"IKCFG_ST", b"IKCFG_ED"
@@ -114,9 +114,10 @@ def find_modules(modules: Path, release: str) -> Path:
                     f"lib/modules/{release}, as `make modules_install INSTALL_MOD_PATH=` writes)")
 
 
-def check_options(kut: KernelUnderTest, profile: TargetProfile) -> None:
-    """Each option the chain needs must be y or m; a missing KVM only downgrades L2 to TCG."""
-    for opt in profile.required_config:
+def check_options(kut: KernelUnderTest, profile: TargetProfile, mach: MachineProfile | None = None) -> None:
+    """Each option the chain needs on this machine (every machine of the arch if None) must
+    be y or m; a missing KVM only downgrades L2 to TCG."""
+    for opt in kernel_options(profile, mach):
         if kut.option(opt) not in ("y", "m"):
             raise UserError(f"kernel {kut.release} lacks {opt} (config: {kut.config_source}), "
                             f"which the chain needs in L1: enable it (rig/kernel/config/"
@@ -128,7 +129,8 @@ def check_options(kut: KernelUnderTest, profile: TargetProfile) -> None:
         kut.warnings.append(f"{profile.kvm_config} is off: L2 runs under TCG (slower)")
 
 
-def from_paths(kernel: str, modules: str | None, profile: TargetProfile) -> KernelUnderTest:
+def from_paths(kernel: str, modules: str | None, profile: TargetProfile,
+               mach: MachineProfile | None = None) -> KernelUnderTest:
     kpath = check_kernel(kernel, profile)
     version = version_string(kpath)
     release = release_of(version)
@@ -136,11 +138,11 @@ def from_paths(kernel: str, modules: str | None, profile: TargetProfile) -> Kern
     config, where = find_config(kpath, release, mdir)
     kut = KernelUnderTest(kpath, release, version, mdir, parse_config(config), where,
                           f"--kernel {kernel}" + (f" --modules {modules}" if modules else ""))
-    check_options(kut, profile)
+    check_options(kut, profile, mach)
     return kut
 
 
-def from_deb(deb: str, profile: TargetProfile, workdir: Path) -> KernelUnderTest:
+def from_deb(deb: str, profile: TargetProfile, workdir: Path, mach: MachineProfile | None = None) -> KernelUnderTest:
     path = Path(deb)
     if not path.is_file():
         raise UserError(f"--kernel-deb {deb}: no such file")
@@ -170,5 +172,5 @@ def from_deb(deb: str, profile: TargetProfile, workdir: Path) -> KernelUnderTest
     config, where = find_config(kpath, release, mdir)
     kut = KernelUnderTest(kpath, release, version, mdir, parse_config(config), where,
                           f"--kernel-deb {path.name} ({fields.get('Package')} {fields.get('Version')})")
-    check_options(kut, profile)
+    check_options(kut, profile, mach)
     return kut

@@ -2,9 +2,10 @@
 written down once (EXPECTED, with the reason). The e2e tests and `rig matrix`
 (rig.matrix.runner) both read this table.
 
-A cell is (arch, interrupt controller, L1 vfio, device, consumer). L1's vfio is Debian's
-(fixed), Debian's rebuilt without the fix (unfixed), or the user's own kernel (own: every
-cell of both arches runs it, and each is expected to PASS).
+A cell is (machine, interrupt controller, L1 vfio, device, consumer); the axes come from
+the machine profiles (rig.core.targets): a new machine brings its cells. L1's vfio is
+Debian's (fixed), Debian's rebuilt without the fix (unfixed), or the user's own kernel
+(own: every cell of both arches runs it, and each is expected to PASS).
 """
 
 from __future__ import annotations
@@ -14,44 +15,51 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.chain.verdict import PASS, STALL
 from rig.core.errors import UserError
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, Outcome
 from rig.core.spec import DriveSpec, KernelUnderTestSpec, MatrixSpec, RunSpec
+from rig.core.targets import MACHINES, MachineProfile, machine
 
-ARCH_ICS = {"ppc64": ("xive", "xics"), "x86_64": ("ioapic",)}
-VFIO = ("fixed", "unfixed")
-DEVICES = ("pci-serial", "legacy")
+VFIO = tuple(L1Vfio)
+OWN = "own"
+# The matrix's consumers: L2 under KVM or TCG (TCG inside TCG: slow), or fast mode.
 CONSUMERS = ("l2-kvm", "l2-tcg", "userspace")
 
 
 @dataclass(frozen=True)
 class Expectation:
-    arch: str
+    machine: str       # a machine's name; "*" matches every one
     ic: str
     vfio: str          # "*" matches both
-    verdict: str
+    verdict: Outcome
     reason: str
 
     def matches(self, cell: Cell) -> bool:
-        return self.arch in ("*", cell.arch) and self.ic in ("*", cell.ic) and self.vfio in ("*", cell.vfio)
+        return self.machine in ("*", cell.machine) and self.ic in ("*", cell.ic) and self.vfio in ("*", cell.vfio)
 
 
-# The one table of expected verdicts (DESIGN.md sections 1 and 2). The device and the consumer
-# do not change them: both devices take vfio's non-2.3 INTx path, and every consumer unmasks
-# the same way; what differs is L0's interrupt controller and whether L1's vfio has the fix.
+# The one table of expected verdicts (docs/mechanism.md). The device and the consumer do not
+# change them: every device takes vfio's non-2.3 INTx path, and every consumer unmasks the
+# same way; what differs is L0's interrupt controller and whether L1's vfio has the fix.
 EXPECTED = (
     # First: it overrides every row below for a user's kernel.
-    Expectation("*", "*", "own", PASS,
+    Expectation("*", "*", OWN, Outcome.PASS,
                 "the contract for a user's kernel: no stall anywhere; a STALL is a bug in that kernel "
                 "(or a controller it does not handle), whatever its version says"),
-    Expectation("ppc64", "xive", "unfixed", STALL,
+    Expectation("pseries", "xive", L1Vfio.UNFIXED, Outcome.STALL,
                 "lazy disable_irq_nosync() never masks at XIVE; the source stays pending without "
                 "EOI and every later assertion is swallowed: one interrupt, then none"),
-    Expectation("ppc64", "xive", "fixed", PASS,
+    Expectation("pseries", "xive", L1Vfio.FIXED, Outcome.PASS,
                 "IRQ_DISABLE_UNLAZY masks the source at XIVE; the unmask and EOI let the next one in"),
-    Expectation("ppc64", "xics", "*", PASS,
+    Expectation("powernv", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "the reporter's platform: XIVE driven natively, the same lazy disable; Linux's "
+                "xive_irq_eoi() skips the EOI of the disabled IRQ and the PHB4's source stays pending"),
+    Expectation("powernv", "xive", L1Vfio.FIXED, Outcome.PASS,
+                "IRQ_DISABLE_UNLAZY masks the PHB4's source through its ESB page; unmask and EOI let the "
+                "next one in"),
+    Expectation("pseries", "xics", "*", Outcome.PASS,
                 "XICS re-sends a still-asserted LSI on unmask and on EOI: no stall, fix or not"),
-    Expectation("x86_64", "ioapic", "*", PASS,
+    Expectation("q35", "ioapic", "*", Outcome.PASS,
                 "the IO-APIC re-delivers a still-asserted level interrupt on EOI and unmask"),
 )
 
@@ -67,6 +75,7 @@ class OwnKernel:
 @dataclass(frozen=True)
 class Cell:
     arch: str
+    machine: str
     ic: str
     vfio: str
     device: str
@@ -74,18 +83,19 @@ class Cell:
     kernel: OwnKernel | None = None     # vfio "own": the kernel every run of the cell boots
 
     @property
+    def machine_profile(self) -> MachineProfile:
+        return machine(self.arch, self.machine)
+
+    @property
     def id(self) -> str:
-        return f"{self.arch}-{self.ic}-{self.vfio}-{self.device}-{self.consumer}"
+        return f"{self.machine_profile.tag}-{self.ic}-{self.vfio}-{self.device}-{self.consumer}"
 
     def expectation(self) -> Expectation:
         return next(e for e in EXPECTED if e.matches(self))
 
     def unavailable(self) -> str | None:
         """Why this cell cannot run with the stock parts, or None."""
-        if self.device == "legacy" and self.arch == "ppc64":
-            return ("vfio-user on pseries: QEMU 11.1.3 aborts at machine reset, and Linux on "
-                    "pseries never probes INTx masking (docs/findings/)")
-        return None
+        return self.machine_profile.matrix_skips.get(DeviceKind(self.device))
 
     @property
     def slow(self) -> bool:
@@ -93,13 +103,13 @@ class Cell:
 
     def spec(self, drive: DriveSpec) -> RunSpec:
         """The cell as a run: validated like any `rig run`."""
-        userspace = self.consumer == "userspace"
+        userspace = self.consumer == Consumer.USERSPACE
         own = KernelUnderTestSpec(Path(self.kernel.kernel), Path(self.kernel.modules) if self.kernel.modules
                                   else None) if self.kernel else KernelUnderTestSpec()
-        return RunSpec(arch=self.arch, ic=self.ic, device=self.device,
-                       l1_vfio="fixed" if self.vfio == "own" else self.vfio,
-                       consumer="userspace" if userspace else "l2",
-                       l2_accel="auto" if userspace else self.consumer.removeprefix("l2-"),
+        return RunSpec(arch=self.arch, machine=self.machine, ic=self.ic, device=self.device,
+                       l1_vfio=L1Vfio.FIXED if self.vfio == OWN else self.vfio,
+                       consumer=Consumer.USERSPACE if userspace else Consumer.L2,
+                       l2_accel=AccelChoice.AUTO if userspace else self.consumer.removeprefix("l2-"),
                        drive=drive, kernel=own).validate()
 
     def run_args(self, drive: DriveSpec) -> list[str]:
@@ -110,22 +120,21 @@ class Cell:
                                                        else [])
         else:
             l1 = ["--l1-vfio", s.l1_vfio]
-        args = ["run", "--arch", s.arch, *l1, "--device", str(s.device),
+        args = ["run", "--arch", s.arch, "--machine", s.machine_profile.name, *l1, "--device", str(s.device),
                 "--duration", f"{drive.duration:g}", "--stall-window", f"{drive.stall_window:g}",
-                "--pass-after", str(drive.pass_after)]
-        if len(s.profile.interrupt_controllers) > 1:
-            args += ["--ic", s.interrupt_controller]
-        if s.consumer == "userspace":
+                "--pass-after", str(drive.pass_after), "--ic", s.interrupt_controller]
+        if s.consumer == Consumer.USERSPACE:
             return args + ["--consumer", "userspace"]
         return args + ["--l2-accel", s.l2_accel]
 
 
 def all_cells(own: Mapping[str, OwnKernel] | None = None) -> list[Cell]:
-    """Every cell; with own (the user's kernel per arch, possibly not built yet), the cells
-    that run it instead of Debian's two variants."""
-    variants = ("own",) if own is not None else VFIO
-    return [Cell(a, ic, v, d, c, own.get(a) if own is not None else None) for a, ics in ARCH_ICS.items()
-            for ic in ics for v in variants for d in DEVICES for c in CONSUMERS]
+    """Every cell of every machine; with own (the user's kernel per arch, possibly not built
+    yet), the cells that run it instead of Debian's two variants."""
+    variants = (OWN,) if own is not None else VFIO
+    return [Cell(m.arch, m.name, ic, v, d, c, own.get(m.arch) if own is not None else None)
+            for m in MACHINES.values() for ic in m.interrupt_controllers for v in variants
+            for d in m.matrix_devices for c in CONSUMERS]
 
 
 def select(cells: list[Cell], spec: MatrixSpec) -> list[Cell]:

@@ -1,10 +1,12 @@
 """L0 QEMU's view of the device's interrupt: trace events of the INTx line and the
 interrupt controller, switched on over QMP for the drive, read back from QEMU's log.
 
-One class per interrupt controller (the --ic value is the key): which trace events to
-switch on, how to turn their lines into PathEvents for the device's source, and which
-line of HMP `info pic` shows that source's state. The source number is the hwirq L1
-reports for its vfio-intx line: the LISN on pseries (XIVE and XICS), the IO-APIC pin on x86.
+One class per way a machine presents an interrupt controller (its `family`, which the
+machine profile names for each --ic): which trace events to switch on, how to turn their
+lines into PathEvents for the device's source, and which line of HMP `info pic` shows
+that source's state. The source number is the hwirq L1 reports for its vfio-intx line:
+the LISN on pseries (XIVE and XICS), the global XIVE number on PowerNV, the IO-APIC pin
+on x86.
 
 QEMU runs with -msg timestamp=on, so every trace line starts with a UTC wall-clock time.
 """
@@ -37,7 +39,8 @@ def _int(text: str) -> int:
 
 
 class IcTrace:
-    name = ""
+    name = ""          # the controller (result.json's interrupt_path.ic)
+    family = ""        # the machine's way of presenting it
     events: tuple[str, ...] = ()
 
     def path_events(self, lines: list[tuple[float, str, str]], source: int,
@@ -61,6 +64,18 @@ PQ_NAMES = {0b00: "PQ=00 (ready)", 0b01: "PQ=01 (masked)", 0b10: "PQ=10 (pending
             0b11: "PQ=11 (pending, another queued)"}
 
 
+def _esb_event(t: float, name: str, offset: int, value: str) -> tuple[PathEvent, str]:
+    """A guest's access to a source's ESB page: the event and the operation it is."""
+    op = ESB_OPS.get(offset & 0xf00, "eoi" if offset < 0x400 else f"esb@{offset:#x}")
+    return PathEvent(t, "l0_ic", op, f"ESB {name[-4:]} {offset:#05x}, old PQ/value {value}"), op
+
+
+def _pq_after(op: str, pq: int | None) -> int | None:
+    if op in PQ_AFTER:
+        return PQ_AFTER[op]
+    return 0b00 if op == "eoi" else pq
+
+
 class XiveTrace(IcTrace):
     """spapr XIVE: the LSI's level (spapr_xive_set_irq), whether the source forwarded it to
     the presenter (a xive_presenter_notify right after, in the same call), and the
@@ -68,6 +83,7 @@ class XiveTrace(IcTrace):
     only from PQ=00: the PQ bits the rig tracks say why one was held back."""
 
     name = "xive"
+    family = "spapr-xive"
     events = ("spapr_xive_set_irq", "xive_presenter_notify", "xive_source_esb_read",
               "xive_source_esb_write")
 
@@ -97,13 +113,9 @@ class XiveTrace(IcTrace):
                 m = re.search(r"@(\w+) IRQ (\w+) val=(\w+)", args)
                 if not m or _int(m.group(2)) != source:
                     continue
-                offset = _int(m.group(1)) & 0xfff
-                op = ESB_OPS.get(offset & 0xf00, "eoi" if offset < 0x400 else f"esb@{offset:#x}")
-                out.append(PathEvent(t, "l0_ic", op, f"ESB {name[-4:]} {offset:#05x}, old PQ/value {m.group(3)}"))
-                if op in PQ_AFTER:
-                    pq = PQ_AFTER[op]
-                elif op == "eoi":
-                    pq = 0b00
+                event, op = _esb_event(t, name, _int(m.group(1)) & 0xfff, m.group(3))
+                out.append(event)
+                pq = _pq_after(op, pq)
                 if pq in (0b00, 0b01):
                     pending_since = None
         return out
@@ -112,11 +124,70 @@ class XiveTrace(IcTrace):
         return [rf"^\s+{source:08x}\s"]
 
 
+# The virtio console took a byte from the rig's socket: it puts it in the receive queue,
+# sets its ISR and asserts INTx (QEMU has no trace of the PHB4 LSI's level itself).
+VIRTIO_CONSOLE_EVENTS = ("virtio_console_chr_read",)
+
+
+class PnvXiveTrace(IcTrace):
+    """PowerNV XIVE, driven natively: the PHB4's own XIVE source holds the device's LSI.
+    QEMU traces no level for it; what it traces is the source forwarding an assertion to
+    the interrupt controller (pnv_phb4_xive_notify*, only from PQ=00) and L1's ESB accesses
+    to the source (EOI, mask, unmask). The ESB trace numbers the source within its PHB: the
+    low 11 bits of the global number (QEMU's PHB4 source block is 2048 interrupts, aligned,
+    its LSIs the last 8: global 0xfdff8 is local 0x7f8, seen in the trace)."""
+
+    name = "xive"
+    family = "pnv-xive"
+    events = ("pnv_phb4_xive_notify", "pnv_phb4_xive_notify_ic", "xive_source_esb_read",
+              "xive_source_esb_write", *VIRTIO_CONSOLE_EVENTS)
+    LOCAL_MASK = 0x7ff
+
+    def path_events(self, lines, source, t0_wall):
+        out: list[PathEvent] = []
+        local = source & self.LOCAL_MASK
+        pq, pending_since = None, None
+        for i, (wall, name, args) in enumerate(lines):
+            t = wall - t0_wall
+            if name in VIRTIO_CONSOLE_EVENTS:
+                # The device asserted (device_path_events puts it in the line's lane); it was
+                # forwarded if the source notified in the same call (the next lines, same ms).
+                if not any(self._notifies(ln, source) for ln in lines[i + 1:i + 4] if ln[0] - wall < 0.002):
+                    why = PQ_NAMES.get(pq, "PQ unknown") if pq is not None else "PQ unknown"
+                    if pq in (0b10, 0b11) and pending_since is not None:
+                        why += f" since t={pending_since:.2f} s"
+                    out.append(PathEvent(t, "l0_ic", "held", f"source not forwarded: {why}"))
+            elif self._notifies((wall, name, args), source):
+                out.append(PathEvent(t, "l0_ic", "notify", "PHB4 source forwarded it to the IC (P set)"))
+                pq, pending_since = 0b10, t
+            elif name in ("xive_source_esb_read", "xive_source_esb_write"):
+                m = re.search(r"@(\w+) IRQ (\w+) val=(\w+)", args)
+                if m and _int(m.group(2)) == local:
+                    event, op = _esb_event(t, name, _int(m.group(1)) & 0xfff, m.group(3))
+                    out.append(event)
+                    pq = _pq_after(op, pq)
+                    if pq in (0b00, 0b01):
+                        pending_since = None
+        return out
+
+    @staticmethod
+    def _notifies(line: tuple[float, str, str], source: int) -> bool:
+        _wall, name, args = line
+        if not name.startswith("pnv_phb4_xive_notify"):
+            return False
+        m = re.search(r"data=(\w+)", args)
+        return m is not None and _int(m.group(1)) & 0xffffff == source
+
+    def state_patterns(self, source):
+        return [rf"^\s+{source:08x}\s", rf"^\s+{source & self.LOCAL_MASK:08x}\s"]
+
+
 class XicsTrace(IcTrace):
     """spapr XICS: the ICS sees the LSI change (no level in the trace), tries to deliver
     it to an ICP; L1 accepts (XIRR), EOIs it, and masks/unmasks by priority 0xff."""
 
     name = "xics"
+    family = "xics"
     events = ("xics_ics_set_irq_lsi", "xics_icp_irq", "xics_icp_accept", "xics_icp_eoi",
               "xics_ics_write_xive", "xics_ics_reject")
 
@@ -148,6 +219,7 @@ class IoapicTrace(IcTrace):
     cleared by the EOI, and the re-assertion of a still-high line at EOI."""
 
     name = "ioapic"
+    family = "ioapic"
     events = ("ioapic_set_irq", "ioapic_set_remote_irr", "ioapic_clear_remote_irr",
               "ioapic_eoi_delayed_reassert")
 
@@ -172,11 +244,21 @@ class IoapicTrace(IcTrace):
         return [rf"^\s*pin {source}\s", r"^\s*(Remote )?IRR"]
 
 
-IC_TRACES: dict[str, IcTrace] = {c.name: c for c in (XiveTrace(), XicsTrace(), IoapicTrace())}
+IC_TRACES: dict[str, IcTrace] = {c.family: c for c in (XiveTrace(), PnvXiveTrace(), XicsTrace(), IoapicTrace())}
 
 # The legacy device's INTx reaches L0 QEMU over vfio-user: QEMU's vfio code sees it come
 # and sends the unmask back at the guest's EOI.
 VFIO_USER_EVENTS = ("vfio_intx_interrupt", "vfio_pci_intx_eoi")
+
+
+
+def device_path_events(lines, t0_wall) -> list[PathEvent]:
+    """L0's events of the device's own line (vfio-user's INTx, the virtio console's input)."""
+    out = vfio_user_path_events(lines, t0_wall)
+    for wall, name, _args in lines:
+        if name == "virtio_console_chr_read":
+            out.append(PathEvent(wall - t0_wall, "l0_line", "assert", "virtio console took the byte: ISR set, INTx up"))
+    return out
 
 
 def vfio_user_path_events(lines, t0_wall) -> list[PathEvent]:

@@ -1,0 +1,49 @@
+"""The rig's vocabularies, each defined once: what a verdict, a device, a consumer, an
+accelerator, an interrupt controller and L1's vfio can be.
+
+StrEnum members are their own spelling on the command line and in result.json, so a
+member compares equal to the string a user typed or a file recorded.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"
+    STALL = "STALL"
+    ERROR = "ERROR"      # the machinery failed: never a verdict on the kernel
+
+
+class DeviceKind(StrEnum):
+    PCI_SERIAL = "pci-serial"          # QEMU's 8250 UART (one I/O BAR), PCI 2.3: vfio told nointxmask
+    VIRTIO_SERIAL = "virtio-serial"    # a modern virtio console (one MMIO BAR), MSI-X off: INTx
+    LEGACY = "legacy"                  # device_models' PCI 2.2 UART over vfio-user
+    LEGACY_2_3 = "legacy-2.3"          # its PCI 2.3 twin
+
+
+class Consumer(StrEnum):
+    L2 = "l2"                  # a nested guest with the device passed through
+    USERSPACE = "userspace"    # fast mode: a VFIO program in L1
+
+
+class AccelChoice(StrEnum):
+    AUTO = "auto"
+    KVM = "kvm"
+    TCG = "tcg"
+
+
+class InterruptController(StrEnum):
+    XIVE = "xive"
+    XICS = "xics"
+    IOAPIC = "ioapic"
+
+
+class L1Vfio(StrEnum):
+    FIXED = "fixed"        # Debian's vfio-pci, with the INTx fix
+    UNFIXED = "unfixed"    # the same, rebuilt without it
+
+
+def spellings(kind: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(m.value for m in kind)

@@ -1,0 +1,28 @@
+"""pseries (ppc64): L1 is a guest of a POWER hypervisor, reaching XIVE (or XICS) through
+hypercalls (Linux's sysdev/xive/spapr.c)."""
+
+from rig.core.kinds import DeviceKind, InterruptController
+from rig.core.targets.model import MachineProfile
+
+PSERIES = MachineProfile(
+    name="pseries",
+    arch="ppc64",
+    tag="ppc64",
+    description="POWER9 guest of a hypervisor (pseries), XIVE or XICS through hypercalls",
+    # ic-mode=dual (default) reboots the guest once early in boot; POWER8 means XICS,
+    # which can never show the bug. cap-nested-hv lets L1 run KVM-HV under TCG.
+    machine="pseries,ic-mode={ic}",
+    cpu="POWER9",
+    interrupt_controllers=(InterruptController.XIVE, InterruptController.XICS),
+    traces={InterruptController.XIVE: "spapr-xive", InterruptController.XICS: "xics"},
+    devices=(DeviceKind.PCI_SERIAL, DeviceKind.VIRTIO_SERIAL, DeviceKind.LEGACY, DeviceKind.LEGACY_2_3),
+    matrix_devices=(DeviceKind.PCI_SERIAL, DeviceKind.LEGACY),
+    matrix_skips={DeviceKind.LEGACY: ("vfio-user on pseries: QEMU 11.1.3 aborts at machine reset, and Linux on "
+                                     "pseries never probes INTx masking (docs/findings/)")},
+    nesting_machine_options=("cap-nested-hv=on",),
+    # A pseries PHB is one IOMMU group: the device gets a PHB of its own, or vfio refuses
+    # ("group 0 is not viable") because virtio-net shares it.
+    device_bus_args=("-device", "spapr-pci-host-bridge,index=1,id=rigphb"),
+    device_bus="rigphb.0",
+    required_config=("CONFIG_PPC_PSERIES", "CONFIG_PPC_XIVE_SPAPR", "CONFIG_HVC_CONSOLE"),
+)

@@ -1,0 +1,23 @@
+"""q35 (x86_64): an IO-APIC, and an Intel vIOMMU so that L1 can pass a device on."""
+
+from rig.core.kinds import DeviceKind, InterruptController
+from rig.core.targets.model import MachineProfile
+
+Q35 = MachineProfile(
+    name="q35",
+    arch="x86_64",
+    tag="x86_64",
+    description="PC with PCIe (q35), IO-APIC, Intel vIOMMU",
+    machine="q35",
+    # -cpu max under TCG is an AMD CPU with SVM+NPT: kvm_amd nested=1 works in L1.
+    cpu="max",
+    interrupt_controllers=(InterruptController.IOAPIC,),
+    traces={InterruptController.IOAPIC: "ioapic"},
+    devices=(DeviceKind.LEGACY, DeviceKind.PCI_SERIAL, DeviceKind.VIRTIO_SERIAL, DeviceKind.LEGACY_2_3),
+    # caching-mode=on lets the vIOMMU sit in front of assigned (vfio/vfio-user) devices.
+    matrix_devices=(DeviceKind.PCI_SERIAL, DeviceKind.LEGACY),
+    l1_devices=("intel-iommu,caching-mode=on",),
+    # intel-iommu's interrupt remapping needs the split irqchip under KVM.
+    kvm_machine_options=("kernel-irqchip=split",),
+    required_config=("CONFIG_INTEL_IOMMU",),
+)
