@@ -7,7 +7,8 @@ against. Installed with the rig (entry point pytest11), so any test can use it:
         verdict = rig_chain.drive(DriveConfig(duration=10))    # rig.chain.drive: push, count, judge
         assert verdict.verdict == "PASS"
 
-Options: --rig-arch (x86_64|ppc64), --rig-ic, --rig-l2-accel, --rig-out DIR.
+Options: --rig-arch (x86_64|ppc64), --rig-machine (ppc64: pseries|powernv), --rig-ic,
+--rig-l2-accel, --rig-out DIR.
 One chain per test module (booting one takes ~20-30 s on 2 cores under TCG).
 """
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:     # the chain's modules load when the fixture is used, not w
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("intx-rig")
     group.addoption("--rig-arch", default="x86_64", help="arch of the rig_chain fixture")
-    group.addoption("--rig-ic", default=None, help="L0 interrupt controller (ppc64: xive|xics)")
+    group.addoption("--rig-machine", default=None, help="L1's machine (default: the arch's first)")
+    group.addoption("--rig-ic", default=None, help="L0 interrupt controller (pseries: xive|xics)")
     group.addoption("--rig-l2-accel", default="auto", choices=ACCELS)
     group.addoption("--rig-out", default=None, help="where rig_chain keeps its logs")
 
@@ -44,11 +46,12 @@ def rig_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     cfg = request.config
     out = Path(cfg.getoption("--rig-out") or tmp_path_factory.mktemp("rig_chain"))
     try:
-        spec = RunSpec(arch=cfg.getoption("--rig-arch"), ic=cfg.getoption("--rig-ic"),
+        spec = RunSpec(arch=cfg.getoption("--rig-arch"), machine=cfg.getoption("--rig-machine"),
+                       ic=cfg.getoption("--rig-ic"),
                        l2_accel=cfg.getoption("--rig-l2-accel"), out=out).validate()
     except UserError as e:
         raise pytest.UsageError(f"rig: error: {e}") from e
     out.mkdir(parents=True, exist_ok=True)
-    facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer)
+    facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
     with LogFile(out), running_chain(Session(), spec, out, facts) as chain:
         yield chain

@@ -37,12 +37,22 @@ def files(tmp_path_factory):
 
 RUN = ("run", "--arch", "x86_64")
 PPC = ("run", "--arch", "ppc64")
+PNV = PPC + ("--machine", "powernv")
 # (arguments, what the one line must name); {f} is the directory of prepared files,
 # {out} a results directory that must never be created.
 CASES = [
     (("run", "--arch", "arm64"), "--arch arm64"),
     (RUN + ("--ic", "xive"), "--ic xive"),
     (PPC + ("--ic", "ioapic"), "--ic ioapic"),
+    (PPC + ("--machine", "q35"), "--machine q35"),
+    (RUN + ("--machine", "powernv"), "--machine powernv"),
+    (PNV + ("--ic", "xics"), "--ic xics"),
+    (PNV + ("--device", "pci-serial"), "no I/O space"),
+    (PNV + ("--device", "legacy"), "qemu-pnv-phb4-vfio-user-hang.md"),
+    (PNV + ("--device", "legacy-2.3"), "qemu-pnv-phb4-vfio-user-hang.md"),
+    (PNV + ("--qemu", "{f}/qemu-x86-only"), "has no powernv9 machine"),
+    (("boot", "--arch", "ppc64", "--machine", "powernv", "--accel", "kvm"), "runs only under TCG"),
+    (("boot", "--arch", "ppc64", "--machine", "zseries"), "--machine zseries"),
     (RUN + ("--stall-window", "0"), "--stall-window 0"),     # was a wrong STALL on x86
     (RUN + ("--stall-window", "-1"), "--stall-window -1"),
     (RUN + ("--stall-window", "nan"), "--stall-window nan"),

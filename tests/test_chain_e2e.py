@@ -1,6 +1,7 @@
 """The nested chain, L0 -> L1 -> L2 (and the fast L1-only mode): every runnable cell of the
-matrix against its expected verdict (DESIGN.md section 2)."""
+matrix against its expected verdict (docs/mechanism.md), on every machine."""
 
+import re
 
 import pytest
 from conftest import load_result, run_rig
@@ -38,9 +39,10 @@ def test_cell(cell, rig_cache_dir, short_tmp):
         assert last["serviced"] >= 10 and last["l1"] >= last["serviced"] - 1
         assert last["l2"] >= last["serviced"] - 1 if with_l2 else last["l2"] is None
     else:
-        # The signature: L1's vfio-intx stops at exactly 1, L2 at 0 or 1; decided early.
+        # The signature: L1's vfio-intx stops at exactly 1, L2 at 0 or 1 (on PowerNV once
+        # at 2: L1's QEMU gave L2 the one interrupt twice); decided early.
         assert last["l1"] == 1 and last["serviced"] <= 1
-        assert last["l2"] in (0, 1) if with_l2 else last["l2"] is None
+        assert last["l2"] in (0, 1, 2) if with_l2 else last["l2"] is None
         assert last["t"] < DURATION - 5 and "L1 vfio-intx stopped at 1" in r.stdout
     assert result["consumer"] == ("l2" if with_l2 else "userspace") and result["l0"]["command"]
     assert result["chain"]["l2_accel"] == (cell.consumer.removeprefix("l2-") if with_l2 else "")
@@ -74,8 +76,8 @@ def assert_interrupt_path(path, cell, expected):
     assert not [e for e in after if e[2] in ("eoi", "unmask")], after   # never EOIed nor reset
     assert [e for e in after if e[2] == "held" and "PQ=10" in e[3]], after
     assert lanes["l1_host"]["handler"] == 1
-    # QEMU's own word at the end: P set (pending) and the line asserted
-    assert path["l0_ic_state_at_end"].split()[2].startswith("P"), path["l0_ic_state_at_end"]
+    # QEMU's own word at the end: the source's PQ bits show P set (pending)
+    assert re.search(r"LSI P", path["l0_ic_state_at_end"]), path["l0_ic_state_at_end"]
 
 
 def assert_non_2_3_path(result):

@@ -8,7 +8,7 @@ import pytest
 
 from rig.trace import l1_ftrace as l1_trace
 from rig.trace import proc_interrupts as interrupts
-from rig.trace.l0_ic import IC_TRACES, parse_log, vfio_user_path_events
+from rig.trace.l0_ic import IC_TRACES, device_path_events, parse_log, vfio_user_path_events
 from rig.trace.path import PathEvent, explain, lane_summary, stopped_layer, trimmed
 
 pytestmark = pytest.mark.unit
@@ -49,6 +49,43 @@ def test_fixed_xive_masks_and_unmasks_the_source_each_time():
     ev = IC_TRACES["spapr-xive"].path_events(lines, LISN, t0)
     assert kinds(ev) == ["assert", "notify", "mask", "deassert", "unmask", "assert", "notify"]
     assert all(e.t >= 0 for e in ev)
+
+
+PNV_SOURCE = 0xfdff8     # L1's hwirq of the device's LSI on powernv9's second PHB4 (local 0x7f8)
+INFO_PIC_PNV = (DATA / "info-pic-powernv.txt").read_text()
+
+
+def pnv_xive():
+    trace = IC_TRACES["pnv-xive"]
+    trace.locate(INFO_PIC_PNV, PNV_SOURCE)
+    return trace
+
+
+def test_powernv_numbers_the_source_within_its_phb_block_which_info_pic_gives():
+    # PHB 0's block is 4096 interrupts, PHB 1's 2048: the local number comes from info pic
+    trace = pnv_xive()
+    assert trace.local[PNV_SOURCE] == 0x7f8
+    assert trace.state(INFO_PIC_PNV, PNV_SOURCE).split("\n") == [
+        "  000fdff8   end:00/000f data:00000025", "  000007f8 LSI --"]
+
+
+def test_powernv_unfixed_forwards_one_assertion_then_holds_the_next_pending():
+    lines, t0 = recorded("qemu-trace-pnv-xive-unfixed.log")
+    ev = pnv_xive().path_events(lines, PNV_SOURCE, t0) + device_path_events(lines, t0)
+    ic = [e for e in ev if e.lane == "l0_ic"]
+    assert kinds(ic) == ["unmask", "notify", "held"]      # the consumer's enable, one interrupt, then none
+    assert "PQ=10 (pending, no EOI yet)" in ic[-1].detail
+    assert kinds(ev, "l0_line") == ["assert", "assert"]
+
+
+def test_powernv_fixed_masks_and_unmasks_the_phb4_source_through_its_esb_page():
+    lines, t0 = recorded("qemu-trace-pnv-xive-fixed.log")
+    ic = pnv_xive().path_events(lines, PNV_SOURCE, t0)
+    assert kinds(ic)[:4] == ["unmask", "notify", "mask", "unmask"]
+    assert "held" not in kinds(ic) and kinds(ic).count("notify") == 4
+    # the NIC's MSIs on the other PHB (global 0xfe001, local 1) are not the device's: asked
+    # for that source, none of the device's notifies or ESB accesses are taken for it
+    assert {e.kind for e in pnv_xive().path_events(lines, 0xfe001, t0)} <= {"held"}
 
 
 def test_other_sources_are_left_out():

@@ -18,6 +18,7 @@ class Bound:
     kvm: bool                 # /dev/kvm in L1 after loading the KVM module
     nointxmask: bool
     disintx_writable: bool    # whether the command register's bit 10 sticks (PCI 2.3)
+    irq_count: int | None = None   # the IRQ's count before vfio took it (None: no driver had it)
 
 
 def parse_facts(line: str) -> dict[str, str]:
@@ -42,7 +43,8 @@ def bind_in_l1(ssh: GuestSSH, profile: TargetProfile, pci_id: tuple[str, str], n
         raise InfraError(f"L1: the bind script said nothing: {r.stderr.strip()[-300:]}")
     facts = parse_facts(lines[-1])
     try:
+        count = facts.get("irqcount", "none")
         return Bound(facts["dev"], facts["group"], facts["kvm"] == "yes", facts["nointxmask"] == "Y",
-                     facts["disintx_writable"] == "yes")
+                     facts["disintx_writable"] == "yes", int(count) if count.isdigit() else None)
     except KeyError as e:
         raise InfraError(f"L1: the bind script's facts lack {e}: {lines[-1]!r}") from e

@@ -88,6 +88,7 @@ class Chain:
         f = self.facts
         f.l1_device, f.iommu_group = bound.device, bound.group
         f.l1_nointxmask, f.l1_disintx_writable = bound.nointxmask, bound.disintx_writable
+        f.l1_irq_count_at_bind = bound.irq_count
         f.l1_lspci = ssh.run(f"lspci -vv -s {bound.device}").stdout
         f.l1_modules = ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout
         f.l1_qemu = ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()
@@ -143,11 +144,14 @@ class Chain:
     def counts(self) -> tuple[int | None, int | None]:
         """(L1's vfio-intx count, L2's count for the device or None without L2)."""
         l1_text, l2_text = self.tables()
-        l1 = interrupts.find(interrupts.parse(l1_text), "vfio-intx")
+        line = interrupts.find(interrupts.parse(l1_text), "vfio-intx")
+        # The descriptor counts on from what L1's boot driver took (PowerNV's virtio driver
+        # takes a few): the rig counts vfio's own.
+        l1 = line.count - (self.facts.l1_irq_count_at_bind or 0) if line else None
         if self.consumer == Consumer.USERSPACE:
-            return (l1.count if l1 else None, None)
+            return (l1, None)
         l2 = interrupts.find(interrupts.parse(l2_text), self.facts.consumer_irq)
-        return (l1.count if l1 else None, l2.count if l2 else None)
+        return (l1, l2.count if l2 else None)
 
     def _live_counts(self) -> tuple[int | None, int | None]:
         """Counts, after checking that every layer still runs (a dead one is an ERROR)."""

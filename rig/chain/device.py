@@ -109,17 +109,19 @@ class PciSerial(SocketDevice):
 
 
 class VirtioSerial(SocketDevice):
-    """Port 0 (a console, nr=0) of a virtio-serial device: L2's virtio_console driver and
-    L1's userspace consumer both read it without the multiport protocol. vectors=0: no
-    MSI-X, so INTx; disable-legacy: MMIO BARs only; iommu_platform: its DMA goes through
-    the IOMMU, without which a device passed on to L2 would write to the wrong pages."""
+    """Port 0 (a console, nr=0) of a virtio-serial device. max_ports=1: no multiport
+    feature, so neither L2's virtio_console nor L1's userspace consumer needs the control
+    queues; with them, L2's driver needs several interrupts before its port exists, and an
+    unfixed L1 stalls after the first (an ERROR instead of the STALL). vectors=0: no MSI-X,
+    so INTx; disable-legacy: MMIO BARs only; iommu_platform: its DMA goes through the IOMMU,
+    without which a device passed on to L2 would write to the wrong pages."""
 
     name = DeviceKind.VIRTIO_SERIAL
     pci_id = ("0x1af4", "0x1043")
     l0_trace_events = VIRTIO_CONSOLE_EVENTS
 
     def device_args(self) -> list[str]:
-        return ["-device", f"virtio-serial-pci,vectors=0,disable-legacy=on,iommu_platform=on,"
+        return ["-device", f"virtio-serial-pci,max_ports=1,vectors=0,disable-legacy=on,iommu_platform=on,"
                            f"id=legacy0{self.bus}",
                 "-device", "virtconsole,chardev=dev0,bus=legacy0.0,nr=0"]
 

@@ -49,7 +49,7 @@ def probe(mach: MachineProfile, qemu: QemuBinary, timeout: float = timeouts.VFIO
         device = LegacyDevice(mach, run_dir)
         try:
             argv = qemu.argv("-M", mach.l1_machine("tcg"), "-accel", "tcg", *(("-cpu", mach.cpu) if mach.cpu else ()),
-                             "-m", "512", "-S", "-nodefaults", "-display", "none", "-monitor", "stdio",
+                             "-m", "2048", "-S", "-nodefaults", "-display", "none", "-monitor", "stdio",
                              *[a for d in mach.l1_devices for a in ("-device", d)], *device.qemu_args())
             try:
                 r = subprocess.run(argv, input="info status\nsystem_reset\ninfo status\nquit\n",

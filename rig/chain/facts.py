@@ -42,6 +42,9 @@ class ChainFacts:
     l1_qemu: str = ""             # L1's qemu-system-* (runs L2): its -version line
     l1_nointxmask: bool = False   # vfio_pci nointxmask in L1
     l1_disintx_writable: bool = False  # whether the command register's bit 10 sticks in L1
+    # The device's IRQ count in L1 when vfio-pci took it: the descriptor keeps counting from
+    # there (on PowerNV L1's virtio driver takes a few at boot). None: no driver had it.
+    l1_irq_count_at_bind: int | None = None
     l1_lspci: str = ""
     l1_kvm_module: str = ""       # what L1 loaded to run L2 under KVM (by its CPU), e.g. "kvm_amd nested=1"
     l2_accel: str = ""
@@ -69,3 +72,4 @@ class RunFacts:
     l0: L0Facts | None = None
     l1: L1Facts | None = None
     l1_kernel_input: KernelInputFacts | None = None
+    machine: str = ""

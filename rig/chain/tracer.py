@@ -145,6 +145,7 @@ class PathTracer:
         except InfraError as e:
             self.notes.append(f"info pic: {e}")
             return ""
+        self.ic.locate(text, self.source)
         return self.ic.state(text, self.source)
 
     def _l0_path(self) -> list[PathEvent]:

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from rig.commands.common import Subparsers, arches, session
 from rig.commands.setup import check_arch
+from rig.core import timeouts
+from rig.core.errors import UserError
 from rig.core.spec import writable_dir
-from rig.core.targets import TargetProfile, machine
+from rig.core.targets import MACHINES, TargetProfile, machine, profile
 
 if TYPE_CHECKING:     # loaded when the command runs: bad input is answered at once
     from rig.chain.session import Session
@@ -71,6 +73,11 @@ def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) 
 
 
 def add_parser(sub: Subparsers) -> None:
+    add_intx_probe_parser(sub)
+    add_vfio_user_parser(sub)
+
+
+def add_intx_probe_parser(sub: Subparsers) -> None:
     p = sub.add_parser("finding-intx-probe",
                        help="show (QEMU pci_cfg_write trace) whether L1's kernel probes INTx masking")
     p.add_argument("--arch", default="all", help="x86_64, ppc64 or all (default)")
@@ -88,4 +95,32 @@ def cmd_finding(args: argparse.Namespace) -> int:
         verb = "probes" if r["probed"] else "never probes"
         print(f"{prof.name}: L1 kernel {r['kernel']} {verb} INTx masking: writes to pci-serial's "
               f"command register {', '.join(r['command_writes']) or 'none'} (QEMU trace, {r['log']})")
+    return 0
+
+
+def add_vfio_user_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("finding-vfio-user",
+                       help="show whether L0's QEMU starts and resets each machine with a vfio-user device")
+    p.add_argument("--machine", default="all", help="pseries, powernv, q35 or all (default)")
+    p.set_defaults(handler=cmd_vfio_user)
+
+
+def cmd_vfio_user(args: argparse.Namespace) -> int:
+    """The probe `rig run` uses (rig.chain.device_probe), run afresh on each machine: QEMU
+    created with the rig's vfio-user device on the bus the run would use, reset once over
+    the monitor. The answer for pseries is docs/findings/qemu-spapr-eeh-vfio-user-abort.md,
+    for powernv docs/findings/qemu-pnv-phb4-vfio-user-hang.md."""
+    import time
+
+    from rig.chain.device_probe import probe
+    names = {m.name: m for m in MACHINES.values()}
+    if args.machine != "all" and args.machine not in names:
+        raise UserError(f"--machine {args.machine}: use one of {', '.join(names)} or all")
+    s = session(args)
+    for mach in names.values() if args.machine == "all" else (names[args.machine],):
+        qemu = s.qemu(profile(mach.arch))
+        t0 = time.monotonic()
+        ok, why = probe(mach, qemu, timeout=timeouts.VFIO_USER_FINDING_S)
+        print(f"{mach.name}: {'works' if ok else 'fails'} after {time.monotonic() - t0:.1f} s: {why} "
+              f"({qemu.describe()})")
     return 0

@@ -57,7 +57,7 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"results: {out}")
     cfg = DriveConfig.from_spec(spec.drive)
-    facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer)
+    facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
     chain: Chain | None = None
     t0 = time.monotonic()
     with LogFile(out) as log_file:

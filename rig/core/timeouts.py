@@ -52,6 +52,9 @@ L2_STOP_S = 15.0
 KVM_PROBE_S = 20.0
 # QEMU with a vfio-user device started and reset once (under a second), per binary.
 VFIO_USER_PROBE_S = 60.0
+# The same probe in `rig finding-vfio-user`: a QEMU that starts answers in under a second;
+# one that hangs (powernv9's PHB4, docs/findings/) is reported after this long.
+VFIO_USER_FINDING_S = 15.0
 
 # -- the device and its consumer -------------------------------------------------------
 DEVICE_CONNECT_S = 30.0     # L0 QEMU connecting pci-serial's chardev

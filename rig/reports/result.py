@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 from rig.chain.drive import DriveConfig
 from rig.chain.facts import ChainFacts, KernelInputFacts, L0Facts, L1Facts, RunFacts
 from rig.chain.verdict import STALL, Sample, Verdict, describe_stop
+from rig.core.targets import machine
 from rig.trace.path import InterruptPath
 
 # 1: the first versioned result.json. Raise it when a field changes meaning or goes away
@@ -39,7 +40,7 @@ class RunResult:
         return {"schema_version": self.schema_version, "name": self.name,
                 "verdict": asdict(self.verdict), "seconds": round(self.seconds, 1),
                 "drive": asdict(self.drive),
-                "arch": f.arch, "ic": f.ic, "consumer": f.consumer,
+                "arch": f.arch, "machine": f.machine, "ic": f.ic, "consumer": f.consumer,
                 "device": f.device, "device_reason": f.device_reason,
                 "l0": asdict(f.l0) if f.l0 else None, "l1": asdict(f.l1) if f.l1 else None,
                 "l1_kernel_input": asdict(f.l1_kernel_input) if f.l1_kernel_input else None,
@@ -55,7 +56,8 @@ class RunResult:
                              f"{SCHEMA_VERSION}")
         facts = RunFacts(d["arch"], d["ic"], d["consumer"], d["device"], d["device_reason"],
                          L0Facts(**d["l0"]) if d["l0"] else None, L1Facts(**d["l1"]) if d["l1"] else None,
-                         KernelInputFacts(**d["l1_kernel_input"]) if d["l1_kernel_input"] else None)
+                         KernelInputFacts(**d["l1_kernel_input"]) if d["l1_kernel_input"] else None,
+                         d.get("machine") or machine(d["arch"]).name)
         path = d["interrupt_path"]
         return cls(d["name"], Verdict(**d["verdict"]), d["seconds"], DriveConfig(**d["drive"]), facts,
                    [Sample(**s) for s in d["samples"]], ChainFacts(**d["chain"]) if d["chain"] else None,

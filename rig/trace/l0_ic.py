@@ -47,6 +47,10 @@ class IcTrace:
                     t0_wall: float) -> list[PathEvent]:
         raise NotImplementedError
 
+    def locate(self, info_pic: str, source: int) -> None:
+        """Learn from `info pic` (read before the trace is) how the trace numbers the source,
+        where that is not the hwirq itself."""
+
     def state(self, info_pic: str, source: int) -> str:
         """The lines of `info pic` about the source (empty if it prints none)."""
         pats = self.state_patterns(source)
@@ -133,19 +137,47 @@ class PnvXiveTrace(IcTrace):
     """PowerNV XIVE, driven natively: the PHB4's own XIVE source holds the device's LSI.
     QEMU traces no level for it; what it traces is the source forwarding an assertion to
     the interrupt controller (pnv_phb4_xive_notify*, only from PQ=00) and L1's ESB accesses
-    to the source (EOI, mask, unmask). The ESB trace numbers the source within its PHB: the
-    low 11 bits of the global number (QEMU's PHB4 source block is 2048 interrupts, aligned,
-    its LSIs the last 8: global 0xfdff8 is local 0x7f8, seen in the trace)."""
+    to the source (EOI, mask, unmask). The ESB trace numbers the source within its PHB's
+    source block, whose range `info pic` prints ("PHB4[0:1] Source 000fd800 .. 000fdfff":
+    global 0xfdff8 is local 0x7f8); the blocks differ in size between PHBs."""
 
     name = "xive"
     family = "pnv-xive"
     events = ("pnv_phb4_xive_notify", "pnv_phb4_xive_notify_ic", "xive_source_esb_read",
               "xive_source_esb_write", *VIRTIO_CONSOLE_EVENTS)
-    LOCAL_MASK = 0x7ff
+    BLOCK = re.compile(r"^PHB\S* Source ([0-9a-f]+) \.\. ([0-9a-f]+)", re.M)
+
+    def __init__(self) -> None:
+        self.local: dict[int, int] = {}      # global source number -> its number in its block
+
+    def _block(self, info_pic: str, source: int) -> tuple[int, str] | None:
+        """(base, the block's lines) of the PHB source block holding the source."""
+        heads = list(self.BLOCK.finditer(info_pic))
+        for i, m in enumerate(heads):
+            base, last = int(m.group(1), 16), int(m.group(2), 16)
+            if base <= source <= last:
+                end = heads[i + 1].start() if i + 1 < len(heads) else len(info_pic)
+                return base, info_pic[m.end():end]
+        return None
+
+    def locate(self, info_pic, source):
+        found = self._block(info_pic, source)
+        if found:
+            self.local[source] = source - found[0]
+
+    def state(self, info_pic, source):
+        """The source's line in its PHB block (PQ bits, line level: "LSI P-A" when pending
+        and asserted), and its EAT entry."""
+        found = self._block(info_pic, source)
+        lines = [ln.rstrip() for ln in info_pic.splitlines() if re.match(rf"^\s+{source:08x}\s", ln)]
+        if found:
+            base, block = found
+            lines += [ln.rstrip() for ln in block.splitlines() if re.match(rf"^\s+{source - base:08x}\s", ln)]
+        return "\n".join(lines)
 
     def path_events(self, lines, source, t0_wall):
         out: list[PathEvent] = []
-        local = source & self.LOCAL_MASK
+        local = self.local.get(source)
         pq, pending_since = None, None
         for i, (wall, name, args) in enumerate(lines):
             t = wall - t0_wall
@@ -162,7 +194,7 @@ class PnvXiveTrace(IcTrace):
                 pq, pending_since = 0b10, t
             elif name in ("xive_source_esb_read", "xive_source_esb_write"):
                 m = re.search(r"@(\w+) IRQ (\w+) val=(\w+)", args)
-                if m and _int(m.group(2)) == local:
+                if m and local is not None and _int(m.group(2)) == local:
                     event, op = _esb_event(t, name, _int(m.group(1)) & 0xfff, m.group(3))
                     out.append(event)
                     pq = _pq_after(op, pq)
@@ -177,9 +209,6 @@ class PnvXiveTrace(IcTrace):
             return False
         m = re.search(r"data=(\w+)", args)
         return m is not None and _int(m.group(1)) & 0xffffff == source
-
-    def state_patterns(self, source):
-        return [rf"^\s+{source:08x}\s", rf"^\s+{source & self.LOCAL_MASK:08x}\s"]
 
 
 class XicsTrace(IcTrace):

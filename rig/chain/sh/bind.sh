@@ -17,7 +17,12 @@ modprobe vfio-pci $vfio_args || [ -d /sys/module/vfio_pci ]
 modprobe "$iommu_module" 2>/dev/null || [ -d "/sys/module/$iommu_module" ] ||
     echo "note: $iommu_module is not a module here (built in?)" >&2
 p=/sys/bus/pci/devices/$dev
-if [ -e "$p/driver" ]; then echo "$dev" > "$p/driver/unbind"; fi
+# The IRQ's count so far (its boot driver's interrupts): vfio's line counts on from there.
+irqcount=none
+if [ -e "$p/driver" ]; then
+    irqcount=$(awk -v irq="$(cat "$p/irq"):" '$1 == irq { print $2 }' /proc/interrupts)
+    echo "$dev" > "$p/driver/unbind"
+fi
 # Does the command register's INTx-disable bit (10) stick? (PCI 2.3 yes, 2.2 no) Write
 # the high byte with bit 2 set, read back, restore. A zero byte comes from /dev/zero:
 # busybox printf writes no byte for an octal zero, and a missed restore leaves INTx disabled.
@@ -43,4 +48,4 @@ if [ $# -gt 0 ]; then modprobe "$@" 2>/dev/null || true; fi
 kvm=no; [ -e /dev/kvm ] && kvm=yes
 mask=$(cat /sys/module/vfio_pci/parameters/nointxmask)
 [ "$mask" = Y ] || [ -z "$vfio_args" ] || { echo "vfio_pci nointxmask is $mask, not Y" >&2; exit 6; }
-echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask disintx_writable=$disintx"
+echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask disintx_writable=$disintx irqcount=${irqcount:-none}"

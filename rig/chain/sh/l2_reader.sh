@@ -23,7 +23,8 @@ if [ -z "$tty" ] && ls -d "$p"/virtio* >/dev/null 2>&1; then
     done
 fi
 if [ -z "$tty" ]; then
-    echo "no tty for $dev (its driver did not bind): $(dmesg | grep -iE "serial|8250|virtio|$dev" | tail -n3)" >&2
+    echo "no tty for $dev (its driver did not bind): $(echo /dev/hvc* "$p"/virtio*/virtio-ports/* | tr '\n' ' ')" \
+        "$(dmesg | grep -iE "serial|8250|virtio|hvc|$dev" | tail -n4)" >&2
     exit 4
 fi
 exec 3<"/dev/$tty"
