@@ -9,7 +9,7 @@ pci_2_3=True makes the twin that has both, for A/B runs.
 Interrupts: RX data available (and THR empty, as a 16550 does). The rig feeds bytes
 through the control channel; in paced mode a byte enters the RX buffer only once the
 previous one was read and a gap has passed, so the device never asserts while the
-previous interrupt is in flight (DESIGN.md 1 on QEMU's XIVE); free mode feeds at once.
+previous interrupt is in flight (docs/mechanism.md on QEMU's XIVE); free mode feeds at once.
 """
 
 from __future__ import annotations

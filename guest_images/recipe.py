@@ -7,7 +7,7 @@ from rig.debian.packages import PackageSet, Want
 from rig.host.profiles import HostProfile
 
 # The 6.12 line of bookworm-backports: it has the vfio INTx fix (6.12.58+), it is built
-# for amd64 and ppc64el alike, and pseries guests need >= 6.11 for VFIO (DESIGN.md 3).
+# for amd64 and ppc64el alike, and pseries guests need >= 6.11 for VFIO (docs/mechanism.md).
 KERNEL_RELEASE = "bookworm-backports"
 USERLAND_SUITE = "bookworm"
 # Programs the guests run; busybox provides the shell and every small tool.

@@ -5,7 +5,7 @@ Upstream 8b9f128947dd sets IRQ_DISABLE_UNLAZY on the host IRQ of a non-PCI-2.3 d
 vfio_intx_enable() (and clears it on the error path and in vfio_intx_disable()). The
 rebuild uses that kernel's own headers (its .config, Module.symvers and BTF vmlinux) and
 the compiler it was built with, so the module loads into the stock kernel (unsigned: it
-taints, as DESIGN.md 3 says). Whether a module has the fix is read from the binary: with
+taints, as docs/facts.md says). Whether a module has the fix is read from the binary: with
 it, vfio-pci-core.ko calls irq_modify_status (irq_set_status_flags is an inline wrapper).
 """
 

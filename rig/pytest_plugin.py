@@ -4,7 +4,7 @@ against. Installed with the rig (entry point pytest11), so any test can use it:
     def test_my_check(rig_chain):
         print(rig_chain.l1.ssh.run("lspci -v").stdout)        # L1, over SSH
         print(rig_chain.l2_ssh.run("cat /proc/interrupts").stdout)  # L2, through L1
-        verdict = rig_chain.drive(DriveConfig(duration=10))    # rig.chain.drive: push, count, judge
+        verdict = rig_chain.drive(DriveSpec(duration=10))    # rig.chain.drive: push, count, judge
         assert verdict.verdict == "PASS"
 
 Options: --rig-arch (x86_64|ppc64), --rig-machine (ppc64: pseries|powernv), --rig-ic,

@@ -8,9 +8,10 @@ import time
 import pytest
 from test_chain_reader import reader_and_consumer
 
-from rig.chain.drive import Drive, DriveConfig
+from rig.chain.drive import Drive
 from rig.core.errors import InfraError
 from rig.core.progress import Progress
+from rig.core.spec import DriveSpec
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +60,7 @@ def drive(wire, serves, counts=None, **cfg):
     reader, consumer = wire
     device, marks = FakeDevice(consumer, serves), Marks()
     counts = counts or (lambda: (device.delivered(), device.delivered()))
-    d = Drive(DriveConfig(**{**FAST, **cfg}), device, reader, counts, marks, Progress(quiet=True))
+    d = Drive(DriveSpec(**{**FAST, **cfg}), device, reader, counts, marks, Progress(quiet=True))
     return d.run(), d, device, marks, reader
 
 

@@ -9,12 +9,11 @@ device back to L1 and start L2 again, which then boots and passes interrupts.
 import pytest
 from conftest import nothing_left
 
-from rig.chain.drive import DriveConfig
 from rig.chain.facts import RunFacts
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
 from rig.core import timeouts
-from rig.core.spec import RunSpec
+from rig.core.spec import DriveSpec, RunSpec
 from rig.guests import l2 as l2_module
 from rig.guests.l2 import L2Guest
 
@@ -55,7 +54,7 @@ def assert_second_l2_serves(chain, out):
     # the failed QEMU is gone: one L2 QEMU in L1, the second one, holding the device
     pids = chain.l1.ssh.run("pidof qemu-system-x86_64").stdout.split()
     assert len(pids) == 1, pids
-    verdict = chain.drive(DriveConfig(duration=5, min_serviced=5))
+    verdict = chain.drive(DriveSpec(duration=5, min_serviced=5))
     assert verdict.verdict == "PASS", verdict.reason
 
 

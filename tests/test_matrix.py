@@ -49,7 +49,7 @@ def test_summary_and_junit_report_disagreements(tmp_path):
     res = summary.summarize(cell, runs)
     assert res["agreement"] == 0.5 and res["disagreements"][0]["out"] == "/r2"
     assert res["seconds"] == {"median": 25.0, "min": 20.0, "max": 30.0}
-    summary.write_junit(tmp_path / "j.xml", [res])
+    summary.write_matrix_junit(tmp_path / "j.xml", [res])
     suite = ET.parse(tmp_path / "j.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     assert "expected STALL" in summary.table([res]) or "STALL" in summary.table([res])

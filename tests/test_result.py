@@ -43,7 +43,7 @@ def test_the_type_reads_it_and_writes_it_back_unchanged(recorded, tmp_path):
 def test_the_verdict_replays_from_the_samples(recorded):
     r = RunResult.from_json(recorded)
     d = r.drive
-    replayed = judge(r.samples, d.stall_window, d.min_serviced) or final(r.samples, d.stall_window, d.min_serviced)
+    replayed = judge(r.samples, d.stall_window) or final(r.samples, d.stall_window, d.min_serviced)
     assert replayed == r.verdict
 
 

@@ -1,9 +1,10 @@
-"""The verdict on recorded sample series (the signatures DESIGN.md describes)."""
+"""The verdict on recorded sample series (the signatures docs/mechanism.md describes)."""
 
 import pytest
 
-from rig.chain.verdict import ERROR, EXIT_STATUS, PASS, STALL, Sample, final, judge
-from rig.reports.result import write_junit
+from rig.chain.verdict import EXIT_STATUS, Sample, final, judge
+from rig.core.kinds import Outcome
+from rig.reports.result import write_run_junit
 from rig.reports.timeline import timeline_svg, write_timeline
 
 pytestmark = pytest.mark.unit
@@ -23,40 +24,40 @@ def stalled_after_first(seconds: int):
 def test_flowing_series_passes_and_is_never_stall():
     s = flowing(30)
     for i in range(1, len(s) + 1):
-        assert judge(s[:i], WINDOW, MIN) is None
+        assert judge(s[:i], WINDOW) is None
     v = final(s, WINDOW, MIN)
-    assert v.verdict == PASS and v.exit_status == 0
+    assert v.verdict == Outcome.PASS and v.exit_status == 0
 
 
 def test_stall_is_decided_as_soon_as_the_window_is_over():
     s = stalled_after_first(60)
-    decided = next(i for i in range(1, len(s) + 1) if judge(s[:i], WINDOW, MIN))
+    decided = next(i for i in range(1, len(s) + 1) if judge(s[:i], WINDOW))
     assert s[decided - 1].t == 1 + WINDOW  # the first sample where it is certain
-    v = judge(s[:decided], WINDOW, MIN)
-    assert v.verdict == STALL and v.exit_status == 1
+    v = judge(s[:decided], WINDOW)
+    assert v.verdict == Outcome.STALL and v.exit_status == 1
     assert v.stopped_at["l1_vfio_intx"] == 1 and v.stopped_at["serviced"] == 1
 
 
 def test_slow_reader_with_moving_counts_is_not_a_stall():
     # The byte is not read yet, but L1 and L2 counts still move: interrupts flow.
     s = [Sample(t, 5, 4, 10 + t, 10 + t) for t in range(0, 12)]
-    assert judge(s, WINDOW, MIN) is None
+    assert judge(s, WINDOW) is None
 
 
 def test_no_pending_work_is_not_a_stall():
     s = [Sample(t, 3, 3, 3, 3) for t in range(0, 20)]
-    assert judge(s, WINDOW, MIN) is None
-    assert final(s, WINDOW, MIN).verdict == ERROR  # too few to judge, and says so
+    assert judge(s, WINDOW) is None
+    assert final(s, WINDOW, MIN).verdict == Outcome.ERROR  # too few to judge, and says so
 
 
 def test_exit_codes_suit_git_bisect_run():
-    assert EXIT_STATUS == {PASS: 0, STALL: 1, ERROR: 125}
+    assert EXIT_STATUS == {Outcome.PASS: 0, Outcome.STALL: 1, Outcome.ERROR: 125}
 
 
 def test_junit_and_timeline(tmp_path):
     s = stalled_after_first(10)
     v = final(s, WINDOW, MIN)
-    xml = write_junit(tmp_path, "ppc64-xive", v, 12.0, "logs").read_text()
+    xml = write_run_junit(tmp_path, "ppc64-xive", v, 12.0, "logs").read_text()
     assert 'failures="1"' in xml and "L1 vfio-intx stopped at 1" in xml
     svg = timeline_svg(s, "ppc64-xive: STALL", stall_at=1.0)
     assert svg.startswith("<svg") and svg.count('stroke-width="2"') == 4 and "flow stopped" in svg
@@ -74,8 +75,8 @@ def test_png_timeline_is_written(tmp_path):
 
 def test_nothing_ever_arriving_is_error_not_stall():
     s = [Sample(t, 1, 0, 0, 0) for t in range(0, 10)]
-    v = judge(s, WINDOW, MIN)
-    assert v.verdict == ERROR and "ever reached L1" in v.reason and v.exit_status == 125
+    v = judge(s, WINDOW)
+    assert v.verdict == Outcome.ERROR and "ever reached L1" in v.reason and v.exit_status == 125
 
 
 def test_timeline_with_the_interrupt_path_marks_the_stopped_layer(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rig.chain.bind import bind_in_l1
 from rig.chain.device import Device
-from rig.chain.drive import Drive, DriveConfig
+from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts
 from rig.chain.reader import ConsumerReader, open_reader
 from rig.chain.tracer import PathTracer
@@ -25,6 +25,7 @@ from rig.core.errors import InfraError
 from rig.core.kinds import Consumer
 from rig.core.progress import Progress
 from rig.core.shell import guest_script
+from rig.core.spec import DriveSpec
 from rig.core.targets import MachineProfile, TargetProfile
 from rig.guests.l1 import L1Guest
 from rig.guests.l2 import L2Guest, boot_l2, l2_command
@@ -160,7 +161,7 @@ class Chain:
             self.l2.check_alive()
         return self.counts()
 
-    def drive(self, cfg: DriveConfig) -> Verdict:
+    def drive(self, cfg: DriveSpec) -> Verdict:
         if self.reader is None:
             raise InfraError("the chain was not started: no consumer to drive")
         d = Drive(cfg, self.device, self.reader, self._live_counts, self.tracer, self.progress)

@@ -13,30 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rig.chain.verdict import Sample, Verdict, final, judge
-from rig.core import timeouts
 from rig.core.progress import Progress
-from rig.core.spec import MIN_SERVICED, DriveSpec
+from rig.core.spec import DriveSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DriveConfig:
-    duration: float = timeouts.DURATION_S          # seconds of driving, at most
-    stall_window: float = timeouts.STALL_WINDOW_S  # pending and nothing moved for this long: STALL
-    gap: float = timeouts.PUSH_GAP_S               # between a serviced byte and the next push
-    sample_every: float = timeouts.SAMPLE_EVERY_S  # /proc/interrupts samples
-    min_serviced: int = MIN_SERVICED               # fewer by the end: too slow to judge (ERROR)
-    pass_after: int = 0           # PASS once this many were serviced (and a stall window
-                                  # has gone by); 0: drive for the whole duration
-
-    @classmethod
-    def from_spec(cls, spec: DriveSpec) -> DriveConfig:
-        return cls(duration=spec.duration, stall_window=spec.stall_window, pass_after=spec.pass_after)
 
 
 class Device(Protocol):
@@ -72,7 +55,7 @@ def compact_counters(snapshot: dict[str, Any]) -> dict[str, Any]:
 class Drive:
     """One drive: its samples and, at the end, its verdict."""
 
-    def __init__(self, cfg: DriveConfig, device: Device, reader: Reader, counts: Counters,
+    def __init__(self, cfg: DriveSpec, device: Device, reader: Reader, counts: Counters,
                  marks: Marks, progress: Progress):
         self.cfg, self.device, self.reader, self.counts = cfg, device, reader, counts
         self.marks, self.progress = marks, progress
@@ -120,7 +103,7 @@ class Drive:
         if len(self.samples) % 5 == 1:
             self.progress.note(f"t={t:5.1f}s pushed={self.sent} serviced={self.serviced} "
                                f"L1 vfio-intx={l1} L2 irq={l2}")
-        return judge(self.samples, self.cfg.stall_window, self.cfg.min_serviced)
+        return judge(self.samples, self.cfg.stall_window)
 
     def _passed(self, t: float) -> Verdict | None:
         cfg = self.cfg

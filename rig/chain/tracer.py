@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rig.chain.verdict import STALL, Sample, Verdict
+from rig.chain.verdict import Sample, Verdict
 from rig.core import timeouts
 from rig.core.errors import InfraError
+from rig.core.kinds import Outcome
 from rig.guests.l1 import L1Guest
 from rig.trace import l1_ftrace as l1_trace
 from rig.trace import proc_interrupts as interrupts
@@ -118,7 +119,7 @@ class PathTracer:
         l0 = self._l0_path()
         l1 = self._causal(l0, self._l1_path())
         events = sorted(self.rig_events + self._l2_counts(samples) + l0 + l1, key=lambda e: e.t)
-        pending = self._pending_from() if verdict.verdict == STALL else None
+        pending = self._pending_from() if verdict.verdict == Outcome.STALL else None
         stopped = stopped_layer(events, pending)
         self.seconds["collect"] = round(time.monotonic() - t, 3)
         self._collected = True

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PASS, STALL, ERROR = "PASS", "STALL", "ERROR"
-EXIT_STATUS = {PASS: 0, STALL: 1, ERROR: 125}   # git bisect run: 125 = skip
+from rig.core.kinds import Outcome
+
+EXIT_STATUS = {Outcome.PASS: 0, Outcome.STALL: 1, Outcome.ERROR: 125}   # git bisect run: 125 = skip
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Sample:
 
 @dataclass
 class Verdict:
-    verdict: str
+    verdict: Outcome
     reason: str
     stopped_at: dict[str, Any] = field(default_factory=dict)
 
@@ -65,7 +66,7 @@ def pending_since(samples: list[Sample]) -> float | None:
     return since
 
 
-def judge(samples: list[Sample], stall_window: float, min_serviced: int) -> Verdict | None:
+def judge(samples: list[Sample], stall_window: float) -> Verdict | None:
     """STALL as soon as it is certain; PASS only at the end (see final()); None: go on."""
     if not samples:
         return None
@@ -80,23 +81,23 @@ def judge(samples: list[Sample], stall_window: float, min_serviced: int) -> Verd
     if not any(x.l1 for x in samples) and not any(x.serviced for x in samples):
         # The INTx stall lets exactly one interrupt through; none at all is a device or
         # routing problem (e.g. INTx left disabled in the command register): machinery.
-        return Verdict(ERROR, "no interrupt ever reached L1's vfio-intx handler: the device or "
+        return Verdict(Outcome.ERROR, "no interrupt ever reached L1's vfio-intx handler: the device or "
                               "its interrupt routing is broken, not the INTx stall", stopped_at(samples[-1]))
-    return Verdict(STALL, f"a pushed interrupt was not serviced for {now - since:.1f} s and no "
+    return Verdict(Outcome.STALL, f"a pushed interrupt was not serviced for {now - since:.1f} s and no "
                           f"layer's count moved", stopped_at(samples[-1]))
 
 
 def final(samples: list[Sample], stall_window: float, min_serviced: int) -> Verdict:
     """The verdict at the end of the duration."""
-    early = judge(samples, stall_window, min_serviced)
+    early = judge(samples, stall_window)
     if early:
         return early
     last = samples[-1] if samples else Sample(0, 0, 0)
     if last.serviced < min_serviced:
-        return Verdict(ERROR, f"only {last.serviced} interrupts serviced in {last.t:.0f} s, fewer "
+        return Verdict(Outcome.ERROR, f"only {last.serviced} interrupts serviced in {last.t:.0f} s, fewer "
                               f"than {min_serviced}, but no stall either: too slow to judge",
                        stopped_at(last))
-    return Verdict(PASS, f"{last.serviced} interrupts serviced in {last.t:.0f} s, counts grew "
+    return Verdict(Outcome.PASS, f"{last.serviced} interrupts serviced in {last.t:.0f} s, counts grew "
                          "at every layer", stopped_at(last))
 
 
@@ -106,7 +107,7 @@ def stopped_at(s: Sample) -> dict[str, Any]:
 
 def describe_stop(v: Verdict) -> str:
     s = v.stopped_at
-    verb = "stopped at" if v.verdict == STALL else "at"
+    verb = "stopped at" if v.verdict == Outcome.STALL else "at"
     parts = [f"L1 vfio-intx {verb} {s.get('l1_vfio_intx')}"]
     if s.get("l2_irq") is not None:
         parts.append(f"L2 IRQ count {verb} {s.get('l2_irq')}")

@@ -10,19 +10,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from rig.chain.chain import Chain
-from rig.chain.drive import DriveConfig
 from rig.chain.facts import RunFacts
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
-from rig.chain.verdict import ERROR, STALL, Verdict, describe_stop, pending_since
+from rig.chain.verdict import Verdict, describe_stop, pending_since
 from rig.core.errors import InfraError, UserError
+from rig.core.kinds import Outcome
 from rig.core.logs import LOG_NAME, LogFile
 from rig.core.spec import RunSpec
 from rig.kernel import under_test
 from rig.kernel.build import build
 from rig.kernel.under_test import KernelUnderTest
 from rig.reports.ktap import write_run as write_ktap
-from rig.reports.result import RunResult, write_junit
+from rig.reports.result import RunResult, write_run_junit
 from rig.reports.timeline import write_timeline
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
     out = spec.out or default_out(spec)
     out.mkdir(parents=True, exist_ok=True)
     print(f"results: {out}")
-    cfg = DriveConfig.from_spec(spec.drive)
+    cfg = spec.drive
     facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
     chain: Chain | None = None
     t0 = time.monotonic()
@@ -69,10 +69,10 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
             raise           # bad input found only now (a device this QEMU cannot run): exit 2
         except InfraError as e:
             log.error("ERROR: %s", e, exc_info=True)
-            verdict = Verdict(ERROR, str(e))
+            verdict = Verdict(Outcome.ERROR, str(e))
         except Exception as e:  # noqa: BLE001 - an ERROR with its cause, never a bare traceback
             log.critical("unexpected %s", type(e).__name__, exc_info=True)
-            verdict = Verdict(ERROR, f"unexpected {type(e).__name__} in the rig: {e} "
+            verdict = Verdict(Outcome.ERROR, f"unexpected {type(e).__name__} in the rig: {e} "
                                      f"(traceback in {log_file.path})")
         fix = facts.l1.vfio_intx_fix if facts.l1 else None
         result = RunResult(spec.run_name(fix), verdict, time.monotonic() - t0, cfg, facts,
@@ -85,9 +85,9 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
 def report(out: Path, r: RunResult) -> None:
     """The result files, and what the terminal shows of them."""
     r.write(out)
-    write_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
+    write_run_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
     write_ktap(out, r)
-    stall_at = pending_since(r.samples) if r.verdict.verdict == STALL else None
+    stall_at = pending_since(r.samples) if r.verdict.verdict == Outcome.STALL else None
     write_timeline(out, r.samples, f"{r.name}: {r.verdict.verdict}", stall_at, r.interrupt_path)
     print(f"{r.verdict.verdict}: {r.verdict.reason}")
     if r.samples:

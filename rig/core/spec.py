@@ -165,11 +165,16 @@ class KernelUnderTestSpec:
 
 @dataclass(frozen=True)
 class DriveSpec:
-    """How the rig drives the device and judges (see rig.chain.verdict)."""
+    """How the rig drives the device and judges (rig.chain.drive, rig.chain.verdict): what
+    the command line sets, and the pacing the rig keeps (tests shorten it)."""
 
-    duration: float = timeouts.DURATION_S
-    stall_window: float = timeouts.STALL_WINDOW_S
-    pass_after: int = 0
+    duration: float = timeouts.DURATION_S          # seconds of driving, at most
+    stall_window: float = timeouts.STALL_WINDOW_S  # pending and nothing moved for this long: STALL
+    pass_after: int = 0           # PASS once this many were serviced (and a stall window
+                                  # has gone by); 0: drive for the whole duration
+    gap: float = timeouts.PUSH_GAP_S               # between a serviced byte and the next push
+    sample_every: float = timeouts.SAMPLE_EVERY_S  # /proc/interrupts samples
+    min_serviced: int = MIN_SERVICED               # fewer by the end: too slow to judge (ERROR)
 
     def validate(self) -> None:
         _number("--duration", self.duration, 1, MAX_SECONDS)

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from rig.core import timeouts
+from rig.core.kinds import Outcome
 from rig.core.progress import Progress
 from rig.core.spec import DriveSpec
 from rig.host.children import own_session_ends_with_parent
 from rig.matrix.cells import Cell
-from rig.matrix.summary import RunOutcome, write_json, write_junit, write_ktap
+from rig.matrix.summary import RunOutcome, write_json, write_ktap, write_matrix_junit
 from rig.reports.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.info("%s: no result read (%s)", out, e)
         last = (stderr.strip().splitlines() or ["no output"])[-1]
-        return RunOutcome("ERROR", seconds, str(out), f"rig exited {proc.returncode}: {last}")
+        return RunOutcome(Outcome.ERROR, seconds, str(out), f"rig exited {proc.returncode}: {last}")
     failures = len(result.chain.l2_boot_failures) if result.chain else 0
     path = result.interrupt_path
     return RunOutcome(result.verdict.verdict, seconds, str(out), result.verdict.reason, failures,
@@ -130,7 +131,7 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None
         raise
     pool.shutdown()
     results = write_json(out, cells, outcomes, jobs)
-    write_junit(out / "junit.xml", results)
+    write_matrix_junit(out / "junit.xml", results)
     write_ktap(out / "results.ktap", cells, outcomes)
     return results
 

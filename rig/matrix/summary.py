@@ -10,10 +10,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
-from rig.chain.verdict import ERROR
+from rig.core.kinds import Outcome
 from rig.matrix.cells import Cell
+from rig.reports.junit import JunitCase, write_junit
 from rig.reports.ktap import Case, document
 
 
@@ -50,19 +50,15 @@ def summarize(cell: Cell, runs: list[RunOutcome]) -> dict[str, Any]:
             "l2_restarted": [dataclasses.asdict(r) for r in runs if r.l2_boot_failures]}
 
 
-def write_junit(path: Path, results: list[dict[str, Any]]) -> None:
+def write_matrix_junit(path: Path, results: list[dict[str, Any]]) -> None:
+    """A case per run of each cell; one that disagrees with the expectation fails."""
     cases = []
     for res in results:
         for i, v in enumerate(res["verdicts"]):
             name = res["id"] + (f"#{i + 1}" if len(res["verdicts"]) > 1 else "")
-            message = quoteattr(f"expected {res['expected']}, got {v}")
-            body = "" if v == res["expected"] else f'<failure message={message}>{escape(res["why"])}</failure>'
-
-            cases.append(f'  <testcase classname="intx-rig.matrix" name={quoteattr(name)}>{body}</testcase>')
-    failures = sum(1 for c in cases if "<failure" in c)
-    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n'
-                    f'<testsuite name="intx-rig-matrix" tests="{len(cases)}" failures="{failures}">\n'
-                    + "\n".join(cases) + "\n</testsuite>\n")
+            failure = None if v == res["expected"] else (f"expected {res['expected']}, got {v}", res["why"])
+            cases.append(JunitCase(name, failure=failure))
+    write_junit(path, "intx-rig-matrix", "intx-rig.matrix", cases)
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -96,7 +92,7 @@ def ktap_cases(cells: list[Cell], runs: dict[str, list[RunOutcome | None]]) -> l
         subtests = [Case(f"run{n}", r.verdict == exp.verdict,
                          [f"{r.verdict}: {r.reason}", f"L1 vfio: {fix_label(r.vfio_intx_fix)}",
                           f"interrupt path: {r.explanation}" if r.explanation else "",
-                          f"logs in {r.out}"], r.reason if r.verdict == ERROR else None)
+                          f"logs in {r.out}"], r.reason if r.verdict == Outcome.ERROR else None)
                     for n, r in done]
         cases.append(Case(cell.id, all(s.ok for s in subtests),
                           [f"expected {exp.verdict}: {exp.reason}"], subtests=subtests))

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rig.chain.verdict import ERROR, PASS, describe_stop
+from rig.chain.verdict import describe_stop
+from rig.core.kinds import Outcome
 from rig.reports.result import RunResult
 
 VERSION = "KTAP version 1"
@@ -41,7 +42,7 @@ class Case:
         out += [f"# {clean(d)}" for d in self.diagnostics if d.strip()]
         result = f"{'ok' if self.ok else 'not ok'} {number} {clean(self.name)}"
         if self.error is not None:
-            result += f" # ERROR {clean(self.error)}"
+            result += f" # {Outcome.ERROR} {clean(self.error)}"
         return out + [result]
 
 
@@ -52,7 +53,7 @@ def document(cases: list[Case], indent: str = "") -> list[str]:
     return [indent + line for line in lines]
 
 
-def run_case(r: RunResult, name: str | None = None, expected: str = PASS) -> Case:
+def run_case(r: RunResult, name: str | None = None, expected: str = Outcome.PASS) -> Case:
     """A run as a test: ok when its verdict is the expected one (a kernel's contract is
     PASS; the matrix's STALL cells expect a STALL)."""
     v = r.verdict
@@ -68,7 +69,7 @@ def run_case(r: RunResult, name: str | None = None, expected: str = PASS) -> Cas
         diags.append(f"L0: {r.facts.l0.qemu}, L1 under {r.facts.l0.accel.upper()}")
     if r.chain and r.chain.l2_accel:
         diags.append(f"L2 under {r.chain.l2_accel.upper()} ({r.chain.l2_accel_reason})")
-    error = v.reason if v.verdict == ERROR else None
+    error = v.reason if v.verdict == Outcome.ERROR else None
     return Case(name or r.name, v.verdict == expected and error is None, diags, error)
 
 

@@ -8,12 +8,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
-from rig.chain.drive import DriveConfig
 from rig.chain.facts import ChainFacts, KernelInputFacts, L0Facts, L1Facts, RunFacts
-from rig.chain.verdict import STALL, Sample, Verdict, describe_stop
+from rig.chain.verdict import Sample, Verdict, describe_stop
+from rig.core.kinds import Outcome
+from rig.core.spec import DriveSpec
 from rig.core.targets import machine
+from rig.reports.junit import JunitCase, write_junit
 from rig.trace.path import InterruptPath
 
 # 1: the first versioned result.json. Raise it when a field changes meaning or goes away
@@ -27,7 +28,7 @@ class RunResult:
     name: str                                  # the run's name (junit.xml, timeline title)
     verdict: Verdict
     seconds: float
-    drive: DriveConfig
+    drive: DriveSpec
     facts: RunFacts
     samples: list[Sample] = field(default_factory=list)
     chain: ChainFacts | None = None            # None: it failed before the chain existed
@@ -59,7 +60,7 @@ class RunResult:
                          KernelInputFacts(**d["l1_kernel_input"]) if d["l1_kernel_input"] else None,
                          d.get("machine") or machine(d["arch"]).name)
         path = d["interrupt_path"]
-        return cls(d["name"], Verdict(**d["verdict"]), d["seconds"], DriveConfig(**d["drive"]), facts,
+        return cls(d["name"], Verdict(**d["verdict"]), d["seconds"], DriveSpec(**d["drive"]), facts,
                    [Sample(**s) for s in d["samples"]], ChainFacts(**d["chain"]) if d["chain"] else None,
                    d["times"], InterruptPath.from_json(path) if path else None)
 
@@ -73,18 +74,9 @@ class RunResult:
         return p
 
 
-def write_junit(out: Path, name: str, verdict: Verdict, seconds: float, log_hint: str) -> Path:
-    body = ""
-    if verdict.verdict == STALL:
-        body = f'<failure message={quoteattr(describe_stop(verdict))}>{escape(verdict.reason)}</failure>'
-    elif verdict.verdict == "ERROR":
-        body = f'<error message={quoteattr(verdict.reason)}>{escape(log_hint)}</error>'
-    xml = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-           f'<testsuite name="intx-rig" tests="1" failures="{int(verdict.verdict == STALL)}" '
-           f'errors="{int(verdict.verdict == "ERROR")}" time="{seconds:.1f}">\n'
-           f'  <testcase classname="intx-rig" name={quoteattr(name)} time="{seconds:.1f}">{body}'
-           f'<system-out>{escape(verdict.verdict + ": " + verdict.reason)}</system-out></testcase>\n'
-           '</testsuite>\n')
-    p = out / "junit.xml"
-    p.write_text(xml)
-    return p
+def write_run_junit(out: Path, name: str, verdict: Verdict, seconds: float, log_hint: str) -> Path:
+    """junit.xml of one run: a STALL fails, an ERROR is an error (the machinery, not the kernel)."""
+    case = JunitCase(name, seconds, output=f"{verdict.verdict}: {verdict.reason}",
+                     failure=(describe_stop(verdict), verdict.reason) if verdict.verdict == Outcome.STALL else None,
+                     error=(verdict.reason, log_hint) if verdict.verdict == Outcome.ERROR else None)
+    return write_junit(out / "junit.xml", "intx-rig", "intx-rig", [case])
