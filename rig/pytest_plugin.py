@@ -20,11 +20,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from rig.core.errors import UserError
+from rig.core.errors import SpecError, UserError
 from rig.core.spec import ACCELS, RunSpec
 
 if TYPE_CHECKING:     # the chain's modules load when the fixture is used, not with every pytest
     from rig.chain.chain import Chain
+
+
+# The spec's fields as this plugin's options spell them (rig.core.errors.SpecError).
+SPELLING = {"--arch": "--rig-arch", "--machine": "--rig-machine", "--ic": "--rig-ic",
+            "--l2-accel": "--rig-l2-accel", "--out": "--rig-out"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,6 +54,8 @@ def rig_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         spec = RunSpec(arch=cfg.getoption("--rig-arch"), machine=cfg.getoption("--rig-machine"),
                        ic=cfg.getoption("--rig-ic"),
                        l2_accel=cfg.getoption("--rig-l2-accel"), out=out).validate()
+    except SpecError as e:
+        raise pytest.UsageError(f"rig: error: {e.spelled_as(SPELLING)}") from e
     except UserError as e:
         raise pytest.UsageError(f"rig: error: {e}") from e
     out.mkdir(parents=True, exist_ok=True)

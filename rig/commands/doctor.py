@@ -7,7 +7,7 @@ import platform
 
 from rig import __version__
 from rig.commands.common import Subparsers, session
-from rig.core.targets import PROFILES
+from rig.core.targets import PROFILES, machines_of
 from rig.host import needs
 from rig.host.profiles import host_profile
 
@@ -46,4 +46,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if plan.module:
             print(f"    host KVM module {plan.module}, nested={plan.nested if plan.nested is not None else 'unknown'}")
         print(f"    L2 under {plan.l2.upper()}: {plan.l2_why}")
+        for mach in machines_of(prof.name):
+            where = f"TCG only: {mach.tcg_only}" if mach.tcg_only else f"L1 under {plan.l1.upper()}"
+            print(f"    --machine {mach.name}: {mach.description}; --ic {'/'.join(mach.interrupt_controllers)}, "
+                  f"--device {'/'.join(mach.devices)}; {where}")
     return 0 if ready else 1

@@ -16,6 +16,21 @@ class UserError(RigError):
     exit_status = 2
 
 
+class SpecError(UserError):
+    """A value of a spec that cannot be (rig.core.spec). `option` is the field as the CLI
+    spells it, the first word of the message; another front end (the pytest plugin) says
+    the same with its own spelling (spelled_as)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+    def spelled_as(self, spelling: dict[str, str]) -> str:
+        text = str(self)
+        mine = spelling.get(self.option)
+        return text.replace(self.option, mine, 1) if mine else text
+
+
 class InfraError(RigError):
     """The machinery failed (boot, SSH, QMP, download). An ERROR verdict, never a STALL."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.core import timeouts
-from rig.core.errors import UserError
+from rig.core.errors import SpecError
 from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, spellings
 from rig.core.targets import PROFILES, MachineProfile, TargetProfile, machine, machines_of, profile
 
@@ -49,55 +49,55 @@ MIN_BOOT_TIMEOUT_S = 1.0    # a test makes a boot time out on purpose with 1 s
 def _number(option: str, value: float | int, low: float, high: float, integer: bool = False) -> None:
     what = "a whole number" if integer else "a number of seconds"
     if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{option} {value}: must be {what} from {low:g} to {high:g}")
+        raise SpecError(option, f"{option} {value}: must be {what} from {low:g} to {high:g}")
     if integer and int(value) != value:
-        raise UserError(f"{option} {value}: must be {what} from {low:g} to {high:g}")
+        raise SpecError(option, f"{option} {value}: must be {what} from {low:g} to {high:g}")
     if not low <= value <= high:
         shown = str(value) if integer else f"{value:g}"
-        raise UserError(f"{option} {shown}: must be {what} from {low:g} to {high:g}")
+        raise SpecError(option, f"{option} {shown}: must be {what} from {low:g} to {high:g}")
 
 
 def _choice(option: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
-        raise UserError(f"{option} {value}: use one of {', '.join(allowed)}")
+        raise SpecError(option, f"{option} {value}: use one of {', '.join(allowed)}")
 
 
 def existing_file(option: str, path: Path | None, executable: bool = False) -> None:
     if path is None:
         return
     if not path.exists():
-        raise UserError(f"{option} {path}: no such file")
+        raise SpecError(option, f"{option} {path}: no such file")
     if not path.is_file():
-        raise UserError(f"{option} {path}: not a file")
+        raise SpecError(option, f"{option} {path}: not a file")
     if executable and not os.access(path, os.X_OK):
-        raise UserError(f"{option} {path}: not an executable file")
+        raise SpecError(option, f"{option} {path}: not an executable file")
     if not os.access(path, os.R_OK):
-        raise UserError(f"{option} {path}: not readable")
+        raise SpecError(option, f"{option} {path}: not readable")
 
 
 def existing_dir(option: str, path: Path | None) -> None:
     if path is None:
         return
     if not path.exists():
-        raise UserError(f"{option} {path}: no such directory")
+        raise SpecError(option, f"{option} {path}: no such directory")
     if not path.is_dir():
-        raise UserError(f"{option} {path}: not a directory")
+        raise SpecError(option, f"{option} {path}: not a directory")
 
 
 def writable_dir(option: str, path: Path) -> None:
     """path is, or can be made, a directory the rig can write into. Nothing is created:
     a probe directory is made in the nearest existing ancestor and removed at once."""
     if path.exists() and not path.is_dir():
-        raise UserError(f"{option} {path}: exists and is not a directory")
+        raise SpecError(option, f"{option} {path}: exists and is not a directory")
     ancestor = path
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise UserError(f"{option} {path}: {ancestor} is a file, not a directory")
+        raise SpecError(option, f"{option} {path}: {ancestor} is a file, not a directory")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".rig-probe-", dir=ancestor))
     except OSError as e:
-        raise UserError(f"{option} {path}: cannot create files in {ancestor} ({e.strerror}); "
+        raise SpecError(option, f"{option} {path}: cannot create files in {ancestor} ({e.strerror}); "
                         "give a writable directory") from e
 
 
@@ -115,13 +115,13 @@ class KernelBuildSpec:
     def validate(self) -> KernelBuildSpec:
         existing_dir("--kernel-tree", self.tree)
         if not (self.tree / "Kconfig").is_file() or not (self.tree / "Makefile").is_file():
-            raise UserError(f"--kernel-tree {self.tree}: no Kconfig and Makefile at its top; give the "
+            raise SpecError("--kernel-tree", f"--kernel-tree {self.tree}: no Kconfig and Makefile at its top; give the "
                             "top directory of a Linux source tree")
         if (self.tree / ".config").exists() or (self.tree / "include/config").is_dir():
             # kbuild refuses an out-of-tree build of a tree configured in place.
-            raise UserError(f"--kernel-tree {self.tree}: it has been configured or built in place; the rig "
-                            f"builds out of tree (O=): run `make mrproper` in it (your .config can be "
-                            f"given with --config FILE once moved out)")
+            raise SpecError("--kernel-tree", f"--kernel-tree {self.tree}: it has been configured or built in "
+                            f"place; the rig builds out of tree (O=): run `make mrproper` in it (your "
+                            f".config can be given with --config FILE once moved out)")
         if self.config not in KERNEL_CONFIGS:
             existing_file("--config", Path(self.config))
         if self.jobs is not None:
@@ -130,8 +130,8 @@ class KernelBuildSpec:
             writable_dir("--build-dir", self.build_dir)
             if self.build_dir.resolve().is_relative_to(self.tree.resolve()) and \
                     not self.build_dir.resolve().name.startswith("."):
-                raise UserError(f"--build-dir {self.build_dir}: inside the source tree; give a directory "
-                                "outside it (or a hidden one, which git ignores)")
+                raise SpecError("--build-dir", f"--build-dir {self.build_dir}: inside the source tree; give a "
+                                "directory outside it (or a hidden one, which git ignores)")
         return self
 
 
@@ -151,14 +151,15 @@ class KernelUnderTestSpec:
 
     def validate(self) -> None:
         if sum(x is not None for x in (self.kernel, self.deb, self.build)) > 1:
-            raise UserError("--kernel, --kernel-deb and --kernel-tree: give one of them")
+            raise SpecError("--kernel", "--kernel, --kernel-deb and --kernel-tree: give one of them")
         if self.modules and not self.kernel:
-            raise UserError(f"--modules {self.modules}: goes with --kernel")
+            raise SpecError("--modules", f"--modules {self.modules}: goes with --kernel")
         existing_file("--kernel", self.kernel)
         existing_dir("--modules", self.modules)
         existing_file("--kernel-deb", self.deb)
         if self.deb and self.deb.suffix != ".deb":
-            raise UserError(f"--kernel-deb {self.deb}: not a .deb file (a linux-image-*.deb is expected)")
+            raise SpecError("--kernel-deb", f"--kernel-deb {self.deb}: not a .deb file (a linux-image-*.deb "
+                            "is expected)")
         if self.build:
             self.build.validate()
 
@@ -181,10 +182,10 @@ class DriveSpec:
         _number("--stall-window", self.stall_window, MIN_STALL_WINDOW_S, 3600)
         _number("--pass-after", self.pass_after, 0, MAX_INTERRUPTS, integer=True)
         if 0 < self.pass_after < MIN_SERVICED:
-            raise UserError(f"--pass-after {self.pass_after}: use 0 (drive the whole --duration) or at "
+            raise SpecError("--pass-after", f"--pass-after {self.pass_after}: use 0 (drive the whole --duration) or at "
                             f"least {MIN_SERVICED} (fewer serviced interrupts cannot be judged)")
         if self.duration < self.stall_window:
-            raise UserError(f"--duration {self.duration:g} is shorter than --stall-window "
+            raise SpecError("--duration", f"--duration {self.duration:g} is shorter than --stall-window "
                             f"{self.stall_window:g}: a stall could never be seen")
 
 
@@ -239,7 +240,7 @@ class RunSpec:
         _choice("--ic", self.ic, mach.interrupt_controllers)
         _choice("--device", self.device, DEVICES)
         if self.device is not None and (why := mach.device_problem(self.device)):
-            raise UserError(f"--device {self.device} --machine {mach.name}: {why}")
+            raise SpecError("--device", f"--device {self.device} --machine {mach.name}: {why}")
         _choice("--consumer", self.consumer, CONSUMERS)
         _choice("--l1-vfio", self.l1_vfio, L1_VFIO)
         _choice("--l2-accel", self.l2_accel, ACCELS)
@@ -249,10 +250,10 @@ class RunSpec:
         self.drive.validate()
         self.kernel.validate()
         if self.consumer == Consumer.USERSPACE and self.l2_accel != AccelChoice.AUTO:
-            raise UserError(f"--l2-accel {self.l2_accel} with --consumer userspace: there is no L2 "
+            raise SpecError("--l2-accel", f"--l2-accel {self.l2_accel} with --consumer userspace: there is no L2 "
                             "in fast mode; drop one of them")
         if self.kernel.given and self.l1_vfio != L1Vfio.FIXED:
-            raise UserError("--l1-vfio unfixed rebuilds Debian's module; with --kernel, --kernel-deb or "
+            raise SpecError("--l1-vfio", "--l1-vfio unfixed rebuilds Debian's module; with --kernel, --kernel-deb or "
                             "--kernel-tree, build your kernel with or without the fix instead")
         existing_file("--qemu", self.qemu, executable=True)
         if self.out is not None:
@@ -286,11 +287,11 @@ class BootSpec:
         _choice("--machine", self.machine, tuple(m.name for m in machines_of(self.arch)))
         _choice("--accel", self.accel, ACCELS)
         if self.accel == AccelChoice.KVM and self.machine_profile.tcg_only:
-            raise UserError(f"--accel kvm --machine {self.machine_profile.name}: "
+            raise SpecError("--accel", f"--accel kvm --machine {self.machine_profile.name}: "
                             f"{self.machine_profile.tcg_only}")
         _number("--timeout", self.timeout, MIN_BOOT_TIMEOUT_S, MAX_SECONDS)
         if not self.command.strip():
-            raise UserError("--command '': give a command to run in L1")
+            raise SpecError("--command", "--command '': give a command to run in L1")
         existing_file("--kernel", self.kernel)
         existing_file("--qemu", self.qemu, executable=True)
         if self.out is not None:
@@ -317,9 +318,9 @@ class MatrixSpec:
         try:
             k, n = (int(x) for x in text.split("/"))
         except ValueError:
-            raise UserError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/4") from None
+            raise SpecError("--shard", f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/4") from None
         if not 1 <= k <= n:
-            raise UserError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/4")
+            raise SpecError("--shard", f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/4")
         return k, n
 
     @staticmethod
@@ -328,7 +329,7 @@ class MatrixSpec:
             return ()
         patterns = tuple(p.strip() for p in text.split(","))
         if not all(patterns):
-            raise UserError(f"--cells {text!r}: an empty pattern; give comma-separated globs, "
+            raise SpecError("--cells", f"--cells {text!r}: an empty pattern; give comma-separated globs, "
                             "e.g. 'ppc64-xive-*,*-userspace'")
         return patterns
 
