@@ -14,15 +14,18 @@ from rig.host import rundir as runtime
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "ppc64"])
-def test_boot_reaches_ssh_and_powers_off(arch, rig_cache_dir, run_base, tmp_path):
+@pytest.mark.parametrize("arch, machine", [("x86_64", "q35"), ("ppc64", "pseries"), ("ppc64", "powernv")])
+def test_boot_reaches_ssh_and_powers_off(arch, machine, rig_cache_dir, run_base, tmp_path):
     out = tmp_path / "out"
-    r = run_rig("boot", "--arch", arch, "--out", str(out), "--command", "uname -m; cat /proc/cmdline",
+    r = run_rig("boot", "--arch", arch, "--machine", machine, "--out", str(out),
+                "--command", "uname -m; cat /proc/cmdline; cat /proc/device-tree/compatible 2>/dev/null; true",
                 cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)})
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((out / "boot.json").read_text())
-    assert summary["shutdown"] == "powerdown"
-    assert summary["arch"] == arch and summary["kernel"].startswith("6.12.")
+    assert summary["shutdown"] == "powerdown"     # on PowerNV through the BMC and OPAL
+    assert summary["arch"] == arch and summary["machine"] == machine and summary["kernel"].startswith("6.12.")
+    if machine == "powernv":      # bare metal under OPAL: the device tree says so
+        assert "ibm,powernv" in r.stdout
     assert ("ppc64le" if arch == "ppc64" else "x86_64") in r.stdout
     assert "L1 accelerator:" in r.stdout and "L0 QEMU:" in r.stdout
     assert (out / "l1-console.log").read_text().count("rig-init: ready") == 1
