@@ -80,6 +80,41 @@ def _pq_after(op: str, pq: int | None) -> int | None:
     return 0b00 if op == "eoi" else pq
 
 
+class SourcePQ:
+    """One XIVE source's PQ bits as far as the trace shows them: P set when it forwards an
+    assertion, then whatever L1's ESB accesses (EOI, mask, unmask) make of them. An LSI is
+    forwarded only from PQ=00: the bits say why one was held back."""
+
+    ESB = re.compile(r"@(\w+) IRQ (\w+) val=(\w+)")
+
+    def __init__(self) -> None:
+        self.pq: int | None = None
+        self.pending_since: float | None = None
+
+    def forwarded(self, t: float) -> None:
+        self.pq, self.pending_since = 0b10, t
+
+    def held(self, t: float) -> PathEvent:
+        why = PQ_NAMES.get(self.pq, "PQ unknown") if self.pq is not None else "PQ unknown"
+        if self.pq in (0b10, 0b11) and self.pending_since is not None:
+            why += f" since t={self.pending_since:.2f} s"
+        return PathEvent(t, "l0_ic", "held", f"source not forwarded: {why}")
+
+    def esb(self, t: float, name: str, args: str, number: int | None) -> PathEvent | None:
+        """The event of an ESB access to source `number` (as the trace numbers it), or None."""
+        m = self.ESB.search(args)
+        if not m or number is None or _int(m.group(2)) != number:
+            return None
+        event, op = _esb_event(t, name, _int(m.group(1)) & 0xfff, m.group(3))
+        self.pq = _pq_after(op, self.pq)
+        if self.pq in (0b00, 0b01):
+            self.pending_since = None
+        return event
+
+
+ESB_EVENTS = ("xive_source_esb_read", "xive_source_esb_write")
+
+
 class XiveTrace(IcTrace):
     """spapr XIVE: the LSI's level (spapr_xive_set_irq), whether the source forwarded it to
     the presenter (a xive_presenter_notify right after, in the same call), and the
@@ -88,12 +123,11 @@ class XiveTrace(IcTrace):
 
     name = "xive"
     family = "spapr-xive"
-    events = ("spapr_xive_set_irq", "xive_presenter_notify", "xive_source_esb_read",
-              "xive_source_esb_write")
+    events = ("spapr_xive_set_irq", "xive_presenter_notify", *ESB_EVENTS)
 
     def path_events(self, lines, source, t0_wall):
         out: list[PathEvent] = []
-        pq, pending_since = None, None
+        pq = SourcePQ()
         for i, (wall, name, args) in enumerate(lines):
             t = wall - t0_wall
             if name == "spapr_xive_set_irq":
@@ -107,21 +141,11 @@ class XiveTrace(IcTrace):
                 nxt = lines[i + 1][1] if i + 1 < len(lines) else ""
                 if nxt == "xive_presenter_notify":
                     out.append(PathEvent(t, "l0_ic", "notify", "source forwarded it (P set)"))
-                    pq, pending_since = 0b10, t
+                    pq.forwarded(t)
                 else:
-                    why = PQ_NAMES.get(pq, "PQ unknown")
-                    if pq in (0b10, 0b11) and pending_since is not None:
-                        why += f" since t={pending_since:.2f} s"
-                    out.append(PathEvent(t, "l0_ic", "held", f"source not forwarded: {why}"))
-            elif name in ("xive_source_esb_read", "xive_source_esb_write"):
-                m = re.search(r"@(\w+) IRQ (\w+) val=(\w+)", args)
-                if not m or _int(m.group(2)) != source:
-                    continue
-                event, op = _esb_event(t, name, _int(m.group(1)) & 0xfff, m.group(3))
+                    out.append(pq.held(t))
+            elif name in ESB_EVENTS and (event := pq.esb(t, name, args, source)):
                 out.append(event)
-                pq = _pq_after(op, pq)
-                if pq in (0b00, 0b01):
-                    pending_since = None
         return out
 
     def state_patterns(self, source):
@@ -143,8 +167,7 @@ class PnvXiveTrace(IcTrace):
 
     name = "xive"
     family = "pnv-xive"
-    events = ("pnv_phb4_xive_notify", "pnv_phb4_xive_notify_ic", "xive_source_esb_read",
-              "xive_source_esb_write", *VIRTIO_CONSOLE_EVENTS)
+    events = ("pnv_phb4_xive_notify", "pnv_phb4_xive_notify_ic", *ESB_EVENTS, *VIRTIO_CONSOLE_EVENTS)
     BLOCK = re.compile(r"^PHB\S* Source ([0-9a-f]+) \.\. ([0-9a-f]+)", re.M)
 
     def __init__(self) -> None:
@@ -178,28 +201,19 @@ class PnvXiveTrace(IcTrace):
     def path_events(self, lines, source, t0_wall):
         out: list[PathEvent] = []
         local = self.local.get(source)
-        pq, pending_since = None, None
+        pq = SourcePQ()
         for i, (wall, name, args) in enumerate(lines):
             t = wall - t0_wall
             if name in VIRTIO_CONSOLE_EVENTS:
                 # The device asserted (device_path_events puts it in the line's lane); it was
                 # forwarded if the source notified in the same call (the next lines, same ms).
                 if not any(self._notifies(ln, source) for ln in lines[i + 1:i + 4] if ln[0] - wall < 0.002):
-                    why = PQ_NAMES.get(pq, "PQ unknown") if pq is not None else "PQ unknown"
-                    if pq in (0b10, 0b11) and pending_since is not None:
-                        why += f" since t={pending_since:.2f} s"
-                    out.append(PathEvent(t, "l0_ic", "held", f"source not forwarded: {why}"))
+                    out.append(pq.held(t))
             elif self._notifies((wall, name, args), source):
                 out.append(PathEvent(t, "l0_ic", "notify", "PHB4 source forwarded it to the IC (P set)"))
-                pq, pending_since = 0b10, t
-            elif name in ("xive_source_esb_read", "xive_source_esb_write"):
-                m = re.search(r"@(\w+) IRQ (\w+) val=(\w+)", args)
-                if m and local is not None and _int(m.group(2)) == local:
-                    event, op = _esb_event(t, name, _int(m.group(1)) & 0xfff, m.group(3))
-                    out.append(event)
-                    pq = _pq_after(op, pq)
-                    if pq in (0b00, 0b01):
-                        pending_since = None
+                pq.forwarded(t)
+            elif name in ESB_EVENTS and (event := pq.esb(t, name, args, local)):
+                out.append(event)
         return out
 
     @staticmethod
