@@ -25,8 +25,8 @@ def test_profiles_by_name():
 def test_ppc64_is_pseries_xive_power9_with_nested_hv_by_default():
     # POWER8/XICS can never show the bug; ic-mode=dual reboots early (docs/facts.md).
     assert machine("ppc64") is PSERIES
-    assert PSERIES.l1_machine("tcg") == "pseries,ic-mode=xive,cap-nested-hv=on"
-    assert PSERIES.l1_machine("tcg", "xics") == "pseries,ic-mode=xics,cap-nested-hv=on"
+    assert PSERIES.l1_machine("tcg") == "pseries,ic-mode=xive,x-vof=on,cap-nested-hv=on"
+    assert PSERIES.l1_machine("tcg", "xics") == "pseries,ic-mode=xics,x-vof=on,cap-nested-hv=on"
     with pytest.raises(UserError, match="--ic ioapic does not apply to ppc64 pseries"):
         PSERIES.l1_machine("tcg", "ioapic")
     assert PSERIES.cpu == "POWER9" and PPC64.console == "hvc0"
@@ -79,7 +79,7 @@ def test_kvm_changes_cpu_and_machine_options_only_where_the_profile_says():
     assert x86[x86.index("-M") + 1] == "q35,kernel-irqchip=split"
     assert x86[x86.index("-cpu") + 1] == "host"
     ppc = l1_qemu_args(PPC64, FakeImage, kvm, 1, GuestConfig())
-    assert ppc[ppc.index("-M") + 1] == PSERIES.l1_machine("kvm") == "pseries,ic-mode=xive,cap-nested-hv=on"
+    assert ppc[ppc.index("-M") + 1] == PSERIES.l1_machine("kvm") == "pseries,ic-mode=xive,x-vof=on,cap-nested-hv=on"
 
 
 def test_a_kvm_host_that_does_not_nest_gets_no_nested_hv_cap():
@@ -87,7 +87,7 @@ def test_a_kvm_host_that_does_not_nest_gets_no_nested_hv_cap():
     from rig.host.virt import VirtPlan
     no_nest = Accel("kvm", "test", VirtPlan("kvm", "test", "tcg", "kvm_hv nested=N"))
     ppc = l1_qemu_args(PPC64, FakeImage, no_nest, 1, GuestConfig(ic="xics"))
-    assert ppc[ppc.index("-M") + 1] == "pseries,ic-mode=xics"
+    assert ppc[ppc.index("-M") + 1] == "pseries,ic-mode=xics,x-vof=on"
     x86 = l1_qemu_args(X86_64, FakeImage, no_nest, 1, GuestConfig())
     assert x86[x86.index("-M") + 1] == "q35,kernel-irqchip=split"
 

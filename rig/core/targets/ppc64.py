@@ -19,10 +19,11 @@ PPC64 = TargetProfile(
     # the kernel runs /sbin/poweroff itself.
     l1_modules=COMMON_MODULES,
     l2=L2Profile(
-        machine_tcg="pseries,ic-mode=xics",
+        # x-vof: VOF instead of SLOF, as for L1 (pseries.py).
+        machine_tcg="pseries,ic-mode=xics,x-vof=on",
         # A KVM-HV L2 inside a TCG L1 (docs/facts.md): the caps L1 cannot provide are off, and
         # 4k pages because L1 (the 4k-page Debian flavour) has no 64k pages to back them.
-        machine_kvm=("pseries,ic-mode=xics,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,"
+        machine_kvm=("pseries,ic-mode=xics,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,"
                      "cap-ccf-assist=off,cap-hpt-max-page-size=4k"),
         cpu_tcg="POWER9", console="hvc0",
         iommu_module="vfio_iommu_spapr_tce",
@@ -38,5 +39,5 @@ PPC64 = TargetProfile(
     kvm_config="CONFIG_KVM_BOOK3S_64_HV",
     kbuild_arch="powerpc", defconfig="ppc64le_defconfig", cross_compile="powerpc64le-linux-gnu-",
     kbuild_target="vmlinux", kbuild_image="vmlinux",
-    qemu_firmware=("/usr/share/qemu/slof.bin", "/usr/share/qemu/vof.bin"),
+    qemu_firmware=("/usr/share/qemu/vof.bin",),     # L2 boots with VOF (x-vof=on), not SLOF
 )
