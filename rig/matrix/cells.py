@@ -22,8 +22,9 @@ from rig.core.targets import MACHINES, MachineProfile, machine
 
 VFIO = tuple(L1Vfio)
 OWN = "own"
-# The matrix's consumers: L2 under KVM or TCG (TCG inside TCG: slow), or fast mode.
-CONSUMERS = ("l2-kvm", "l2-tcg", "userspace")
+# The matrix's consumer axis: the consumer and, for L2, its accelerator (TCG inside TCG:
+# slow), spelled as cell ids show them.
+CONSUMERS = (f"{Consumer.L2}-{AccelChoice.KVM}", f"{Consumer.L2}-{AccelChoice.TCG}", Consumer.USERSPACE.value)
 
 
 @dataclass(frozen=True)
