@@ -41,24 +41,28 @@ def l1_image(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, facts: R
                                                     "version_string": kernel.version_string}))
 
 
+VFIO_USER_DEVICES = (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3)   # served over vfio-user: probed first
+
+
 def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary, s: Session) -> tuple[str, str]:
     """The requested device, or the machine's first that this QEMU can run here: a
     vfio-user device only where the probe says this QEMU survives it on this machine."""
-    if requested and requested not in (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3):
-        return requested, "requested"
     if requested:
-        ok, why = vfio_user_usable(mach, qemu, s.cache)
-        if not ok:
-            raise UserError(f"--device {requested} --arch {mach.arch} --machine {mach.name} is unsupported "
-                            f"by this QEMU: {why}")
+        if requested in VFIO_USER_DEVICES:
+            ok, why = vfio_user_usable(mach, qemu, s.cache)
+            if not ok:
+                raise UserError(f"--device {requested} --arch {mach.arch} --machine {mach.name} is "
+                                f"unsupported by this QEMU: {why}")
         return requested, "requested"
-    first, *others = mach.devices
-    if first != DeviceKind.LEGACY:
-        return first, f"default on {mach.name}"
-    ok, why = vfio_user_usable(mach, qemu, s.cache)
-    if ok:
-        return first, "default: a true PCI 2.2 device over vfio-user"
-    return others[0], f"default; the legacy device is not usable here: {why}"
+    skipped = ""
+    for kind in mach.devices:
+        if kind not in VFIO_USER_DEVICES:
+            return kind, f"default on {mach.name}{skipped}"
+        ok, why = vfio_user_usable(mach, qemu, s.cache)
+        if ok:
+            return kind, "default: a true PCI 2.2 device over vfio-user"
+        skipped = f"; the legacy device is not usable here: {why}"
+    raise UserError(f"--machine {mach.name}: none of its devices runs with {qemu.describe()}{skipped}")
 
 
 def describe_fix(fix: bool | None, where: str) -> str:
