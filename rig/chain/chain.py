@@ -62,9 +62,12 @@ class Chain:
         """L1 up, the device bound, the consumer reading. boot_timeout (per guest) overrides
         the defaults (rig.core.timeouts: BOOT_S, L2_TCG_BOOT_S for an L2 under TCG)."""
         t0 = time.monotonic()
-        self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
+        booted = self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
+        self.facts.l1_started = "restored" if booted.restored else "booted"
+        if booted.snapshot_s:
+            self.times["l1_restore_s" if booted.restored else "l1_snapshot_save_s"] = round(booted.snapshot_s, 2)
         kvm = self._bind_in_l1()
         self.tracer.arm()
         if self.consumer == Consumer.USERSPACE:

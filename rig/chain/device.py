@@ -40,6 +40,7 @@ class Device(Protocol):
 
     name: str
     pci_id: tuple[str, str]                # how L1 and L2 find it in sysfs
+    migratable: bool                       # QEMU can save it with L1 (a snapshot: rig.guests.snapshot)
     needs_nointxmask: bool                 # vfio-pci must be told to take its non-2.3 path
     l0_trace_events: tuple[str, ...]       # L0 QEMU trace events of its INTx line, if its own
 
@@ -58,6 +59,7 @@ class SocketDevice:
     pci_id: tuple[str, str] = ("", "")      # vendor, device as sysfs shows them
     needs_nointxmask = True   # QEMU's devices can mask INTx: force vfio's non-2.3 path
     l0_trace_events: tuple[str, ...] = ()   # QEMU's own device: its line is the IC's input
+    migratable = True
 
     def __init__(self, machine: MachineProfile, run_dir: RunDir):
         self.sock_path = run_dir / "dev0.sock"
@@ -79,10 +81,17 @@ class SocketDevice:
                 *self.device_args()]
 
     def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:
-        """After QEMU started: accept its chardev connection."""
+        """After QEMU started: accept its chardev connection. One from a QEMU that is gone
+        already (a snapshot that did not restore) is passed over."""
         self.listener.settimeout(timeout)
         try:
-            self.conn, _ = self.listener.accept()
+            while True:
+                conn, _ = self.listener.accept()
+                ready, _, _ = select.select([conn], [], [], 0)
+                if not ready or conn.recv(1, socket.MSG_PEEK):
+                    self.conn = conn
+                    return
+                conn.close()
         except TimeoutError:
             raise InfraError(f"L0 QEMU did not connect the {self.name} chardev") from None
 
@@ -133,6 +142,7 @@ class LegacyDevice:
     pci_id = PCI_SERIAL_ID      # the model borrows pci-serial's IDs: 8250_pci drives it in L2
     needs_nointxmask = False
     l0_trace_events: tuple[str, ...] = VFIO_USER_EVENTS   # its INTx arrives at L0 QEMU over vfio-user
+    migratable = False        # vfio-user devices cannot migrate: L1 boots every time
 
     def __init__(self, machine: MachineProfile, run_dir: RunDir, pci_2_3: bool = False,
                  log_path: Path | None = None):

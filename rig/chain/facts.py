@@ -38,6 +38,7 @@ class ChainFacts:
     """What the chain found out about itself."""
 
     l1_device: str = ""
+    l1_started: str = ""          # "booted", or "restored" from a snapshot of a booted L1
     iommu_group: str = ""
     l1_qemu: str = ""             # L1's qemu-system-* (runs L2): its -version line
     l1_nointxmask: bool = False   # vfio_pci nointxmask in L1

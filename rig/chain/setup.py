@@ -20,6 +20,7 @@ from rig.core.kinds import DeviceKind
 from rig.core.spec import RunSpec
 from rig.core.targets import MachineProfile
 from rig.guests.l1 import GuestConfig, L1Guest
+from rig.guests.snapshot import SnapshotStore
 from rig.host.accel import choose_accel
 from rig.host.qemu import MINIMUM_VERSION, QemuBinary
 from rig.host.rundir import RunDir
@@ -98,7 +99,9 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
         device = make_device(kind, mach, qemu, run_dir, out)
         try:
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
+            snapshots = SnapshotStore(s.cache) if spec.snapshot and device.migratable else None
             config = GuestConfig(ic=ic, machine=mach, extra_args=device.qemu_args(), smp=spec.l1_smp,
+                                 snapshots=snapshots,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
             with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
                 facts.l0.command = l1.machine.command_line()

@@ -17,7 +17,7 @@ from types import FrameType
 from typing import NoReturn
 
 from rig import __version__
-from rig.commands import boot, doctor, finding, kernel, matrix, run, setup
+from rig.commands import boot, cache, doctor, finding, kernel, matrix, run, setup
 from rig.core import logs
 from rig.core.errors import InfraError, RigError, UserError
 from rig.host.rundir import reap_stale
@@ -48,7 +48,7 @@ def parser() -> Parser:
     p.add_argument("--bisect", action="store_true",
                    help="for `git bisect run`: bad input exits 125 (skip this commit), not 2")
     sub = p.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
-    for module in (doctor, setup, boot, finding, kernel, matrix, run):
+    for module in (doctor, setup, boot, finding, kernel, matrix, run, cache):
         module.add_parser(sub)
     return p
 

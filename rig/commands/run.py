@@ -48,6 +48,8 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")
     add_build_options(ru)
     ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
+    ru.add_argument("--no-snapshot", dest="snapshot", action="store_false",
+                    help="boot L1 instead of restoring it from a snapshot of an earlier run's")
     ru.add_argument("--boot-timeout", type=float, default=None,
                     help="per-guest boot timeout in s (default 400; an L2 under TCG: 1200)")
     ru.add_argument("--out", help="results directory (default results/<arch>-<ic>-<time>)")
@@ -59,7 +61,8 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
     against the host (rig.commands.preflight)."""
     spec = RunSpec(
         arch=args.arch, machine=args.machine, ic=args.ic, device=args.device, consumer=args.consumer,
-        l1_vfio=args.l1_vfio, l2_accel=args.l2_accel, l1_smp=args.l1_smp, boot_timeout=args.boot_timeout,
+        l1_vfio=args.l1_vfio, snapshot=args.snapshot, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
+        boot_timeout=args.boot_timeout,
         drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
         kernel=KernelUnderTestSpec(optional_path(args.kernel), optional_path(args.modules),
                                    optional_path(args.kernel_deb), build_spec_of(args)),

@@ -203,6 +203,7 @@ class RunSpec:
     l1_smp: int = 1
     boot_timeout: float | None = None      # None: each guest's default (rig.core.timeouts)
     l2_hang_s: float = timeouts.L2_KVM_HANG_S
+    snapshot: bool = True                  # restore a booted L1 from the cache (False: boot it)
     drive: DriveSpec = field(default_factory=DriveSpec)
     kernel: KernelUnderTestSpec = field(default_factory=KernelUnderTestSpec)
     qemu: Path | None = None

@@ -98,3 +98,11 @@ BUILD_S = 1800.0
 KERNEL_BUILD_S = 4 * 3600.0
 # At most one progress line this often while make runs.
 KERNEL_BUILD_PROGRESS_EVERY_S = 20.0
+
+# -- snapshots of a booted L1 (rig.guests.snapshot) -------------------------------------
+# Saving a 2 GB L1 (about 300 MB written) took 1.8-2.5 s; restoring it 0.4-0.6 s to L1's
+# shell (design spikes, 2026-12-02). Far past either, QEMU is stuck: boot cold instead.
+SNAPSHOT_SAVE_S = 120.0
+SNAPSHOT_RESTORE_S = 120.0
+# How often a migration's status is asked between its events.
+SNAPSHOT_POLL_S = 0.2

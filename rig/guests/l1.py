@@ -15,6 +15,7 @@ from rig.core.errors import InfraError
 from rig.core.progress import Progress
 from rig.core.targets import MachineProfile, TargetProfile, machine
 from rig.guests.machine import QemuMachine
+from rig.guests.snapshot import SnapshotStore, snapshot_key
 from rig.guests.ssh import GuestSSH
 from rig.host.accel import Accel
 from rig.host.keys import KeySet
@@ -33,13 +34,16 @@ class GuestConfig:
     extra_cmdline: str = ""
     ic: str | None = None           # interrupt controller where the machine has a choice
     machine: MachineProfile | None = None   # None: the arch's default machine
+    snapshots: SnapshotStore | None = None  # restore a booted L1 from here, or save one
     before_start: Callable[[QemuMachine], None] | None = None   # over QMP while paused (-S)
 
 
 @dataclass
 class BootTimes:
-    console_ready: float = 0.0   # L0 start -> "rig-init: ready" on the console
+    console_ready: float = 0.0   # L0 start -> "rig-init: ready" on the console (0 if restored)
     ssh_ready: float = 0.0       # L0 start -> first SSH command answered
+    restored: bool = False       # from a snapshot (rig.guests.snapshot), not booted
+    snapshot_s: float = 0.0      # restoring it, or saving the one this boot made
 
 
 def free_tcp_port() -> int:
@@ -82,13 +86,54 @@ class L1Guest:
         self.profile, self.image, self.accel, self.progress = profile, image, accel, progress
         self.config = config or GuestConfig()
         self.ssh_port = free_tcp_port()
-        args = l1_qemu_args(profile, image, accel, self.ssh_port, self.config)
-        self.machine = QemuMachine("l1", qemu, args, run_dir, log_dir, progress)
+        self.qemu = qemu
+        self.args = l1_qemu_args(profile, image, accel, self.ssh_port, self.config)
+        self.machine = QemuMachine("l1", qemu, self.args, run_dir, log_dir, progress)
         self.ssh = GuestSSH("l1", keys)
         self.times = BootTimes()
         self.kernel_release = ""
 
     def boot(self, timeout: float = timeouts.BOOT_COMMAND_BOOT_S) -> BootTimes:
+        """L1 up and answering SSH: restored from a snapshot where there is one (a snapshot
+        that does not restore is dropped, and L1 boots), else booted, and then saved."""
+        store = self.config.snapshots
+        if store is None:
+            return self._boot(timeout)
+        key = snapshot_key(self.machine.command_line(), self.qemu, self.machine.run_dir.path, self.machine.log_dir)
+        stream = store.lookup(key)
+        if stream:
+            try:
+                return self._restore(store, stream)
+            except InfraError as e:
+                self.progress.note(f"L1 snapshot not restored, booting instead: {e}")
+                self.machine.close()
+                self.machine = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir,
+                                           self.machine.log_dir, self.progress)
+        times = self._boot(timeout)
+        saved = store.save(self.machine, key)
+        if saved is not None:
+            times.snapshot_s = saved
+            self.progress.note(f"L1 saved as a snapshot in {saved:.1f} s (later runs restore it)")
+        return times
+
+    def _restore(self, store: SnapshotStore, stream: Path) -> BootTimes:
+        self.progress.step(f"restoring L1 ({self.profile.name}, {self.accel}) from a snapshot")
+        self.machine.args = [*self.args, "-incoming", "defer"]
+        self.machine.launch()
+        t0 = self.machine.started_at
+        self.times.snapshot_s = store.restore(self.machine, stream)
+        self.times.restored = True
+        self._connect(t0)
+        # The guest's clock stopped when it was saved: set it (L1's ftrace is placed on
+        # L0's clock by its own marker either way).
+        self.ssh.run(f"date -u -s '{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())}' >/dev/null",
+                     timeout=timeouts.SSH_QUICK_S)
+        self.kernel_release = self.ssh.run("uname -r", timeout=timeouts.SSH_QUICK_S).stdout.strip()
+        self.progress.note(f"L1 restored in {self.times.snapshot_s:.1f} s, SSH ready after "
+                           f"{self.times.ssh_ready:.1f} s (kernel {self.kernel_release})")
+        return self.times
+
+    def _boot(self, timeout: float) -> BootTimes:
         mach = self.config.machine or machine(self.profile.name)
         self.progress.step(f"starting L1 ({self.profile.name} {mach.name}, {self.accel})")
         self.machine.launch()
@@ -101,6 +146,11 @@ class L1Guest:
         self.times.console_ready = time.monotonic() - t0
         self.progress.note(f"L1 console ready after {self.times.console_ready:.1f} s "
                            f"(kernel {self.kernel_release})")
+        self._connect(t0)
+        self.progress.note(f"L1 SSH ready after {self.times.ssh_ready:.1f} s")
+        return self.times
+
+    def _connect(self, t0: float) -> None:
         self.machine.check_alive()
         try:
             self.ssh.connect("127.0.0.1", self.ssh_port, timeout=timeouts.L1_SSH_S, alive=self.machine.check_alive)
@@ -108,8 +158,6 @@ class L1Guest:
             raise InfraError(f"{e}; on the console: {self.console_diagnosis()}") from e
         self.ssh.run("true", timeout=timeouts.SSH_QUICK_S, check=True)
         self.times.ssh_ready = time.monotonic() - t0
-        self.progress.note(f"L1 SSH ready after {self.times.ssh_ready:.1f} s")
-        return self.times
 
     def console_diagnosis(self) -> str:
         """What the console shell says about networking and sshd, when SSH is not up."""

@@ -1,0 +1,171 @@
+"""Booted L1 guests saved in the cache and restored instead of booted.
+
+A snapshot is L0 QEMU's migration stream of L1 written to a file (QMP `migrate` to
+`file:`), taken once L1 answered SSH and before the chain touched it (the device is
+attached, unbound). A later run whose L1 would be the same machine restores it: QEMU
+started with `-incoming defer`, then `migrate-incoming` from the file, then `cont`.
+
+Keyed by everything that shapes the guest: the QEMU binary (path, size, mtime, version)
+and its full L1 command line with what is particular to one run (the run directory, the
+log directory, the forwarded SSH port) taken out; the kernel and initramfs files by size
+and mtime besides their paths (cache entries are content-keyed directories; a user's
+kernel is not). Written atomically (a staging directory renamed into place) under a lock,
+bounded in disk by an LRU limit; a snapshot that fails to restore is removed and the run
+boots cold. Checksums are not computed on use (300 MB would cost more than the restore
+saves): QEMU's stream has its own framing, and a stream that does not load is discarded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.core import timeouts
+from rig.core.cache import Cache, content_key
+from rig.core.errors import InfraError
+from rig.guests.machine import QemuMachine
+from rig.host.qemu import QemuBinary
+
+log = logging.getLogger(__name__)
+
+KIND = "snapshots"
+STREAM = "l1.migration"
+META = "meta.json"
+PORT = re.compile(r"(hostfwd=tcp:127\.0\.0\.1:)\d+")
+# At most this much disk for snapshots (each ~300 MB): the least recently used go first.
+LIMIT_BYTES = 4 << 30
+
+
+def file_identity(path: str) -> str:
+    """A file named on the command line, as part of the key: its path, size and mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def snapshot_key(argv: list[str], qemu: QemuBinary, run_dir: Path, log_dir: Path) -> str:
+    """What shapes the guest: the QEMU, and its command line without what one run chooses
+    for itself."""
+    shape = []
+    for arg in argv:
+        arg = arg.replace(str(run_dir), "{run}").replace(str(log_dir), "{out}")
+        shape.append(PORT.sub(r"\g<1>{port}", arg))
+    files = [file_identity(a) for a, prev in zip(argv[1:], argv[:-1], strict=True) if prev in ("-kernel", "-initrd")]
+    return content_key("l1-snapshot", shape, qemu.version_text, file_identity(str(qemu.path)), files)
+
+
+@dataclass
+class Restored:
+    seconds: float
+    key: str
+
+
+class SnapshotStore:
+    """The cache's snapshots: look one up, save one, restore one, keep the total bounded."""
+
+    def __init__(self, cache: Cache, limit_bytes: int = LIMIT_BYTES):
+        self.cache = cache
+        self.root = cache.root / KIND
+        self.limit = limit_bytes
+
+    def lookup(self, key: str) -> Path | None:
+        stream = self.root / key / STREAM
+        if not stream.is_file():
+            return None
+        os.utime(self.root / key / META)      # used: the LRU keeps it
+        return stream
+
+    def save(self, machine: QemuMachine, key: str) -> float | None:
+        """Save the running guest under key (it runs on afterwards); seconds it took, or
+        None if it was not saved (QEMU refused: a device that cannot migrate)."""
+        if self.lookup(key):
+            return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        with self.cache.exclusive(f"snapshot-{key}"):
+            if (self.root / key).exists():
+                return None
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+            try:
+                status = migrate(machine, "migrate", staging / STREAM, timeouts.SNAPSHOT_SAVE_S)
+                if machine.cmd("query-status").get("status") != "running":
+                    machine.cmd("cont")
+                if status != "completed":
+                    log.info("snapshot not saved: migration %s", status)
+                    return None
+                (staging / META).write_text(json.dumps(
+                    {"key": key, "saved_at": time.time(), "bytes": (staging / STREAM).stat().st_size}))
+                os.replace(staging, self.root / key)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        self.prune(keep=key)
+        return time.monotonic() - t0
+
+    def restore(self, machine: QemuMachine, stream: Path) -> float:
+        """Load the stream into a QEMU started with -incoming defer and let it run; the
+        seconds it took. InfraError (and the snapshot removed) if it does not load."""
+        t0 = time.monotonic()
+        status = migrate(machine, "migrate-incoming", stream, timeouts.SNAPSHOT_RESTORE_S)
+        if status != "completed":
+            self.discard(stream.parent)
+            raise InfraError(f"snapshot {stream.parent.name} did not restore (migration {status})")
+        if machine.cmd("query-status").get("status") != "running":
+            machine.cmd("cont")
+        return time.monotonic() - t0
+
+    def discard(self, entry: Path) -> None:
+        shutil.rmtree(entry, ignore_errors=True)
+
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last used, bytes, entry) of every snapshot, least recently used first."""
+        out = []
+        for entry in self.root.glob("*/"):
+            try:
+                out.append((os.stat(entry / META).st_mtime, (entry / STREAM).stat().st_size, entry))
+            except OSError:
+                continue
+        return sorted(out)
+
+    def prune(self, keep: str | None = None, limit: int | None = None) -> tuple[int, int]:
+        """Remove the least recently used until the rest fit in the limit; (removed, bytes freed)."""
+        limit = self.limit if limit is None else limit
+        entries = self.entries()
+        total = sum(size for _, size, _ in entries)
+        removed = freed = 0
+        for _, size, entry in entries:
+            if total <= limit:
+                break
+            if entry.name == keep:
+                continue
+            self.discard(entry)
+            total, removed, freed = total - size, removed + 1, freed + size
+        return removed, freed
+
+
+def migrate(machine: QemuMachine, command: str, path: Path, timeout: float) -> str:
+    """Start an outgoing or incoming migration to/from a file and wait for its end; its
+    final status ("completed", "failed", ...). Polled: the MIGRATION event may come before
+    the wait starts."""
+    try:
+        machine.cmd(command, uri=f"file:{path}")
+    except InfraError as e:
+        return f"refused: {e}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = machine.cmd("query-migrate")
+        status = info.get("status", "none")
+        if status in ("completed", "failed", "cancelled"):
+            if status == "failed":
+                status += f": {info.get('error-desc', '')}"
+            return str(status)
+        machine.wait_event("MIGRATION", timeouts.SNAPSHOT_POLL_S)
+    return f"not finished after {timeout:.0f} s"

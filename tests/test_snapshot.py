@@ -1,0 +1,77 @@
+"""Snapshots of a booted L1 (rig.guests.snapshot): what keys them, and the disk bound. The
+saving and restoring themselves run against real QEMU in tests/test_snapshot_e2e.py."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from rig.core.cache import Cache
+from rig.guests.snapshot import META, STREAM, SnapshotStore, snapshot_key
+from rig.host.qemu import QemuBinary
+
+pytestmark = pytest.mark.unit
+
+
+def argv(run: str, out: str, port: int, kernel: str) -> list[str]:
+    return ["qemu-system-ppc64", "-M", "powernv9", "-chardev", f"socket,id=qmp,path={run}/l1-qmp.sock",
+            "-chardev", f"socket,id=con0,path={run}/l1-console.sock,logfile={out}/l1-console.log",
+            "-kernel", kernel, "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22"]
+
+
+@pytest.fixture
+def qemu(tmp_path):
+    q = QemuBinary(path=tmp_path / "qemu", source="test")
+    q.path.write_text("x")
+    q.__dict__["version_text"] = "QEMU emulator version 11.1.3"     # no process to ask
+    return q
+
+
+def test_one_guest_one_key_whatever_the_run_chose_for_itself(tmp_path, qemu):
+    kernel = tmp_path / "vmlinux"
+    kernel.write_text("k")
+    a = snapshot_key(argv("/run/a", "/out/a", 2222, str(kernel)), qemu, Path("/run/a"), Path("/out/a"))
+    b = snapshot_key(argv("/run/b", "/out/b", 40123, str(kernel)), qemu, Path("/run/b"), Path("/out/b"))
+    assert a == b
+
+
+def test_another_kernel_machine_or_qemu_is_another_snapshot(tmp_path, qemu):
+    kernel = tmp_path / "vmlinux"
+    kernel.write_text("k")
+    base = snapshot_key(argv("/r", "/o", 1, str(kernel)), qemu, Path("/r"), Path("/o"))
+    other_machine = argv("/r", "/o", 1, str(kernel))
+    other_machine[2] = "pseries"
+    assert snapshot_key(other_machine, qemu, Path("/r"), Path("/o")) != base
+    kernel.write_text("rebuilt, same path")
+    os.utime(kernel, ns=(time.time_ns(), time.time_ns() + 10**9))
+    rebuilt = snapshot_key(argv("/r", "/o", 1, str(kernel)), qemu, Path("/r"), Path("/o"))
+    assert rebuilt != base
+    qemu.__dict__["version_text"] = "QEMU emulator version 11.2.0"
+    assert snapshot_key(argv("/r", "/o", 1, str(kernel)), qemu, Path("/r"), Path("/o")) != rebuilt
+
+
+def put(store: SnapshotStore, key: str, size: int, used: float) -> None:
+    entry = store.root / key
+    entry.mkdir(parents=True)
+    (entry / STREAM).write_bytes(b"\0" * size)
+    (entry / META).write_text("{}")
+    os.utime(entry / META, (used, used))
+
+
+def test_lookup_finds_a_snapshot_and_marks_it_used(tmp_path):
+    store = SnapshotStore(Cache(tmp_path / "cache"))
+    assert store.lookup("k1") is None
+    put(store, "k1", 10, 1000.0)
+    assert store.lookup("k1") == store.root / "k1" / STREAM
+    assert os.stat(store.root / "k1" / META).st_mtime > 1000.0
+
+
+def test_prune_removes_the_least_recently_used_beyond_the_limit(tmp_path):
+    store = SnapshotStore(Cache(tmp_path / "cache"), limit_bytes=250)
+    for i, key in enumerate(("old", "mid", "new")):
+        put(store, key, 100, 1000.0 + i)
+    assert store.prune(keep="old") == (1, 100)          # "old" was just saved: "mid" goes
+    assert sorted(p.name for p in store.root.iterdir()) == ["new", "old"]
+    assert store.prune(limit=0) == (2, 200)             # rig cache prune --all
+    assert list(store.root.iterdir()) == []
