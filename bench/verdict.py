@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark: warm-cache time from `rig run` to verdict, per cell and consumer (nested
-L2 or fast userspace mode), median of --runs, and the fast/nested ratio per cell.
+"""Benchmark: warm-cache time from `rig run` to verdict, per cell and consumer (nested L2
+or fast userspace mode), L1 booted (`--no-snapshot`) against L1 restored from a snapshot,
+measured side by side (alternating), medians of --runs, and the restored/booted ratio.
 
 Runs the real CLI (`python -m rig run ...`) so everything a user waits for is counted:
-image lookup, boots, binding, driving until the verdict, teardown. A STALL is decided as
-soon as the stall window (5 s) is over; a PASS with --pass-after N (default 100) as soon
-as N interrupts were serviced and a stall window went by.
+image lookup, boot or restore, binding, driving until the verdict, teardown. A STALL is
+decided as soon as the stall window (5 s) is over; a PASS with --pass-after N (default
+100) as soon as N interrupts were serviced and a stall window went by. The first run of
+each cell (not counted) makes its snapshot.
 """
 
 from __future__ import annotations
@@ -20,21 +22,35 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The five cells of the nested chain (tests/test_chain_e2e.py has the expected verdicts).
-CELLS = [("ppc64", "xive", "fixed"), ("ppc64", "xive", "unfixed"), ("ppc64", "xics", "unfixed"),
-         ("x86_64", None, "unfixed"), ("x86_64", None, "fixed")]
+# Cells with a device QEMU can save (the vfio-user legacy device cannot: x86 runs pci-serial).
+CELLS = {
+    "ppc64-xive-unfixed": ["--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed"],
+    "ppc64-xive-fixed": ["--arch", "ppc64", "--ic", "xive", "--l1-vfio", "fixed"],
+    "ppc64-powernv-xive-unfixed": ["--arch", "ppc64", "--machine", "powernv", "--l1-vfio", "unfixed"],
+    "x86_64-ioapic-unfixed": ["--arch", "x86_64", "--device", "pci-serial", "--l1-vfio", "unfixed"],
+}
+MODES = {"booted": ["--no-snapshot"], "restored": []}
 
 
-def run_cell(arch: str, ic: str | None, vfio: str, consumer: str, args) -> tuple[float, str]:
+def run_cell(cell_args: list[str], consumer: str, mode: str, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="intx-rig-bench-") as out:
-        cmd = [sys.executable, "-m", "rig", "-q", "run", "--arch", arch, "--l1-vfio", vfio,
-               "--consumer", consumer, "--duration", str(args.duration),
-               "--pass-after", str(args.pass_after), "--out", out] + (["--ic", ic] if ic else [])
+        cmd = [sys.executable, "-m", "rig", "-q", "run", *cell_args, *MODES[mode], "--consumer", consumer,
+               "--duration", str(args.duration), "--pass-after", str(args.pass_after), "--out", out]
         t0 = time.monotonic()
         subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
         seconds = time.monotonic() - t0
-        verdict = json.loads((Path(out) / "result.json").read_text())["verdict"]["verdict"]
-    return seconds, verdict
+        result = json.loads((Path(out) / "result.json").read_text())
+    chain = result.get("chain") or {}
+    return {"s": seconds, "verdict": result["verdict"]["verdict"], "l1": chain.get("l1_started", ""),
+            "l1_ready_s": result["times"].get("l1_ready_s")}
+
+
+def summary(runs: list[dict]) -> dict:
+    secs = [r["s"] for r in runs]
+    return {"median_s": round(statistics.median(secs), 1), "min_s": round(min(secs), 1),
+            "max_s": round(max(secs), 1), "verdicts": [r["verdict"] for r in runs],
+            "l1": sorted({r["l1"] for r in runs}),
+            "l1_ready_median_s": round(statistics.median(r["l1_ready_s"] or 0 for r in runs), 1)}
 
 
 def main() -> int:
@@ -42,24 +58,26 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--pass-after", type=int, default=100)
+    ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated, of: " + ", ".join(CELLS))
+    ap.add_argument("--consumers", default="userspace,l2")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
-    results = {}
-    for arch, ic, vfio in CELLS:
-        cell = f"{arch}-{ic or 'ioapic'}-{vfio}"
-        results[cell] = {}
-        for consumer in ("l2", "userspace"):
-            runs = [run_cell(arch, ic, vfio, consumer, args) for _ in range(args.runs)]
-            secs = [s for s, _ in runs]
-            results[cell][consumer] = {"median_s": round(statistics.median(secs), 1),
-                                       "min_s": round(min(secs), 1), "max_s": round(max(secs), 1),
-                                       "verdicts": [v for _, v in runs]}
-            r = results[cell][consumer]
-            print(f"{cell:24} {consumer:9} median {r['median_s']:6.1f} s (min {r['min_s']:.1f}, "
-                  f"max {r['max_s']:.1f})  verdicts {' '.join(r['verdicts'])}", flush=True)
-        ratio = results[cell]["userspace"]["median_s"] / results[cell]["l2"]["median_s"]
-        results[cell]["fast_over_nested"] = round(ratio, 2)
-        print(f"{cell:24} fast/nested {ratio:.2f}", flush=True)
+    results: dict = {}
+    for cell in args.cells.split(","):
+        for consumer in args.consumers.split(","):
+            run_cell(CELLS[cell], consumer, "restored", args)        # makes the snapshot
+            runs: dict[str, list[dict]] = {m: [] for m in MODES}
+            for _ in range(args.runs):
+                for mode in MODES:                                     # side by side, alternating
+                    runs[mode].append(run_cell(CELLS[cell], consumer, mode, args))
+            r = {m: summary(v) for m, v in runs.items()}
+            r["restored_over_booted"] = round(r["restored"]["median_s"] / r["booted"]["median_s"], 2)
+            results[f"{cell}-{consumer}"] = r
+            for m in MODES:
+                print(f"{cell:28} {consumer:9} {m:8} median {r[m]['median_s']:6.1f} s (min {r[m]['min_s']:.1f}, "
+                      f"max {r[m]['max_s']:.1f}), L1 ready {r[m]['l1_ready_median_s']:.1f} s, L1 {r[m]['l1']}, "
+                      f"verdicts {' '.join(r[m]['verdicts'])}", flush=True)
+            print(f"{cell:28} {consumer:9} restored/booted {r['restored_over_booted']:.2f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
