@@ -67,6 +67,8 @@ CASES = [
     (RUN + ("--pass-after", "5"), "--pass-after 5"),
     (RUN + ("--pass-after", "99999999999"), "--pass-after 99999999999"),
     (RUN + ("--l1-smp", "0"), "--l1-smp 0"),
+    (RUN + ("--confirm", "0"), "--confirm 0"),
+    (RUN + ("--confirm", "1000"), "--confirm 1000"),
     (RUN + ("--l1-smp", "1000"), "--l1-smp 1000"),
     (RUN + ("--boot-timeout", "0"), "--boot-timeout 0"),
     (RUN + ("--boot-timeout", "-3"), "--boot-timeout -3"),

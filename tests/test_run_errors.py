@@ -32,3 +32,12 @@ def test_an_unexpected_exception_is_an_error_with_its_cause_and_log(tmp_path, ca
     assert "Traceback" not in capsys.readouterr().err
     assert (out / "junit.xml").exists() and (out / "timeline.png").exists()
     assert result["arch"] == "ppc64" and result["chain"] is None and result["l0"] is None
+
+
+def test_confirm_stops_at_the_first_error_and_gives_no_verdict(tmp_path, capsys):
+    """--confirm N: each run in its own directory; one that cannot give a verdict ends it."""
+    out = tmp_path / "out"
+    spec = RunSpec(arch="ppc64", out=out, confirm=3).validate()
+    assert run(BrokenSession(), spec, None) == 125
+    assert (out / "confirm-1" / "result.json").exists() and not (out / "confirm-2").exists()
+    assert "run 1 ended in ERROR" in capsys.readouterr().out

@@ -95,3 +95,13 @@ def test_timeline_with_the_interrupt_path_marks_the_stopped_layer(tmp_path):
     assert svg.count('stroke="#d62728"') >= 4 and "stopped at L0 QEMU" in svg  # held ticks, text
     from PIL import Image
     assert Image.open(png).size[1] > 600
+
+
+def test_confirm_gives_a_verdict_only_when_every_run_agrees():
+    from rig.chain.verdict import confirmed
+    assert confirmed([Outcome.STALL] * 3) == (1, "3 of 3 runs STALL")
+    assert confirmed([Outcome.PASS, Outcome.PASS]) == (0, "2 of 2 runs PASS")
+    status, why = confirmed([Outcome.STALL, Outcome.PASS])        # a flaky kernel, or a flaky rig
+    assert status == 125 and "disagree (STALL, PASS)" in why and "skips" in why
+    assert confirmed([Outcome.PASS, Outcome.ERROR])[0] == 125
+    assert confirmed([])[0] == 125

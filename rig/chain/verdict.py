@@ -40,6 +40,19 @@ class Verdict:
         return asdict(self)
 
 
+def confirmed(outcomes: list[Outcome]) -> tuple[int, str]:
+    """The exit status of runs that must agree (`rig run --confirm N`) and why: the verdict
+    when all were the same, else 125, which `git bisect run` takes as "skip": a flaky run
+    never marks a commit good or bad. An ERROR in any is an ERROR (125 as well)."""
+    if not outcomes:
+        return EXIT_STATUS[Outcome.ERROR], "no run finished"
+    if Outcome.ERROR in outcomes:
+        return EXIT_STATUS[Outcome.ERROR], f"run {outcomes.index(Outcome.ERROR) + 1} ended in ERROR"
+    if len(set(outcomes)) > 1:
+        return 125, f"the runs disagree ({', '.join(outcomes)}): no verdict (git bisect run skips it)"
+    return EXIT_STATUS[outcomes[0]], f"{len(outcomes)} of {len(outcomes)} runs {outcomes[0]}"
+
+
 def last_change(samples: list[Sample], attr: str) -> float | None:
     """Time of the last sample where attr changed (None if it never did)."""
     prev, when = None, None

@@ -48,6 +48,9 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")
     add_build_options(ru)
     ru.add_argument("--qemu", help="use this qemu-system-* binary for L0")
+    ru.add_argument("--confirm", type=int, default=1, metavar="N",
+                    help="run up to N times and give a verdict only if all agree; a split exits 125 "
+                         "(git bisect run: skip)")
     ru.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                     help="boot L1 instead of restoring it from a snapshot of an earlier run's")
     ru.add_argument("--boot-timeout", type=float, default=None,
@@ -61,7 +64,7 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
     against the host (rig.commands.preflight)."""
     spec = RunSpec(
         arch=args.arch, machine=args.machine, ic=args.ic, device=args.device, consumer=args.consumer,
-        l1_vfio=args.l1_vfio, snapshot=args.snapshot, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
+        l1_vfio=args.l1_vfio, snapshot=args.snapshot, confirm=args.confirm, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
         boot_timeout=args.boot_timeout,
         drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
         kernel=KernelUnderTestSpec(optional_path(args.kernel), optional_path(args.modules),

@@ -4,6 +4,7 @@ what the terminal shows of it. `rig run` (rig.commands.run) calls it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -13,7 +14,7 @@ from rig.chain.chain import Chain
 from rig.chain.facts import RunFacts
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
-from rig.chain.verdict import Verdict, describe_stop, pending_since
+from rig.chain.verdict import Verdict, confirmed, describe_stop, pending_since
 from rig.core.errors import InfraError, UserError
 from rig.core.kinds import Outcome
 from rig.core.logs import LOG_NAME, LogFile
@@ -56,6 +57,22 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
     out = spec.out or default_out(spec)
     out.mkdir(parents=True, exist_ok=True)
     print(f"results: {out}")
+    if spec.confirm == 1:
+        return run_once(s, spec, kernel, out).exit_status
+    outcomes: list[Outcome] = []
+    for i in range(1, spec.confirm + 1):
+        print(f"run {i} of up to {spec.confirm} (--confirm: a verdict only if all agree)")
+        outcomes.append(run_once(s, spec, kernel, out / f"confirm-{i}").verdict)
+        if len(set(outcomes)) > 1 or Outcome.ERROR in outcomes:
+            break                        # no verdict can come of more runs
+    status, why = confirmed(outcomes)
+    (out / "confirm.json").write_text(json.dumps({"verdicts": outcomes, "exit_status": status, "why": why}))
+    print(f"--confirm {spec.confirm}: {why}")
+    return status
+
+
+def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Path) -> Verdict:
+    out.mkdir(parents=True, exist_ok=True)
     cfg = spec.drive
     facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
     chain: Chain | None = None
@@ -73,13 +90,13 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
         except Exception as e:  # noqa: BLE001 - an ERROR with its cause, never a bare traceback
             log.critical("unexpected %s", type(e).__name__, exc_info=True)
             verdict = Verdict(Outcome.ERROR, f"unexpected {type(e).__name__} in the rig: {e} "
-                                     f"(traceback in {log_file.path})")
+                                             f"(traceback in {log_file.path})")
         fix = facts.l1.vfio_intx_fix if facts.l1 else None
         result = RunResult(spec.run_name(fix), verdict, time.monotonic() - t0, cfg, facts,
                            chain.samples if chain else [], chain.facts if chain else None,
                            chain.times if chain else {}, chain.interrupt_path if chain else None)
         report(out, result)
-    return verdict.exit_status
+    return verdict
 
 
 def report(out: Path, r: RunResult) -> None:

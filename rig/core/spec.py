@@ -204,6 +204,7 @@ class RunSpec:
     boot_timeout: float | None = None      # None: each guest's default (rig.core.timeouts)
     l2_hang_s: float = timeouts.L2_KVM_HANG_S
     snapshot: bool = True                  # restore a booted L1 from the cache (False: boot it)
+    confirm: int = 1                       # run this many times; a verdict only if all agree
     drive: DriveSpec = field(default_factory=DriveSpec)
     kernel: KernelUnderTestSpec = field(default_factory=KernelUnderTestSpec)
     qemu: Path | None = None
@@ -246,6 +247,7 @@ class RunSpec:
         _choice("--l1-vfio", self.l1_vfio, L1_VFIO)
         _choice("--l2-accel", self.l2_accel, ACCELS)
         _number("--l1-smp", self.l1_smp, 1, MAX_L1_SMP, integer=True)
+        _number("--confirm", self.confirm, 1, MAX_REPEAT, integer=True)
         if self.boot_timeout is not None:
             _number("--boot-timeout", self.boot_timeout, MIN_BOOT_TIMEOUT_S, MAX_SECONDS)
         self.drive.validate()
