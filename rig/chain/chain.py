@@ -66,6 +66,7 @@ class Chain:
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self.facts.l1_started = "restored" if booted.restored else "booted"
+        self.facts.l1_snapshot = booted.snapshot
         if booted.snapshot_s:
             self.times["l1_restore_s" if booted.restored else "l1_snapshot_save_s"] = round(booted.snapshot_s, 2)
         kvm = self._bind_in_l1()

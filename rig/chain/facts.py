@@ -39,6 +39,7 @@ class ChainFacts:
 
     l1_device: str = ""
     l1_started: str = ""          # "booted", or "restored" from a snapshot of a booted L1
+    l1_snapshot: str = ""         # the snapshot's key (restored, or saved by this boot); "": none
     iommu_group: str = ""
     l1_qemu: str = ""             # L1's qemu-system-* (runs L2): its -version line
     l1_nointxmask: bool = False   # vfio_pci nointxmask in L1

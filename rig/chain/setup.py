@@ -99,7 +99,8 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
         device = make_device(kind, mach, qemu, run_dir, out)
         try:
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
-            snapshots = SnapshotStore(s.cache) if spec.snapshot and device.migratable else None
+            snapshots = SnapshotStore(s.cache) if spec.snapshot and device.migratable \
+                and not mach.snapshot_problem else None
             config = GuestConfig(ic=ic, machine=mach, extra_args=device.qemu_args(), smp=spec.l1_smp,
                                  snapshots=snapshots,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")

@@ -104,5 +104,8 @@ KERNEL_BUILD_PROGRESS_EVERY_S = 20.0
 # shell (design spikes, 2026-12-02). Far past either, QEMU is stuck: boot cold instead.
 SNAPSHOT_SAVE_S = 120.0
 SNAPSHOT_RESTORE_S = 120.0
+# A restored L1's SSH answered 0.4-0.9 s after the restore; one that has not after this
+# long never will (a powernv9 L1 stayed silent): drop the snapshot and boot.
+L1_RESTORED_SSH_S = 15.0
 # How often a migration's status is asked between its events.
 SNAPSHOT_POLL_S = 0.2

@@ -44,6 +44,7 @@ class BootTimes:
     ssh_ready: float = 0.0       # L0 start -> first SSH command answered
     restored: bool = False       # from a snapshot (rig.guests.snapshot), not booted
     snapshot_s: float = 0.0      # restoring it, or saving the one this boot made
+    snapshot: str = ""           # that snapshot's key
 
 
 def free_tcp_port() -> int:
@@ -100,12 +101,14 @@ class L1Guest:
         if store is None:
             return self._boot(timeout)
         key = snapshot_key(self.machine.command_line(), self.qemu, self.machine.run_dir.path, self.machine.log_dir)
+        self.times.snapshot = key
         stream = store.lookup(key)
         if stream:
             try:
                 return self._restore(store, stream)
             except InfraError as e:
-                self.progress.note(f"L1 snapshot not restored, booting instead: {e}")
+                self.progress.note(f"L1 snapshot not restored (removed), booting instead: {e}")
+                store.discard(stream.parent)
                 self.machine.close()
                 self.machine = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir,
                                            self.machine.log_dir, self.progress)
@@ -123,11 +126,12 @@ class L1Guest:
         t0 = self.machine.started_at
         self.times.snapshot_s = store.restore(self.machine, stream)
         self.times.restored = True
-        self._connect(t0)
+        self._connect(t0, timeouts.L1_RESTORED_SSH_S)
         # The guest's clock stopped when it was saved: set it (L1's ftrace is placed on
-        # L0's clock by its own marker either way).
-        self.ssh.run(f"date -u -s '{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())}' >/dev/null",
-                     timeout=timeouts.SSH_QUICK_S)
+        # L0's clock by its own marker either way). Its console says where it came from.
+        now = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())
+        self.ssh.run(f"date -u -s '{now}' >/dev/null; echo 'rig: L1 restored from snapshot "
+                     f"{stream.parent.name}' >/dev/console", timeout=timeouts.SSH_QUICK_S)
         self.kernel_release = self.ssh.run("uname -r", timeout=timeouts.SSH_QUICK_S).stdout.strip()
         self.progress.note(f"L1 restored in {self.times.snapshot_s:.1f} s, SSH ready after "
                            f"{self.times.ssh_ready:.1f} s (kernel {self.kernel_release})")
@@ -150,10 +154,10 @@ class L1Guest:
         self.progress.note(f"L1 SSH ready after {self.times.ssh_ready:.1f} s")
         return self.times
 
-    def _connect(self, t0: float) -> None:
+    def _connect(self, t0: float, timeout: float = timeouts.L1_SSH_S) -> None:
         self.machine.check_alive()
         try:
-            self.ssh.connect("127.0.0.1", self.ssh_port, timeout=timeouts.L1_SSH_S, alive=self.machine.check_alive)
+            self.ssh.connect("127.0.0.1", self.ssh_port, timeout=timeout, alive=self.machine.check_alive)
         except InfraError as e:
             raise InfraError(f"{e}; on the console: {self.console_diagnosis()}") from e
         self.ssh.run("true", timeout=timeouts.SSH_QUICK_S, check=True)

@@ -131,6 +131,8 @@ class MachineProfile:
     nesting_machine_options: tuple[str, ...] = ()
     # Why L1 cannot run under KVM on this machine at all (None: it can, where the host has KVM).
     tcg_only: str | None = None
+    # Why a booted L1 of this machine cannot be saved and restored (rig.guests.snapshot), if so.
+    snapshot_problem: str | None = None
     required_config: tuple[str, ...] = ()   # kernel options L1 needs on this machine
 
     @property

@@ -1,0 +1,41 @@
+"""Snapshots of a booted L1 against real QEMU: a run after the first restores L1 instead of
+booting it and gives the same verdict, --no-snapshot boots, and a snapshot that does not
+restore is dropped with a progress line while the run boots L1 and still gives its verdict.
+--l1-smp 2 keeps this test's snapshot apart from the chain tests' (another key)."""
+
+import pytest
+from conftest import load_result, nothing_left, run_rig
+
+pytestmark = pytest.mark.e2e
+
+CELL = ("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--consumer", "userspace",
+        "--l1-smp", "2", "--duration", "20")
+
+
+def run(rig_cache_dir, short_tmp, name, *extra):
+    out = short_tmp / name
+    r = run_rig(*CELL, *extra, "--out", str(out), cache=rig_cache_dir, env={"RIG_RUN_DIR": str(short_tmp)},
+                timeout=900)
+    result = load_result(out)
+    assert r.returncode == 1 and result["verdict"]["verdict"] == "STALL", r.stdout[-2000:] + r.stderr[-1000:]
+    assert result["samples"][-1]["l1"] == 1 and result["interrupt_path"]["stopped_layer"] == "l0_ic"
+    return r, result
+
+
+def test_restored_l1_gives_the_same_verdict_and_a_bad_snapshot_is_dropped(rig_cache_dir, short_tmp):
+    _, first = run(rig_cache_dir, short_tmp, "first")                 # boots and saves, or restores
+    key = first["chain"]["l1_snapshot"]
+    stream = rig_cache_dir / "snapshots" / key / "l1.migration"
+    assert key and stream.stat().st_size > 50 << 20
+    r, again = run(rig_cache_dir, short_tmp, "again")
+    assert again["chain"]["l1_started"] == "restored" and again["chain"]["l1_snapshot"] == key
+    assert again["times"]["l1_restore_s"] > 0
+    assert "restored from snapshot" in (short_tmp / "again" / "l1-console.log").read_text()
+    _, cold = run(rig_cache_dir, short_tmp, "cold", "--no-snapshot")
+    assert cold["chain"]["l1_started"] == "booted" and "l1_restore_s" not in cold["times"]
+    with open(stream, "r+b") as f:                                   # a stream that will not load
+        f.truncate(1 << 20)
+    r, fallback = run(rig_cache_dir, short_tmp, "fallback")
+    assert fallback["chain"]["l1_started"] == "booted" and "L1 snapshot not restored (removed)" in r.stderr
+    assert stream.stat().st_size > 50 << 20                          # saved anew by that boot
+    assert nothing_left(short_tmp / "intx-rig")
