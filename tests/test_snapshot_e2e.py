@@ -3,6 +3,8 @@ booting it and gives the same verdict, --no-snapshot boots, and a snapshot that 
 restore is dropped with a progress line while the run boots L1 and still gives its verdict.
 --l1-smp 2 keeps this test's snapshot apart from the chain tests' (another key)."""
 
+import json
+
 import pytest
 from conftest import load_result, nothing_left, run_rig
 
@@ -39,3 +41,17 @@ def test_restored_l1_gives_the_same_verdict_and_a_bad_snapshot_is_dropped(rig_ca
     assert fallback["chain"]["l1_started"] == "booted" and "L1 snapshot not restored (removed)" in r.stderr
     assert stream.stat().st_size > 50 << 20                          # saved anew by that boot
     assert nothing_left(short_tmp / "intx-rig")
+
+
+def test_confirm_gives_the_verdict_when_every_run_agrees(rig_cache_dir, short_tmp):
+    """--confirm 2 on the unfixed cell: two runs (the second restores L1), both STALL, so the
+    verdict is STALL (exit 1); each run kept in its own directory."""
+    out = short_tmp / "confirm"
+    r = run_rig(*CELL, "--confirm", "2", "--out", str(out), cache=rig_cache_dir,
+                env={"RIG_RUN_DIR": str(short_tmp)}, timeout=900)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-1000:]
+    summary = json.loads((out / "confirm.json").read_text())
+    assert summary["verdicts"] == ["STALL", "STALL"] and summary["exit_status"] == 1
+    assert "--confirm 2: 2 of 2 runs STALL" in r.stdout
+    for i in (1, 2):
+        assert load_result(out / f"confirm-{i}")["verdict"]["verdict"] == "STALL"
