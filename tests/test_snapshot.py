@@ -75,3 +75,16 @@ def test_prune_removes_the_least_recently_used_beyond_the_limit(tmp_path):
     assert sorted(p.name for p in store.root.iterdir()) == ["new", "old"]
     assert store.prune(limit=0) == (2, 200)             # rig cache prune --all
     assert list(store.root.iterdir()) == []
+
+
+def test_a_save_killed_midway_is_cleared_by_the_next_prune(tmp_path):
+    store = SnapshotStore(Cache(tmp_path / "cache"))
+    staging = store.root / ".k1.abc"
+    staging.mkdir(parents=True)
+    (staging / STREAM).write_bytes(b"half")
+    os.utime(staging, (time.time() - 3600, time.time() - 3600))
+    fresh = store.root / ".k2.def"                 # another rig saving right now: left alone
+    fresh.mkdir()
+    assert store.entries() == []
+    store.prune()
+    assert not staging.exists() and fresh.exists()

@@ -129,6 +129,8 @@ class SnapshotStore:
         """(last used, bytes, entry) of every snapshot, least recently used first."""
         out = []
         for entry in self.root.glob("*/"):
+            if entry.name.startswith("."):
+                continue
             try:
                 out.append((os.stat(entry / META).st_mtime, (entry / STREAM).stat().st_size, entry))
             except OSError:
@@ -138,6 +140,9 @@ class SnapshotStore:
     def prune(self, keep: str | None = None, limit: int | None = None) -> tuple[int, int]:
         """Remove the least recently used until the rest fit in the limit; (removed, bytes freed)."""
         limit = self.limit if limit is None else limit
+        for staging in self.root.glob(".*"):   # a save that was killed midway
+            if staging.is_dir() and time.time() - staging.stat().st_mtime > timeouts.SNAPSHOT_SAVE_S:
+                self.discard(staging)
         entries = self.entries()
         total = sum(size for _, size, _ in entries)
         removed = freed = 0
