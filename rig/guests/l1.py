@@ -109,6 +109,8 @@ class L1Guest:
             except InfraError as e:
                 self.progress.note(f"L1 snapshot not restored (removed), booting instead: {e}")
                 store.discard(stream.parent)
+                self.times = BootTimes(snapshot=key)
+                self.ssh.close()
                 self.machine.close()
                 self.machine = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir,
                                            self.machine.log_dir, self.progress)
