@@ -226,3 +226,16 @@ def test_l1_clock_is_shifted_so_the_first_handler_follows_the_first_delivery():
     t = tracer(rtt=0.01)                       # more than the round trip: left alone, said
     assert t._causal(l0, l1) == l1 and "more than the marker's round trip" in t.notes[0]
     assert tracer(0.065)._causal(l0, [ev(0.02, "l1_host", "handler")])[0].t == 0.02   # already after
+
+
+def test_deliveries_per_serviced_interrupt_from_the_lanes():
+    """The patch's x86 claim as a figure: the unfixed IO-APIC delivered each interrupt
+    twice (the second one masks the lazily disabled line), not a storm; fixed, once."""
+    from rig.trace.path import deliveries
+    unfixed = {"l0_ic": {"kinds": {"deliver": 424, "eoi": 424}}, "consumer": {"kinds": {"serviced": 212}}}
+    assert deliveries(unfixed) == (424, 2.0)
+    xive = {"l0_ic": {"kinds": {"notify": 197, "mask": 197, "unmask": 198}}, "consumer": {"kinds": {"serviced": 197}}}
+    assert deliveries(xive) == (197, 1.0)
+    stalled = {"l0_ic": {"kinds": {"notify": 1, "held": 1}}, "consumer": {"kinds": {}}}
+    assert deliveries(stalled) == (1, None)            # nothing serviced: no ratio
+    assert deliveries({}) == (None, None)              # nothing traced

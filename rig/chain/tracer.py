@@ -24,7 +24,16 @@ from rig.trace import proc_interrupts as interrupts
 if TYPE_CHECKING:    # rig.chain.device imports the trace events from rig.trace
     from rig.chain.device import Device
 from rig.trace.l0_ic import IC_TRACES, device_path_events, parse_log
-from rig.trace.path import InterruptPath, PathEvent, TraceClock, explain, lane_summary, stopped_layer, trimmed
+from rig.trace.path import (
+    InterruptPath,
+    PathEvent,
+    TraceClock,
+    deliveries,
+    explain,
+    lane_summary,
+    stopped_layer,
+    trimmed,
+)
 
 
 class PathTracer:
@@ -123,12 +132,15 @@ class PathTracer:
         stopped = stopped_layer(events, pending)
         self.seconds["collect"] = round(time.monotonic() - t, 3)
         self._collected = True
+        lanes = lane_summary(events)
+        count, per_serviced = deliveries(lanes)
         return InterruptPath(
             ic=self.ic.name, source=self.source, l1_irq=self.l1_irq, l0_trace_events=list(self.l0_events),
             clock=TraceClock(self.marker_t, self.marker_rtt, self.l1_shift),
             stopped_layer=stopped, pending_from=pending,
             explanation=explain(events, stopped, pending, state),
-            l0_ic_state_at_end=state, lanes=lane_summary(events), notes=self.notes,
+            deliveries=count, deliveries_per_serviced=per_serviced,
+            l0_ic_state_at_end=state, lanes=lanes, notes=self.notes,
             seconds=self.seconds,   # what tracing cost this run: arming, collecting
             events=trimmed(events))
 

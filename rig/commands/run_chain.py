@@ -111,6 +111,9 @@ def report(out: Path, r: RunResult) -> None:
         print(f"  {describe_stop(r.verdict)}")
     if r.interrupt_path and r.interrupt_path.stopped_layer:
         print(f"  interrupt path: {r.interrupt_path.explanation}")
+    if r.interrupt_path and r.interrupt_path.deliveries_per_serviced is not None:
+        print(f"  L0's controller delivered the line {r.interrupt_path.deliveries} times, "
+              f"{r.interrupt_path.deliveries_per_serviced:g} per serviced interrupt")
     if r.chain and r.chain.l2_boot_failures:
         print(f"  L2 failed to boot {len(r.chain.l2_boot_failures)} time(s) (result.json "
               f"chain.l2_boot_failures): {r.chain.l2_boot_failures[-1]}")

@@ -91,7 +91,8 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
     path = result.interrupt_path
     return RunOutcome(result.verdict.verdict, seconds, str(out), result.verdict.reason, failures,
                       path.explanation if path and path.stopped_layer else "",
-                      result.facts.l1.vfio_intx_fix if result.facts.l1 else None)
+                      result.facts.l1.vfio_intx_fix if result.facts.l1 else None,
+                      path.deliveries_per_serviced if path else None)
 
 
 def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None,

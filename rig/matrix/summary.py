@@ -28,6 +28,7 @@ class RunOutcome:
     l2_boot_failures: int = 0   # L2 boots that failed (then restarted) before the drive
     explanation: str = ""       # where the interrupt path stopped, when it did
     vfio_intx_fix: bool | None = None   # whether L1's vfio has the fix, read from its binary
+    deliveries_per_serviced: float | None = None   # L0's controller, per serviced interrupt
 
 
 def fix_label(fix: bool | None) -> str:
@@ -42,6 +43,8 @@ def summarize(cell: Cell, runs: list[RunOutcome]) -> dict[str, Any]:
             "why": exp.reason, "verdicts": [r.verdict for r in runs],
             # beside each verdict: what the rig read in that run's L1 binary
             "vfio_intx_fix": [r.vfio_intx_fix for r in runs],
+            # how often L0's controller delivered the line per interrupt serviced (2: lazy disable's extra one)
+            "deliveries_per_serviced": [r.deliveries_per_serviced for r in runs],
             "agreement": round(len(agree) / len(runs), 3) if runs else None,
             "seconds": {"median": round(statistics.median(secs), 1), "min": round(min(secs), 1),
                         "max": round(max(secs), 1)} if secs else None,
@@ -62,12 +65,14 @@ def write_matrix_junit(path: Path, results: list[dict[str, Any]]) -> None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = [f"{'cell':44} {'expected':8} {'got':16} {'agree':>6} {'median s':>9}  L1 vfio"]
+    lines = [f"{'cell':52} {'expected':8} {'got':16} {'agree':>6} {'median s':>9} {'L0/irq':>6}  L1 vfio"]
     for r in results:
         got = ",".join(sorted(set(r["verdicts"])))
         fix = ",".join(sorted({fix_label(f) for f in r.get("vfio_intx_fix", [])}))
-        lines.append(f"{r['id']:44} {r['expected']:8} {got:16} {r['agreement'] * 100:5.0f}% "
-                     f"{r['seconds']['median']:9.1f}  {fix}")
+        per = [d for d in r.get("deliveries_per_serviced", []) if d is not None]
+        deliv = f"{statistics.median(per):.2f}" if per else "-"
+        lines.append(f"{r['id']:52} {r['expected']:8} {got:16} {r['agreement'] * 100:5.0f}% "
+                     f"{r['seconds']['median']:9.1f} {deliv:>6}  {fix}")
     return "\n".join(lines)
 
 

@@ -62,6 +62,9 @@ def run_case(r: RunResult, name: str | None = None, expected: str = Outcome.PASS
         diags.append(describe_stop(v))
     if r.interrupt_path and r.interrupt_path.stopped_layer:
         diags.append(f"interrupt path: {r.interrupt_path.explanation}")
+    if r.interrupt_path and r.interrupt_path.deliveries_per_serviced is not None:
+        diags.append(f"L0 deliveries per serviced interrupt: {r.interrupt_path.deliveries_per_serviced:g} "
+                     f"({r.interrupt_path.deliveries} deliveries)")
     if r.facts.l1:
         fix = {True: "has", False: "lacks", None: "unknown whether it has"}[r.facts.l1.vfio_intx_fix]
         diags.append(f"L1 kernel {r.facts.l1.kernel}: vfio {fix} the INTx fix")

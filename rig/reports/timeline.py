@@ -154,7 +154,11 @@ def draw_legend(c, f: Frame, y: float) -> None:
         yy = y + (i // 2) * 18
         c.rect(x, yy - 9, x + 10, yy + 1, color)
         c.text(x + 16, yy, label)
-    for i, line in enumerate(textwrap.wrap(f.path.explanation if f.path else "", 150)[:4]):
+    text = f.path.explanation if f.path else ""
+    if f.path and f.path.deliveries_per_serviced is not None:
+        text += (f"; L0's controller delivered the line {f.path.deliveries} times, "
+                 f"{f.path.deliveries_per_serviced:g} per serviced interrupt")
+    for i, line in enumerate(textwrap.wrap(text, 150)[:4]):
         c.text(20, y + 62 + 16 * i, line)
 
 

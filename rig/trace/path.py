@@ -51,6 +51,23 @@ class TraceClock:
     l1_shift_s: float = 0.0               # the causal correction applied
 
 
+# What counts as L0's controller handing the interrupt on: a delivery (IO-APIC: remote IRR
+# set; XICS: to an ICP), or on XIVE the source forwarding it (P set).
+DELIVERY_KINDS = ("deliver", "notify")
+
+
+def deliveries(lanes: dict[str, Any]) -> tuple[int | None, float | None]:
+    """(L0's deliveries of the source, per interrupt the consumer serviced) in the traced
+    run; None where nothing was traced or serviced. 1.0: one delivery each; 2.0: the
+    lazily disabled line delivered once more per interrupt (on x86, the patch's "spewing")."""
+    kinds = lanes.get("l0_ic", {}).get("kinds", {})
+    served = lanes.get("consumer", {}).get("kinds", {}).get("serviced", 0)
+    if not kinds:
+        return None, None
+    count = sum(kinds.get(k, 0) for k in DELIVERY_KINDS)
+    return count, round(count / served, 2) if served else None
+
+
 @dataclass
 class InterruptPath:
     """A run's interrupt path, as result.json keeps it (`interrupt_path`)."""
@@ -63,6 +80,8 @@ class InterruptPath:
     stopped_layer: str | None = None
     pending_from: float | None = None
     explanation: str = ""
+    deliveries: int | None = None                  # L0's controller handing the source on
+    deliveries_per_serviced: float | None = None   # ... per interrupt the consumer serviced
     l0_ic_state_at_end: str = ""
     lanes: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
