@@ -94,18 +94,30 @@ def qemu_processes_under(base: Path) -> list[str]:
 
 
 def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> None:
+    """Wait for a line of proc's stderr holding needle. Read from the file descriptor with
+    a buffer of our own (kept on proc for the next call): select() on a buffered reader
+    misses lines that arrived in one chunk with the previous one, and then waits for the
+    next output (a matrix test sent its Ctrl-C one whole run late that way)."""
     deadline = time.monotonic() + timeout
+    fd = proc.stderr.fileno()
+    pending: list[str] = getattr(proc, "_lines", [])
+    partial: bytes = getattr(proc, "_partial", b"")
     seen = []
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return
+    try:
+        while True:
+            while pending:
+                line = pending.pop(0)
+                seen.append(line)
+                if needle in line:
+                    return
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(fd, 65536) if ready else b""
+            if not chunk:
+                break
+            *lines, partial = (partial + chunk).split(b"\n")
+            pending.extend(ln.decode(errors="replace") + "\n" for ln in lines)
+    finally:
+        proc._lines, proc._partial = pending, partial     # type: ignore[attr-defined]
     proc.kill()
     pytest.fail(f"{needle!r} did not appear within {timeout} s: {''.join(seen)[-2000:]}")
 
