@@ -32,7 +32,7 @@ def qemu_identity(qemu: QemuBinary) -> str:
 def vfio_user_usable(mach: MachineProfile, qemu: QemuBinary, cache: Cache) -> tuple[bool, str]:
     if not qemu.has_device("vfio-user-pci"):
         return False, f"{qemu.describe()} has no vfio-user-pci (QEMU >= 10.1 has it)"
-    key = ("probes", f"vfio-user-{mach.arch}-{qemu_identity(qemu)}.json")
+    key = ("probes", f"vfio-user-{mach.key}-{qemu_identity(qemu)}.json")
     found = cache.read_json(*key)
     if found is None:
         ok, why = probe(mach, qemu)
