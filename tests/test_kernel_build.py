@@ -4,6 +4,7 @@ build directories go, and the user's kernel in the matrix. The real builds are i
 tests/test_kernel_tree_e2e.py."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from rig.host.needs import kernel_build_needs
 from rig.host.profiles import host_profile
 from rig.kernel import kconfig
 from rig.kernel.build import CONFIG_RECORD, KernelBuild, KernelBuildError, default_build_dir
+from rig.kernel.ccache import CacheCounts, CompilerCache
 from rig.kernel.under_test import parse_config
 from rig.matrix import cells as matrix_cells
 from rig.matrix.summary import RunOutcome, summarize, table
@@ -81,7 +83,7 @@ def test_an_unchanged_configuration_is_kept(tmp_path):
     """Kept: no make runs (the tree here has no kbuild, so running it would fail)."""
     tree, bd = fake_tree(tmp_path), tmp_path / "build"
     bd.mkdir()
-    b = KernelBuild(KernelBuildSpec(tree), PROFILES["ppc64"], bd, Progress(quiet=True))
+    b = KernelBuild(KernelBuildSpec(tree), PROFILES["ppc64"], bd, Progress(quiet=True), CompilerCache(tmp_path))
     (bd / ".config").write_text("CONFIG_VFIO=y\n")
     (bd / CONFIG_RECORD).write_text(json.dumps({"digest": b.plan.digest}))
     assert b._configure() is False
@@ -94,7 +96,7 @@ def test_a_changed_or_unrecorded_configuration_is_made_again(tmp_path, record):
     (bd / ".config").write_text("CONFIG_VFIO=y\n")
     if record:
         (bd / CONFIG_RECORD).write_text(json.dumps(record))
-    b = KernelBuild(KernelBuildSpec(tree), PROFILES["ppc64"], bd, Progress(quiet=True))
+    b = KernelBuild(KernelBuildSpec(tree), PROFILES["ppc64"], bd, Progress(quiet=True), CompilerCache(tmp_path))
     with pytest.raises(KernelBuildError, match="configuring the kernel failed"):
         b._configure()      # it ran make on this tree, which has no kbuild
     assert not (bd / CONFIG_RECORD).exists(), "a failed configuration must not be recorded as made"
@@ -132,7 +134,7 @@ def test_the_run_hint_builds_the_same_kernel(tmp_path):
 def test_a_kernel_build_needs_the_arch_compiler_and_kbuild_tools(arch):
     host = host_profile("x86_64")
     needs = {n.package for n in kernel_build_needs(host, PROFILES[arch])}
-    assert {"make", "flex", "bison", "bc", "libelf-dev", "libssl-dev", "gcc-12"} <= needs
+    assert {"make", "flex", "bison", "bc", "libelf-dev", "libssl-dev", "gcc-12", "ccache"} <= needs
     assert (arch == "ppc64") == ("gcc-12-powerpc64le-linux-gnu" in needs)
 
 
@@ -200,3 +202,36 @@ def test_a_tree_that_does_not_build_is_skipped_by_git_bisect(tmp_path, failing, 
     if failing == "vmlinux":
         assert "error: broken on purpose" in r.stderr and "build.log" in r.stderr
         assert "error: broken on purpose" in (tmp_path / "build/build.log").read_text()
+
+
+def test_ccache_counts_one_builds_hits_and_misses_from_its_stats_log():
+    """ccache 4.7's stats_log: a `# file` line, then the counters that call moved."""
+    log = ("# /t/a.c\ncache_miss\ndirect_cache_miss\nlocal_storage_miss\n"
+           "# /t/b.c\ndirect_cache_hit\nlocal_storage_hit\n"
+           "# /t/c.c\npreprocessed_cache_hit\ndirect_cache_miss\n")
+    counts = CacheCounts.from_stats_log(log)
+    assert (counts.hits, counts.misses) == (2, 1)
+    assert counts.describe() == "2 of 3 compilations from ccache (67%)"
+    assert CacheCounts.from_stats_log("").describe() == "no compilation went through ccache"
+
+
+def test_ccache_totals_read_print_stats():
+    text = "cache_miss\t10\ndirect_cache_hit\t85\npreprocessed_cache_hit\t5\ncache_size_kibibyte\t2048\n"
+    assert CacheCounts.from_print_stats(text) == CacheCounts(90, 10)
+
+
+def test_ccache_paths_are_relative_to_the_tree_and_build_dirs_parent(tmp_path):
+    """The same sources unpacked in another temporary directory must hit: base_dir is their
+    common parent; never /, which would rewrite the system headers' paths too."""
+    store = CompilerCache(tmp_path / "cache")
+    env = store.environment(tmp_path / "linux", tmp_path / "build" / "ppc64")
+    assert env["CCACHE_BASEDIR"] == str(tmp_path) and env["CCACHE_DIR"] == str(tmp_path / "cache" / "ccache")
+    assert env["CCACHE_COMPILERCHECK"] == "content"     # a changed compiler is a miss
+    assert env["CCACHE_STATSLOG"] == str(tmp_path / "build" / "ppc64" / "rig-ccache.log")
+    assert "CCACHE_BASEDIR" not in store.environment(tmp_path / "linux", tmp_path.parents[-1] / "elsewhere")
+
+
+def test_the_build_and_its_configuration_name_the_same_compiler():
+    """kbuild reconfigures and recompiles everything when CC changes between the two."""
+    make = kconfig.make_command(Path("/t"), Path("/b"), PROFILES["ppc64"], CompilerCache(Path("/c")).cc_prefix)
+    assert "CC=ccache powerpc64le-linux-gnu-gcc-12" in make and "HOSTCC=ccache gcc-12" in make

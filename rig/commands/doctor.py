@@ -10,6 +10,7 @@ from rig.commands.common import Subparsers, session
 from rig.core.targets import PROFILES, machines_of
 from rig.host import needs
 from rig.host.profiles import host_profile
+from rig.kernel.ccache import CompilerCache
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -26,6 +27,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for need in needs.host_needs(host):
         print(f"  host package {need.package:24} {'ok' if need.present() else 'MISSING'}  ({need.why})")
     print(f"  cache {s.cache.root}")
+    print(f"  kernel builds' ccache: {ccache_line(CompilerCache(s.cache.root))}")
     ready = not needs.missing(host)
     qset = l0_qemu_set(host)
     for prof in PROFILES.values():
@@ -51,3 +53,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"    --machine {mach.name}: {mach.description}; --ic {'/'.join(mach.interrupt_controllers)}, "
                   f"--device {'/'.join(mach.devices)}; {where}")
     return 0 if ready else 1
+
+
+def ccache_line(store: CompilerCache) -> str:
+    totals = store.totals()
+    if totals is None:
+        return f"empty ({store.dir})"
+    counts, size = totals
+    return f"{counts.describe()} over all builds; {size} ({store.dir})"

@@ -98,6 +98,8 @@ BUILD_S = 1800.0
 KERNEL_BUILD_S = 4 * 3600.0
 # At most one progress line this often while make runs.
 KERNEL_BUILD_PROGRESS_EVERY_S = 20.0
+# `ccache --print-stats` reads one small file per cache subdirectory: well under a second.
+CCACHE_STATS_S = 30.0
 
 # -- snapshots of a booted L1 (rig.guests.snapshot) -------------------------------------
 # Saving a 2 GB L1 (about 300 MB written) took 1.8-2.5 s; restoring it 0.4-0.6 s to L1's

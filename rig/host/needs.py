@@ -55,13 +55,14 @@ def host_needs(host: HostProfile) -> tuple[HostNeed, ...]:
         HostNeed("libssl-dev", "/usr/include/openssl/ssl.h", "builds a kernel from source (certificates)"),
         HostNeed("bc", "bc", "builds a kernel from source"),
         HostNeed("kmod", "depmod", "installs a kernel's modules (depmod)"),
+        HostNeed("ccache", "ccache", "serves a kernel build what an earlier build compiled (rig kernel build)"),
     )
 
 
 def kernel_build_needs(host: HostProfile, prof: TargetProfile) -> tuple[HostNeed, ...]:
     """What building a kernel from source for prof needs here (rig.kernel.build)."""
     probes = {"make", f"{prof.triplet}-gcc-12", "flex", "bison", "bc", "/usr/include/libelf.h",
-              "/usr/include/openssl/ssl.h", f"{host.triplet}-gcc-12"}
+              "/usr/include/openssl/ssl.h", f"{host.triplet}-gcc-12", "ccache"}
     return tuple(n for n in host_needs(host) if n.probe in probes)
 
 

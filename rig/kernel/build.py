@@ -34,6 +34,7 @@ from rig.core.targets import TargetProfile, kernel_options
 from rig.host.children import die_with_parent
 from rig.host.needs import missing_for_kernel_build
 from rig.kernel import kconfig
+from rig.kernel.ccache import CacheCounts, CompilerCache
 from rig.kernel.fix_state import module_has_fix, vmlinux_has_fix
 from rig.kernel.under_test import parse_config
 
@@ -65,6 +66,7 @@ class BuiltKernel:
     seconds: float
     configured: bool              # the configuration was made this time
     compiled: int                 # files compiled or linked this time
+    ccache: CacheCounts           # of those compilations, how many ccache served
 
     def summary(self) -> list[str]:
         fix = {True: "has the INTx fix (IRQ_DISABLE_UNLAZY)", False: "LACKS the INTx fix",
@@ -75,7 +77,8 @@ class BuiltKernel:
                 f"config   {self.config} ({self.build_dir / '.config'})",
                 f"vfio     {fix}",
                 f"built in {self.seconds:.0f} s ({self.compiled} files compiled or linked"
-                f"{', configured' if self.configured else ''})"]
+                f"{', configured' if self.configured else ''})",
+                f"ccache   {self.ccache.describe()}"]
 
 
 def default_build_dir(cache_root: Path, tree: Path, profile: TargetProfile) -> Path:
@@ -88,13 +91,14 @@ def build(spec: KernelBuildSpec, profile: TargetProfile, cache_root: Path, progr
           build_dir: Path | None = None) -> BuiltKernel:
     """Build (or bring up to date) spec's tree for profile; its kernel, checked by the caller."""
     where = build_dir or spec.build_dir or default_build_dir(cache_root, spec.tree, profile)
-    return KernelBuild(spec, profile, where, progress).run()
+    return KernelBuild(spec, profile, where, progress, CompilerCache(cache_root)).run()
 
 
 class KernelBuild:
     """One arch's build of one tree in one build directory, locked while it runs."""
 
-    def __init__(self, spec: KernelBuildSpec, profile: TargetProfile, build_dir: Path, progress: Progress):
+    def __init__(self, spec: KernelBuildSpec, profile: TargetProfile, build_dir: Path, progress: Progress,
+                 ccache: CompilerCache):
         self.spec = spec
         self.profile = profile
         self.tree = spec.tree.resolve()
@@ -102,6 +106,9 @@ class KernelBuild:
         self.progress = progress
         self.plan = kconfig.plan(spec.config, profile)
         self.jobs = spec.jobs or os.cpu_count() or 1
+        self.ccache = ccache
+        self.env = ccache.environment(self.tree, self.build_dir)
+        self.cc_prefix = ccache.cc_prefix
 
     def run(self) -> BuiltKernel:
         need = missing_for_kernel_build(self.profile)
@@ -112,6 +119,7 @@ class KernelBuild:
         self.build_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         with self._locked():
+            self.ccache.start_counting(self.build_dir)
             configured = self._configure()
             config = parse_config((self.build_dir / ".config").read_text())
             modular = config.get("CONFIG_MODULES") == "y"
@@ -121,7 +129,7 @@ class KernelBuild:
             return BuiltKernel(self.profile.name, self.tree, self.build_dir,
                                self.build_dir / self.profile.kbuild_image, self.build_dir / "vmlinux",
                                modules, self._release(), self.plan.base, self._fix_state(config),
-                               time.monotonic() - t0, configured, compiled)
+                               time.monotonic() - t0, configured, compiled, self.ccache.counted(self.build_dir))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -144,7 +152,7 @@ class KernelBuild:
                            f"in {self.build_dir}")
         record.unlink(missing_ok=True)
         try:
-            config = kconfig.configure(self.tree, self.build_dir, self.profile, self.plan)
+            config = kconfig.configure(self.tree, self.build_dir, self.profile, self.plan, self.cc_prefix, self.env)
         except InfraError as e:
             raise KernelBuildError(f"configuring the kernel failed: {e}") from e
         self._check(config)
@@ -164,7 +172,8 @@ class KernelBuild:
 
     def _make(self, targets: list[str], what: str) -> int:
         """make targets, its output in build.log; returns how many files it compiled."""
-        cmd = kconfig.make_command(self.tree, self.build_dir, self.profile) + [f"-j{self.jobs}", *targets]
+        cmd = kconfig.make_command(self.tree, self.build_dir, self.profile, self.cc_prefix) + \
+            [f"-j{self.jobs}", *targets]
         self.progress.step(f"{what} {' '.join(targets)} ({self.profile.name}, -j{self.jobs}); "
                            f"log: {self.build_dir / BUILD_LOG}")
         log.info("running %s", " ".join(cmd))
@@ -181,6 +190,7 @@ class KernelBuild:
     def _stream(self, cmd: list[str], out: TextIO) -> tuple[int, int, list[str]]:
         proc = subprocess.Popen(cmd, cwd=self.tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", start_new_session=True,
+                                env={**os.environ, **self.env},
                                 preexec_fn=die_with_parent)
         killer = _Killer(proc, timeouts.KERNEL_BUILD_S)
         compiled, tail, last_note = 0, list[str](), time.monotonic()

@@ -15,6 +15,7 @@ linux-source tree (tests/test_kconfig.py).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import tarfile
@@ -51,12 +52,13 @@ def minimal_fragments(profile: TargetProfile) -> list[Path]:
     return [CONFIG_DIR / "minimal-base.config", CONFIG_DIR / f"minimal-{profile.name}.config"]
 
 
-def make_command(tree: Path, build_dir: Path, profile: TargetProfile) -> list[str]:
+def make_command(tree: Path, build_dir: Path, profile: TargetProfile, cc_prefix: str = "") -> list[str]:
     """make for this arch, out of tree, with the compilers the rig installs (gcc-12, the
-    one Debian's kernels are built with; cross for a foreign arch)."""
+    one Debian's kernels are built with; cross for a foreign arch). cc_prefix ("ccache "):
+    configure and build must name the same CC, or kbuild reconfigures and recompiles all."""
     return ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={profile.kbuild_arch}",
-            f"CROSS_COMPILE={profile.cross_compile}", f"CC={profile.cross_compile}gcc-12",
-            "HOSTCC=gcc-12"]
+            f"CROSS_COMPILE={profile.cross_compile}", f"CC={cc_prefix}{profile.cross_compile}gcc-12",
+            f"HOSTCC={cc_prefix}gcc-12"]
 
 
 @dataclass(frozen=True)
@@ -94,20 +96,22 @@ def plan(config: str, profile: TargetProfile) -> ConfigPlan:
     return ConfigPlan(str(path.resolve()), (), "alldefconfig", text, overlay)
 
 
-def configure(tree: Path, build_dir: Path, profile: TargetProfile, p: ConfigPlan) -> dict[str, str]:
+def configure(tree: Path, build_dir: Path, profile: TargetProfile, p: ConfigPlan,
+              cc_prefix: str = "", env: dict[str, str] | None = None) -> dict[str, str]:
     """Write build_dir/.config from the plan; return it parsed."""
-    make = make_command(tree, build_dir, profile)
+    make = make_command(tree, build_dir, profile, cc_prefix)
     for target in p.pre_targets:
-        _run(make + [target], tree)
+        _run(make + [target], tree, env)
     base = (build_dir / ".config").read_text() if p.pre_targets else p.base_text
     allconfig = build_dir / "rig-allconfig"
     allconfig.write_text(base + "\n" + p.overlay_text)
-    _run(make + [f"KCONFIG_ALLCONFIG={allconfig}", p.target], tree)
+    _run(make + [f"KCONFIG_ALLCONFIG={allconfig}", p.target], tree, env)
     return parse_config((build_dir / ".config").read_text())
 
 
-def _run(cmd: list[str], tree: Path) -> None:
-    r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=timeouts.BUILD_S)
+def _run(cmd: list[str], tree: Path, env: dict[str, str] | None = None) -> None:
+    r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=timeouts.BUILD_S,
+                       env={**os.environ, **env} if env else None)
     if r.returncode != 0:
         raise InfraError(f"`{' '.join(cmd[-1:])}` in {tree} failed (exit {r.returncode}): "
                          f"{(r.stderr or r.stdout).strip()[-400:]}")
