@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from types import FrameType
 from typing import NoReturn
 
 from rig import __version__
-from rig.commands import boot, cache, doctor, finding, kernel, matrix, run, setup
+from rig.commands import boot, cache, doctor, finding, held, kernel, matrix, reproduce, run, setup
 from rig.core import logs
 from rig.core.errors import InfraError, RigError, UserError
 from rig.host.rundir import reap_stale
@@ -48,7 +49,7 @@ def parser() -> Parser:
     p.add_argument("--bisect", action="store_true",
                    help="for `git bisect run`: bad input exits 125 (skip this commit), not 2")
     sub = p.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
-    for module in (doctor, setup, boot, finding, kernel, matrix, run, cache):
+    for module in (doctor, setup, boot, finding, kernel, matrix, run, reproduce, held, cache):
         module.add_parser(sub)
     return p
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"rig: error: {e}", file=sys.stderr)
         return 125 if bisect else e.exit_status
+    args.argv = list(sys.argv[1:] if argv is None else argv)     # rig run --detach runs it again
     logs.configure(debug=args.debug)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
@@ -93,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rig: interrupted; cleaned up", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # `rig monitor ... | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # noqa: BLE001 - the machinery failing in a way nobody foresaw
         log.critical("unexpected %s", type(e).__name__, exc_info=True)
         print(f"rig: ERROR: unexpected {type(e).__name__}: {e} (a bug in the rig: run again with "

@@ -51,6 +51,12 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--confirm", type=int, default=1, metavar="N",
                     help="run up to N times and give a verdict only if all agree; a split exits 125 "
                          "(git bisect run: skip)")
+    ru.add_argument("--hold", type=float, nargs="?", const=timeouts.HOLD_MINUTES, metavar="MINUTES",
+                    help="after the verdict keep L0, L1 and L2 running for a look (`rig ssh`, `rig monitor`) "
+                         f"until `rig stop`, Ctrl-C or MINUTES (default {timeouts.HOLD_MINUTES:g}) have passed")
+    ru.add_argument("--detach", action="store_true",
+                    help="with --hold: give the prompt back once the chain is held; the held rig goes on "
+                         "in the background (its output in OUT/hold.log) until `rig stop` or its time limit")
     ru.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                     help="boot L1 instead of restoring it from a snapshot of an earlier run's")
     ru.add_argument("--boot-timeout", type=float, default=None,
@@ -64,7 +70,8 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
     against the host (rig.commands.preflight)."""
     spec = RunSpec(
         arch=args.arch, machine=args.machine, ic=args.ic, device=args.device, consumer=args.consumer,
-        l1_vfio=args.l1_vfio, snapshot=args.snapshot, confirm=args.confirm, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
+        l1_vfio=args.l1_vfio, snapshot=args.snapshot, confirm=args.confirm, hold=args.hold,
+        detach=args.detach, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
         boot_timeout=args.boot_timeout,
         drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
         kernel=KernelUnderTestSpec(optional_path(args.kernel), optional_path(args.modules),
@@ -76,8 +83,18 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
     return spec
 
 
+def spec_from_options(options: list[str]) -> RunSpec:
+    """The spec of `rig run OPTIONS` (rig rerun: the options a reproducer recorded)."""
+    from rig.commands.cli import parser
+    return spec_of(parser().parse_args(["run", *options]))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_of(args)
+    if spec.detach:
+        from rig.commands.held import run_detached
+        from rig.commands.run_chain import default_out
+        return run_detached(args.argv, spec.out or default_out(spec))
     from rig.commands.run_chain import run, user_kernel
     s = session(args, qemu=spec.qemu)
     with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:

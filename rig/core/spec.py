@@ -46,8 +46,13 @@ MIN_SERVICED = 10
 MIN_BOOT_TIMEOUT_S = 1.0    # a test makes a boot time out on purpose with 1 s
 
 
-def _number(option: str, value: float | int, low: float, high: float, integer: bool = False) -> None:
-    what = "a whole number" if integer else "a number of seconds"
+MIN_HOLD_MINUTES = 0.05                     # 3 s: a test's hold that runs out
+MAX_HOLD_MINUTES = 24 * 60.0
+
+
+def _number(option: str, value: float | int, low: float, high: float, integer: bool = False,
+            unit: str = "seconds") -> None:
+    what = "a whole number" if integer else f"a number of {unit}"
     if isinstance(value, float) and not math.isfinite(value):
         raise SpecError(option, f"{option} {value}: must be {what} from {low:g} to {high:g}")
     if integer and int(value) != value:
@@ -205,6 +210,8 @@ class RunSpec:
     l2_hang_s: float = timeouts.L2_KVM_HANG_S
     snapshot: bool = True                  # restore a booted L1 from the cache (False: boot it)
     confirm: int = 1                       # run this many times; a verdict only if all agree
+    hold: float | None = None              # minutes the chain stays up after the verdict (None: none)
+    detach: bool = False                   # the held rig goes on in the background
     drive: DriveSpec = field(default_factory=DriveSpec)
     kernel: KernelUnderTestSpec = field(default_factory=KernelUnderTestSpec)
     qemu: Path | None = None
@@ -248,6 +255,7 @@ class RunSpec:
         _choice("--l2-accel", self.l2_accel, ACCELS)
         _number("--l1-smp", self.l1_smp, 1, MAX_L1_SMP, integer=True)
         _number("--confirm", self.confirm, 1, MAX_REPEAT, integer=True)
+        self._validate_hold()
         if self.boot_timeout is not None:
             _number("--boot-timeout", self.boot_timeout, MIN_BOOT_TIMEOUT_S, MAX_SECONDS)
         self.drive.validate()
@@ -262,6 +270,16 @@ class RunSpec:
         if self.out is not None:
             writable_dir("--out", self.out)
         return self
+
+    def _validate_hold(self) -> None:
+        if self.hold is not None:
+            _number("--hold", self.hold, MIN_HOLD_MINUTES, MAX_HOLD_MINUTES, unit="minutes")
+            if self.confirm > 1:
+                raise SpecError("--hold", f"--hold with --confirm {self.confirm}: a hold keeps one chain; "
+                                "confirm the verdict first, then hold one run")
+        elif self.detach:
+            raise SpecError("--detach", "--detach without --hold: only a held chain goes on in the "
+                            "background; add --hold")
 
 
 @dataclass(frozen=True)

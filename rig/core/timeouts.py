@@ -86,6 +86,17 @@ CONSOLE_HEALTH_EVERY_S = 3.0
 # One `rig run` of a cell: the slowest (TCG-in-TCG ppc64) took 330 s.
 MATRIX_RUN_S = 3600.0
 
+# -- a held chain (rig run --hold; rig ssh, monitor, stop) ---------------------------------
+HOLD_MINUTES = 30.0         # the default time limit of a hold
+HOLD_POLL_S = 0.5           # the control socket's accept timeout: how soon it sees the hold end
+HOLD_REQUEST_S = 60.0       # one monitor request (a QMP command through L1's SSH: QMP_COMMAND_S)
+# rig stop waits this long for the held rig to tear the chain down (L1's powerdown
+# L1_POWERDOWN_AFTER_RUN_S, L2's stop L2_STOP_S, then QEMU's exit QEMU_EXIT_S, and margin).
+HOLD_STOP_S = 90.0
+# rig run --hold --detach: the foreground waits for the held rig's record this long at most
+# (a whole run, kernel build included: the matrix's bound for one run).
+HOLD_DETACH_S = 3600.0
+
 # -- Debian's archive -------------------------------------------------------------------
 # Back-off between retries of an index or package download (a mirror mid-sync).
 APT_RETRY_DELAYS_S = (5.0, 10.0, 20.0)

@@ -144,6 +144,10 @@ class L2Guest:
         self._connect_qmp()
         return took
 
+    def monitor(self) -> QEMUMonitorProtocol:
+        """L2 QEMU's QMP (in L1), for a look at a held chain."""
+        return self._connect_qmp()
+
     def _connect_qmp(self) -> QEMUMonitorProtocol:
         if self.qmp:
             return self.qmp

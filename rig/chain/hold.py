@@ -1,0 +1,225 @@
+"""`rig run --hold`: after the verdict the chain stays up for a look inside.
+
+The held rig writes OUT/held.json (how to reach each guest and its own control socket) and
+then waits for `rig stop`, its time limit, or Ctrl-C/SIGTERM/SIGHUP; either way the chain is
+torn down as at the end of every run, and held.json goes. `rig ssh` reaches the guests
+directly (L1's forwarded port, L2 through L1) with the run's keys; `rig monitor` and `rig
+stop` talk to the held rig over its control socket, one JSON line each way, because only
+the held rig holds the QEMUs' monitors (L0's QMP is a socket QEMU connected to, L1's QEMU's
+QMP is reached through the rig's SSH connection to L1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rig.chain.chain import Chain
+from rig.core import timeouts
+from rig.core.errors import InfraError, UserError
+from rig.core.progress import Progress
+from rig.guests.l2 import SSH_PORT as L2_SSH_PORT
+
+log = logging.getLogger(__name__)
+
+RECORD = "held.json"
+KNOWN_HOSTS = "held-known_hosts"       # for OpenSSH's ssh: the guests' baked-in host key
+CONTROL = "hold.sock"                  # in the run directory (short: a UNIX socket path)
+MONITORS = ("l0", "l1")                # the QEMU in L0 (runs L1), the QEMU in L1 (runs L2)
+GUESTS = ("l1", "l2")
+HELD_LINE = "held: the chain stays up"
+
+
+@dataclass(frozen=True)
+class HoldRecord:
+    """What OUT/held.json says: enough for another rig process to get in."""
+
+    pid: int
+    until: float                  # time.time() at which the hold ends by itself
+    control: str                  # the held rig's control socket
+    verdict: str
+    l1_port: int                  # L1's sshd, forwarded to 127.0.0.1 on L0
+    l2_port: int | None           # L2's sshd as seen from L1 (None: fast mode, no L2)
+    client_key: str
+    host_key: str                 # the guests' host key line (ssh-ed25519 ...)
+
+    def write(self, out: Path) -> None:
+        tmp = out / f".{RECORD}.{os.getpid()}"
+        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        os.replace(tmp, out / RECORD)      # a reader sees all of it or none
+
+    @classmethod
+    def load(cls, run_dir: Path) -> HoldRecord:
+        """The record of a chain held now; one-line bad input otherwise."""
+        if not run_dir.is_dir():
+            raise UserError(f"{run_dir}: no such results directory; give the directory `rig run --hold` printed")
+        path = run_dir / RECORD
+        if not path.is_file():
+            raise UserError(f"{run_dir}: its chain is not held (no {RECORD}): run it with `rig run --hold`")
+        try:
+            record = cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as e:
+            raise UserError(f"{path}: not a record of a held chain ({e})") from e
+        if not _process_exists(record.pid):
+            raise UserError(f"{run_dir}: its chain is not held any more (rig process {record.pid} is gone)")
+        return record
+
+    def ask(self, request: dict[str, Any], timeout: float = timeouts.HOLD_REQUEST_S) -> dict[str, Any]:
+        """One request to the held rig; its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            try:
+                s.connect(self.control)
+                s.sendall(json.dumps(request).encode() + b"\n")
+                answer = _read_line(s)
+            except OSError as e:
+                raise InfraError(f"the held rig (pid {self.pid}) did not answer on {self.control}: {e}") from e
+        reply: dict[str, Any] = json.loads(answer)
+        return reply
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_line(s: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed before a whole line")
+        data += chunk
+    return data
+
+
+class Hold:
+    """The chain held: record written, requests served, until stopped or out of time."""
+
+    def __init__(self, chain: Chain, out: Path, minutes: float, verdict: str, progress: Progress):
+        self.chain, self.out, self.progress = chain, out, progress
+        self.minutes = minutes
+        self.control = chain.l1.machine.run_dir / CONTROL     # the run's own: gone with it
+        self.stop = threading.Event()
+        self.verdict = verdict
+        self._server: socket.socket | None = None
+
+    def record(self) -> HoldRecord:
+        keys = self.chain.l1.ssh.keys
+        return HoldRecord(os.getpid(), time.time() + self.minutes * 60, str(self.control), self.verdict,
+                          self.chain.l1.ssh_port, L2_SSH_PORT if self.chain.l2 else None,
+                          str(keys.client_private), keys.host_public.strip())
+
+    def wait(self) -> str:
+        """Serve until `rig stop` or the time limit; why it ended. Ctrl-C (or SIGTERM, SIGHUP)
+        ends the hold too, at any point of it: the verdict stands."""
+        server: threading.Thread | None = None
+        try:
+            rec = self.record()
+            self._listen()
+            (self.out / KNOWN_HOSTS).write_text(f"[127.0.0.1]:{rec.l1_port} {rec.host_key}\n"
+                                                f"[127.0.0.1]:{L2_SSH_PORT} {rec.host_key}\n")
+            rec.write(self.out)         # before the lines: whoever reads them can get in at once
+            for line in how_to_get_in(self.out, rec):
+                print(line, flush=True)
+            server = threading.Thread(target=self._serve, name="hold-control", daemon=True)
+            server.start()
+            if self.stop.wait(timeout=self.minutes * 60):
+                return "stopped by `rig stop`"
+            return f"its time limit ({self.minutes:g} min) ran out"
+        except KeyboardInterrupt:
+            return "interrupted"
+        finally:
+            self.stop.set()
+            (self.out / RECORD).unlink(missing_ok=True)
+            (self.out / KNOWN_HOSTS).unlink(missing_ok=True)
+            if self._server:
+                self._server.close()
+            if server:
+                server.join(timeout=timeouts.THREAD_JOIN_S)
+            self.control.unlink(missing_ok=True)
+
+    def _listen(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(self.control))
+        os.chmod(self.control, 0o600)
+        s.listen(4)
+        s.settimeout(timeouts.HOLD_POLL_S)       # how soon the server sees the hold end
+        self._server = s
+
+    def _serve(self) -> None:
+        assert self._server is not None
+        while not self.stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return              # closed: the hold ended
+            with conn:
+                conn.settimeout(timeouts.HOLD_REQUEST_S)
+                try:
+                    answer = self.answer(json.loads(_read_line(conn)))
+                except (OSError, ValueError) as e:
+                    answer = {"ok": False, "error": f"bad request: {e}"}
+                try:
+                    conn.sendall(json.dumps(answer).encode() + b"\n")
+                except OSError as e:
+                    log.warning("hold: answer not sent: %s", e)
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "stop":
+            self.stop.set()
+            return {"ok": True}
+        if op == "monitor":
+            try:
+                return {"ok": True, "output": self.monitor(str(request.get("target")), request)}
+            except Exception as e:  # noqa: BLE001 - QMP's own errors too: the answer says, the hold goes on
+                return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        return {"ok": False, "error": f"unknown request {op!r}"}
+
+    def monitor(self, target: str, request: dict[str, Any]) -> Any:
+        """An HMP command line, or a QMP command with arguments, to one of the QEMUs."""
+        run: Callable[..., Any]
+        if target == "l0":
+            run = self.chain.l1.machine.cmd
+        elif target == "l1" and self.chain.l2 is not None:
+            run = self.chain.l2.monitor().cmd
+        elif target == "l1":
+            raise InfraError("this chain has no QEMU in L1 (fast mode: L1 runs the userspace consumer)")
+        else:
+            raise InfraError(f"no monitor {target!r}: l0 or l1")
+        if "qmp" in request:
+            return run(str(request["qmp"]), **dict(request.get("arguments") or {}))
+        return run("human-monitor-command", **{"command-line": str(request.get("hmp", ""))})
+
+
+def how_to_get_in(out: Path, rec: HoldRecord) -> list[str]:
+    left = max(0.0, rec.until - time.time())
+    remaining = f"{left / 60:.0f} min" if left >= 120 else f"{left:.0f} s"
+    openssh = f"ssh -i {rec.client_key} -o UserKnownHostsFile={out / KNOWN_HOSTS}"
+    lines = [f"{HELD_LINE} for {remaining}, until `rig stop {out}` or Ctrl-C",
+             f"  rig ssh {out} l1 [COMMAND]",
+             f"    or: {openssh} -p {rec.l1_port} root@127.0.0.1"]
+    if rec.l2_port:
+        lines += [f"  rig ssh {out} l2 [COMMAND]",
+                  f"    or: {openssh} -o ProxyCommand='{openssh} -p {rec.l1_port} -W %h:%p root@127.0.0.1' "
+                  f"-p {rec.l2_port} root@127.0.0.1"]
+    lines.append(f"  rig monitor {out} l0 [HMP COMMAND]   (the QEMU that runs L1)")
+    if rec.l2_port:
+        lines.append(f"  rig monitor {out} l1 [HMP COMMAND]   (the QEMU in L1 that runs L2)")
+    return lines

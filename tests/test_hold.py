@@ -1,0 +1,105 @@
+"""rig run --hold without guests: the record another rig reads, the control socket's
+requests (stop, a monitor command, what cannot be asked), and what the terminal is told.
+A chain held for real: tests/test_hold_e2e.py."""
+
+import os
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from rig.chain.hold import KNOWN_HOSTS, RECORD, Hold, HoldRecord, how_to_get_in
+from rig.core.errors import InfraError, UserError
+from rig.core.progress import Progress
+
+pytestmark = pytest.mark.unit
+
+
+class FakeMachine:
+    """L0's QEMU as the hold sees it: QMP commands in, answers out; the run directory."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.asked: list[tuple[str, dict]] = []
+
+    def cmd(self, command, **args):
+        self.asked.append((command, args))
+        if command == "human-monitor-command":
+            return f"answer to {args['command-line']}\n"
+        if command == "query-status":
+            return {"status": "running"}
+        raise InfraError(f"l1: QMP {command} failed: unknown")
+
+
+def fake_chain(tmp_path: Path, l2=None):
+    keys = SimpleNamespace(client_private=tmp_path / "client_ed25519", host_public="ssh-ed25519 AAAAhost\n")
+    l1 = SimpleNamespace(machine=FakeMachine(tmp_path), ssh=SimpleNamespace(keys=keys), ssh_port=40000)
+    return SimpleNamespace(l1=l1, l2=l2)
+
+
+def test_the_record_round_trips_and_names_a_living_rig(tmp_path):
+    rec = HoldRecord(os.getpid(), time.time() + 60, "/tmp/x.sock", "STALL", 40000, 2222, "/k", "ssh-ed25519 A")
+    rec.write(tmp_path)
+    assert HoldRecord.load(tmp_path) == rec
+    assert not [p for p in tmp_path.iterdir() if p.name != RECORD], "the temporary file was left"
+
+
+def test_a_record_of_a_gone_rig_is_not_a_hold(tmp_path):
+    import subprocess
+    p = subprocess.Popen(["true"])
+    p.wait()
+    HoldRecord(p.pid, 0, "/x", "PASS", 1, None, "/k", "h").write(tmp_path)
+    with pytest.raises(UserError, match="not held any more"):
+        HoldRecord.load(tmp_path)
+
+
+def test_requests_on_the_control_socket(tmp_path):
+    """The held rig's side and another rig's side of the socket, for real, in threads."""
+    chain = fake_chain(tmp_path)
+    hold = Hold(chain, tmp_path, 1.0, "STALL", Progress(quiet=True))
+    ended: list[str] = []
+    t = threading.Thread(target=lambda: ended.append(hold.wait()))
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / RECORD).exists():     # the record is written last
+            assert time.monotonic() < deadline, "no held.json within 10 s"
+            t.join(timeout=0.05)
+        rec = HoldRecord.load(tmp_path)
+        assert rec.verdict == "STALL" and rec.l1_port == 40000 and rec.l2_port is None
+        assert (tmp_path / KNOWN_HOSTS).read_text().startswith("[127.0.0.1]:40000 ssh-ed25519 AAAAhost")
+        assert rec.ask({"op": "monitor", "target": "l0", "hmp": "info pic"}) == {
+            "ok": True, "output": "answer to info pic\n"}
+        assert rec.ask({"op": "monitor", "target": "l0", "qmp": "query-status"})["output"] == {"status": "running"}
+        no_l2 = rec.ask({"op": "monitor", "target": "l1", "hmp": "info pic"})
+        assert not no_l2["ok"] and "no QEMU in L1" in no_l2["error"]
+        failed = rec.ask({"op": "monitor", "target": "l0", "qmp": "no-such-command"})
+        assert not failed["ok"] and "unknown" in failed["error"]       # answered; the hold goes on
+        assert not rec.ask({"op": "reboot"})["ok"]
+        assert rec.ask({"op": "stop"}) == {"ok": True}
+        t.join(timeout=10)
+    finally:
+        hold.stop.set()
+        t.join(timeout=10)
+    assert ended == ["stopped by `rig stop`"]
+    assert not (tmp_path / RECORD).exists() and not (tmp_path / KNOWN_HOSTS).exists()
+    assert not (tmp_path / "hold.sock").exists()
+
+
+def test_a_hold_runs_out_by_itself(tmp_path):
+    hold = Hold(fake_chain(tmp_path), tmp_path, 0.01, "PASS", Progress(quiet=True))
+    assert hold.wait() == "its time limit (0.01 min) ran out"
+    assert not (tmp_path / RECORD).exists()
+
+
+def test_the_terminal_is_told_how_to_get_into_each_layer(tmp_path):
+    rec = HoldRecord(1, time.time() + 1800, "/s", "STALL", 40000, 2222, "/keys/client", "ssh-ed25519 A")
+    text = "\n".join(how_to_get_in(tmp_path, rec))
+    assert f"held: the chain stays up for 30 min, until `rig stop {tmp_path}` or Ctrl-C" in text
+    for line in (f"rig ssh {tmp_path} l1", f"rig ssh {tmp_path} l2", f"rig monitor {tmp_path} l0",
+                 f"rig monitor {tmp_path} l1", "-p 40000 root@127.0.0.1", "-W %h:%p"):
+        assert line in text
+    fast = "\n".join(how_to_get_in(tmp_path, HoldRecord(1, 0, "/s", "PASS", 40000, None, "/k", "h")))
+    assert " l2" not in fast and "monitor" in fast
