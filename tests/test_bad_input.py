@@ -2,8 +2,10 @@
 `rig: error: ...` on stderr naming the option, no traceback, and nothing started or left:
 no run directory, no cache, no results directory."""
 
+import json
 import os
 import stat
+import subprocess
 
 import pytest
 from conftest import run_rig
@@ -32,6 +34,19 @@ def files(tmp_path_factory):
         (d / name / "Kconfig").write_text("mainmenu \"Linux\"\n")
         (d / name / "Makefile").write_text("# Linux\n")
     (d / "tree-configured/.config").write_text("CONFIG_VFIO=y\n")
+    gone = subprocess.Popen(["true"])       # a pid that was a process and is gone
+    gone.wait()
+    for name, text in (("stale-hold", json.dumps({"pid": gone.pid, "until": 0, "control": "/nonexistent",
+                                                  "verdict": "PASS", "l1_port": 1, "l2_port": None,
+                                                  "client_key": "k", "host_key": "h"})),
+                       ("torn-hold", "{\"pid\": 1")):
+        (d / name).mkdir()
+        (d / name / "held.json").write_text(text)
+    for name, files in (("recorded", {}), ("recorded-gone", {"kernel": {"path": str(d / "gone"), "sha256": "0" * 64}})):
+        (d / name).mkdir()
+        (d / name / "inputs.json").write_text(json.dumps({
+            "name": "x86_64-ioapic-fixed-l2", "verdict": "PASS", "options": ["--arch", "x86_64"], "files": files,
+            "provided": {}, "rig_version": "0", "recorded_at": "now"}))
     return d
 
 
@@ -125,6 +140,21 @@ CASES = [
     (("build", "--arch", "arm64"), "--arch arm64"),
     (("setup", "--arch", "arm64"), "--arch arm64"),
     (("finding-intx-probe", "--out", "{f}/a-file"), "--out"),
+    (RUN + ("--hold", "0"), "--hold 0"),
+    (RUN + ("--hold", "--confirm", "3"), "--hold with --confirm 3"),
+    (RUN + ("--detach",), "--detach without --hold"),
+    (("ssh", "{f}/no-such-run", "l1"), "no such results directory"),
+    (("ssh", "{f}", "l1", "true"), "chain is not held (no held.json)"),
+    (("ssh", "{f}", "l3"), "l3"),
+    (("monitor", "{f}", "l0", "info", "pic"), "chain is not held (no"),
+    (("monitor", "{f}/stale-hold", "l0"), "not held any more"),
+    (("ssh", "{f}/torn-hold", "l1"), "not a record of a held chain"),
+    (("stop", "{f}"), "chain is not held (no"),
+    (("stop", "{f}/stale-hold"), "not held any more"),
+    (("rerun", "{f}/no-such-run"), "no such results directory"),
+    (("rerun", "{f}"), "no inputs.json"),
+    (("rerun", "{f}/recorded", "--repeat", "0"), "--repeat 0"),
+    (("rerun", "{f}/recorded-gone"), "the file the run used is not here"),
 ]
 
 

@@ -35,7 +35,7 @@ def test_the_type_reads_it_and_writes_it_back_unchanged(recorded, tmp_path):
     written = json.loads((tmp_path / "result.json").read_text())
     assert RunResult.from_json(written) == r
     # fields added since the recording (optional, same schema_version) come with their defaults
-    grown = ("l0", "chain", "interrupt_path")
+    grown = ("l0", "l1", "chain", "interrupt_path")
     assert {k: v for k, v in written.items() if k in recorded and k not in grown} == \
         {k: v for k, v in recorded.items() if k not in grown}
     for part in grown:

@@ -13,6 +13,7 @@ class L0Facts:
     accel_reason: str
     nesting: str = ""                 # what the host means for L2 (rig.host.virt)
     command: list[str] = field(default_factory=list)   # L0's command line for L1
+    qemu_sha256: str = ""             # the qemu-system binary's content
 
 
 @dataclass
@@ -22,6 +23,7 @@ class L1Facts:
     vfio_modules: str                 # fixed, unfixed, or "the kernel under test's"
     vfio_rebuilt: list[str]           # the vfio modules rebuilt without the fix (none: as built)
     vfio_intx_fix: bool | None        # read from the binary; None: could not be read
+    image: str = ""                   # the image's cache entry: the content key of its inputs
 
 
 @dataclass

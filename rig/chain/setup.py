@@ -15,6 +15,7 @@ from rig.chain.device_probe import vfio_user_usable
 from rig.chain.facts import KernelInputFacts, L0Facts, L1Facts, RunFacts
 from rig.chain.session import Session
 from rig.core import timeouts
+from rig.core.cache import sha256_file
 from rig.core.errors import UserError
 from rig.core.kinds import DeviceKind
 from rig.core.spec import RunSpec
@@ -89,12 +90,13 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
     kind, why = choose_device(spec.device, mach, qemu, s)
     s.progress.step(f"device: {kind} ({why})")
     facts.device, facts.device_reason = kind, why
-    facts.l0 = L0Facts(qemu.describe(), accel.name, accel.reason, accel.plan.l2_why if accel.plan else "")
+    facts.l0 = L0Facts(qemu.describe(), accel.name, accel.reason, accel.plan.l2_why if accel.plan else "",
+                       qemu_sha256=sha256_file(qemu.path))
     if accel.plan and accel.plan.warning:
         s.progress.note(f"warning: {accel.plan.warning}")
     facts.l1 = L1Facts(image.kernel_version, image.meta["kernel_package"],
                        "the kernel under test's" if kernel else spec.l1_vfio,
-                       image.meta["vfio_rebuilt"], fix)
+                       image.meta["vfio_rebuilt"], fix, image.kernel.parent.name)
     with RunDir("run") as run_dir:
         device = make_device(kind, mach, qemu, run_dir, out)
         try:

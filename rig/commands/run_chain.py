@@ -12,9 +12,12 @@ from pathlib import Path
 
 from rig.chain.chain import Chain
 from rig.chain.facts import RunFacts
+from rig.chain.hold import Hold
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
 from rig.chain.verdict import Verdict, confirmed, describe_stop, pending_since
+from rig.commands.reproduce import SCRIPT
+from rig.commands.reproduce import record as reproducer
 from rig.core.errors import InfraError, UserError
 from rig.core.kinds import Outcome
 from rig.core.logs import LOG_NAME, LogFile
@@ -73,35 +76,48 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
 
 def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Path) -> Verdict:
     out.mkdir(parents=True, exist_ok=True)
-    cfg = spec.drive
     facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
     chain: Chain | None = None
+    verdict: Verdict | None = None
     t0 = time.monotonic()
     with LogFile(out) as log_file:
         log.info("rig run: %s", spec)
         try:
             with running_chain(s, spec, out, facts, kernel) as chain:
-                verdict = chain.drive(cfg)
+                verdict = chain.drive(spec.drive)
+                report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel)   # before a hold
+                if spec.hold is not None:
+                    why = Hold(chain, out, spec.hold, verdict.verdict, s.progress).wait()
+                    s.progress.step(f"hold ended: {why}; tearing the chain down")
+                return verdict
         except UserError:
             raise           # bad input found only now (a device this QEMU cannot run): exit 2
         except InfraError as e:
             log.error("ERROR: %s", e, exc_info=True)
-            verdict = Verdict(Outcome.ERROR, str(e))
+            error = Verdict(Outcome.ERROR, str(e))
         except Exception as e:  # noqa: BLE001 - an ERROR with its cause, never a bare traceback
             log.critical("unexpected %s", type(e).__name__, exc_info=True)
-            verdict = Verdict(Outcome.ERROR, f"unexpected {type(e).__name__} in the rig: {e} "
-                                             f"(traceback in {log_file.path})")
-        fix = facts.l1.vfio_intx_fix if facts.l1 else None
-        result = RunResult(spec.run_name(fix), verdict, time.monotonic() - t0, cfg, facts,
-                           chain.samples if chain else [], chain.facts if chain else None,
-                           chain.times if chain else {}, chain.interrupt_path if chain else None)
-        report(out, result)
-    return verdict
+            error = Verdict(Outcome.ERROR, f"unexpected {type(e).__name__} in the rig: {e} "
+                                           f"(traceback in {log_file.path})")
+        if verdict is not None:      # the chain failed tearing down after a verdict: the verdict stands
+            log.warning("after the verdict: %s", error.reason)
+            return verdict
+        report(out, result_of(spec, error, t0, facts, chain), spec, kernel)
+    return error
 
 
-def report(out: Path, r: RunResult) -> None:
-    """The result files, and what the terminal shows of them."""
+def result_of(spec: RunSpec, verdict: Verdict, t0: float, facts: RunFacts, chain: Chain | None) -> RunResult:
+    fix = facts.l1.vfio_intx_fix if facts.l1 else None
+    return RunResult(spec.run_name(fix), verdict, time.monotonic() - t0, spec.drive, facts,
+                     chain.samples if chain else [], chain.facts if chain else None,
+                     chain.times if chain else {}, chain.interrupt_path if chain else None)
+
+
+def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | None) -> None:
+    """The result files and the reproducer, and what the terminal shows of them."""
     r.write(out)
+    reproducer(out, spec, r.name, r.verdict.verdict, kernel.kernel if kernel else None,
+               kernel.modules_dir if kernel else None, r.to_json())
     write_run_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
     write_ktap(out, r)
     stall_at = pending_since(r.samples) if r.verdict.verdict == Outcome.STALL else None
@@ -118,4 +134,4 @@ def report(out: Path, r: RunResult) -> None:
         print(f"  L2 failed to boot {len(r.chain.l2_boot_failures)} time(s) (result.json "
               f"chain.l2_boot_failures): {r.chain.l2_boot_failures[-1]}")
     print(f"  results in {out} (result.json, junit.xml, results.ktap, timeline.png/.svg, {LOG_NAME}, "
-          "console, QEMU and ftrace logs)")
+          f"console, QEMU and ftrace logs); rerun it: {out / SCRIPT}")

@@ -1,0 +1,99 @@
+"""The reproducer without guests: a run's options recorded and read back as the same cell,
+the user's files checked by content, the script, and how a rerun is judged. A STALL
+reproduced for real: tests/test_reproduce_e2e.py."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rig.commands.reproduce import INPUTS, RERUNS, SCRIPT, Inputs, digest, judge, kernel_files, options_of
+from rig.commands.run import spec_from_options
+from rig.core.errors import UserError
+from rig.core.spec import DriveSpec, KernelUnderTestSpec, RunSpec
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("spec", [
+    RunSpec("ppc64", ic="xive", l1_vfio="unfixed", consumer="userspace", drive=DriveSpec(30, 4, 100)),
+    RunSpec("ppc64", machine="powernv", snapshot=False, boot_timeout=600),
+    RunSpec("x86_64", device="pci-serial", l2_accel="tcg", l1_smp=2),
+], ids=["ppc64-fast", "powernv", "x86-nested"])
+def test_recorded_options_give_the_same_cell(spec):
+    again = spec_from_options(options_of(spec, {}))
+    assert again.run_name(None) == spec.run_name(None)
+    for field in ("arch", "l1_vfio", "consumer", "l2_accel", "l1_smp", "snapshot", "boot_timeout", "device"):
+        assert getattr(again, field) == getattr(spec, field), field
+    assert again.machine_profile == spec.machine_profile and again.interrupt_controller == spec.interrupt_controller
+    assert (again.drive.duration, again.drive.stall_window, again.drive.pass_after) == \
+        (spec.drive.duration, spec.drive.stall_window, spec.drive.pass_after)
+
+
+def test_a_users_kernel_is_recorded_as_what_ran(tmp_path):
+    built = tmp_path / "build" / "vmlinux"
+    tree_spec = RunSpec("ppc64", kernel=KernelUnderTestSpec(build=object()))     # from a tree
+    assert kernel_files(tree_spec, built, None) == {"kernel": built}
+    deb = tmp_path / "linux-image.deb"
+    assert kernel_files(RunSpec("x86_64", kernel=KernelUnderTestSpec(deb=deb)), None, None) == {"kernel-deb": deb}
+    assert kernel_files(RunSpec("x86_64"), None, None) == {}
+
+
+def inputs_with(tmp_path, files):
+    return Inputs("x86_64-ioapic-fixed-l2", "STALL", ["--arch", "x86_64"], files, {}, "0", "now")
+
+
+def test_a_users_file_missing_or_changed_is_named(tmp_path):
+    k = tmp_path / "vmlinux"
+    k.write_bytes(b"kernel")
+    mods = tmp_path / "mods" / "kernel"
+    mods.mkdir(parents=True)
+    (mods / "vfio.ko").write_bytes(b"ko")
+    files = {"kernel": {"path": str(k), "sha256": digest(k)},
+             "modules": {"path": str(tmp_path / "mods"), "sha256": digest(tmp_path / "mods")}}
+    inputs_with(tmp_path, files).check_files()                  # as recorded: fine
+    (mods / "vfio.ko").write_bytes(b"rebuilt")
+    with pytest.raises(UserError, match="--modules .*: changed since the run"):
+        inputs_with(tmp_path, files).check_files()
+    k.unlink()
+    with pytest.raises(UserError, match="--kernel .*: the file the run used is not here"):
+        inputs_with(tmp_path, files).check_files()
+
+
+def test_the_script_reruns_its_own_directory_and_says_what(tmp_path):
+    inputs = Inputs("ppc64-xive-unfixed-userspace", "STALL", ["--arch", "ppc64", "--l1-vfio", "unfixed"],
+                    {"kernel": {"path": "/k/vmlinux", "sha256": "ab" * 32}}, {}, "0.9", "2026-12-02T00:00:00Z")
+    inputs.write(tmp_path)
+    text = (tmp_path / SCRIPT).read_text()
+    assert "rig run --arch ppc64 --l1-vfio unfixed" in text and "sha256 " + "ab" * 32 in text
+    assert 'rerun "$(dirname "$0")"' in text
+    assert subprocess.run(["sh", "-n", str(tmp_path / SCRIPT)]).returncode == 0
+    assert Inputs.load(tmp_path) == inputs
+    assert json.loads((tmp_path / INPUTS).read_text())["verdict"] == "STALL"
+
+
+@pytest.mark.parametrize("verdicts,status,said", [
+    (["STALL", "STALL"], 0, "reproduced: 2 of 2"),
+    (["STALL", "PASS"], 1, "NOT reproduced"),
+    (["ERROR"], 125, "NOT reproduced"),
+])
+def test_a_rerun_is_judged_against_the_recorded_verdict(tmp_path, capsys, verdicts, status, said):
+    inputs = Inputs("cell", "STALL", [], {}, {"l0_qemu": "QEMU 11.1.3"}, "0", "now")
+    run1 = tmp_path / "run-1"
+    run1.mkdir()
+    (run1 / "result.json").write_text(json.dumps({"l0": {"qemu": "/q/qemu-system-x86_64 QEMU 11.2.0"}, "l1": None}))
+    assert judge(inputs, verdicts, tmp_path) == status
+    out = capsys.readouterr().out
+    assert said in out and "l0_qemu: 'QEMU 11.1.3' then, 'QEMU 11.2.0' now" in out
+    assert json.loads((tmp_path / RERUNS).read_text())["matched"] is (status == 0)
+
+
+def test_not_a_run_directory(tmp_path):
+    with pytest.raises(UserError, match="no inputs.json"):
+        Inputs.load(tmp_path)
+    with pytest.raises(UserError, match="no such results directory"):
+        Inputs.load(tmp_path / "nothing")
+    (tmp_path / INPUTS).write_text("{")
+    with pytest.raises(UserError, match="not a record"):
+        Inputs.load(Path(tmp_path))
