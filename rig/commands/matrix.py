@@ -84,7 +84,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
         results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs)
     print(table(results))
-    print(f"results: {out}/matrix.json, {out}/junit.xml, {out}/results.ktap")
+    print(f"results: {out}/report.html, {out}/matrix.json, {out}/junit.xml, {out}/results.ktap")
     return report(results)
 
 

@@ -25,6 +25,7 @@ from rig.core.spec import RunSpec
 from rig.kernel import under_test
 from rig.kernel.build import build
 from rig.kernel.under_test import KernelUnderTest
+from rig.reports.html import write_run_report
 from rig.reports.ktap import write_run as write_ktap
 from rig.reports.result import RunResult, write_run_junit
 from rig.reports.timeline import write_timeline
@@ -122,6 +123,7 @@ def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | Non
     write_ktap(out, r)
     stall_at = pending_since(r.samples) if r.verdict.verdict == Outcome.STALL else None
     write_timeline(out, r.samples, f"{r.name}: {r.verdict.verdict}", stall_at, r.interrupt_path)
+    write_run_report(out, r)
     print(f"{r.verdict.verdict}: {r.verdict.reason}")
     if r.samples:
         print(f"  {describe_stop(r.verdict)}")
@@ -133,5 +135,5 @@ def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | Non
     if r.chain and r.chain.l2_boot_failures:
         print(f"  L2 failed to boot {len(r.chain.l2_boot_failures)} time(s) (result.json "
               f"chain.l2_boot_failures): {r.chain.l2_boot_failures[-1]}")
-    print(f"  results in {out} (result.json, junit.xml, results.ktap, timeline.png/.svg, {LOG_NAME}, "
+    print(f"  results in {out} (report.html, result.json, junit.xml, results.ktap, timeline.png/.svg, {LOG_NAME}, "
           f"console, QEMU and ftrace logs); rerun it: {out / SCRIPT}")

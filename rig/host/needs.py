@@ -49,6 +49,7 @@ def host_needs(host: HostProfile) -> tuple[HostNeed, ...]:
         HostNeed("flex", "flex", "builds kconfig (checking the shipped config fragments)"),
         HostNeed("bison", "bison", "builds kconfig (checking the shipped config fragments)"),
         HostNeed("shellcheck", "shellcheck", "checks the shell scripts the rig runs in guests (unit tests)"),
+        HostNeed("chromium", "chromium", "opens report.html in a real browser (integration tests)"),
         # Building an L1 kernel from source (the README's recipe): objtool needs libelf's
         # headers, certificates need OpenSSL's, timeconst needs bc, modules_install depmod.
         HostNeed("libelf-dev", "/usr/include/libelf.h", "builds a kernel from source (objtool)"),

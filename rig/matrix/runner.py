@@ -23,6 +23,7 @@ from rig.core.spec import DriveSpec
 from rig.host.children import own_session_ends_with_parent
 from rig.matrix.cells import Cell
 from rig.matrix.summary import RunOutcome, write_json, write_ktap, write_matrix_junit
+from rig.reports.html import write_matrix_report
 from rig.reports.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None
     results = write_json(out, cells, outcomes, jobs)
     write_matrix_junit(out / "junit.xml", results)
     write_ktap(out / "results.ktap", cells, outcomes)
+    write_matrix_report(out, results)
     return results
 
 
