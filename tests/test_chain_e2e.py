@@ -49,7 +49,7 @@ def test_cell(cell, rig_cache_dir, short_tmp):
     logs = ("l1-console.log", "l1-qemu.log") + (("l2-console.log",) if with_l2 else ())
     [ktap] = parse_ktap((out / "results.ktap").read_text())   # an independent reader
     assert ktap.ok is (expected == "PASS") and ktap.directive is None and ktap.name == result["name"]
-    for f in ("junit.xml", "timeline.svg", "timeline.png", "rig.log") + logs:
+    for f in ("junit.xml", "timeline.svg", "timeline.png", "rig.log", "report.html", "reproduce.sh") + logs:
         assert (out / f).stat().st_size > 0, f
     if cell.device == "legacy":
         assert_non_2_3_path(result)

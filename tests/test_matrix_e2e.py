@@ -56,6 +56,8 @@ def test_matrix_leaves_nothing_and_a_second_run_reuses_the_cache(rig_cache_dir, 
     assert (stall / "timeline.png").stat().st_size > 0 and (stall / "l1-qemu.log").exists()
     junit = (short_tmp / "m2" / "junit.xml").read_text()
     assert 'tests="2"' in junit and 'failures="0"' in junit
+    page = (short_tmp / "m2" / "report.html").read_text()      # opened in a browser: test_report_browser
+    assert page.count('src="data:image/png;base64,') == 2 and "2 of 2 cells agree" in page
 
 
 def test_ctrl_c_stops_the_matrix_and_every_run_in_it(rig_cache_dir, short_tmp, run_base):
