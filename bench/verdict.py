@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: warm-cache time from `rig run` to verdict, per cell and consumer (nested L2
-or fast userspace mode), L1 booted (`--no-snapshot`) against L1 restored from a snapshot,
+or fast userspace mode), L1 booted (`--no-snapshot`) against L1 restored from a snapshot
+(with an L2: L1 restored with L2 running in it, from the chain's snapshot),
 measured side by side (alternating), medians of --runs, and the restored/booted ratio.
 
 Runs the real CLI (`python -m rig run ...`) so everything a user waits for is counted:
@@ -42,14 +43,14 @@ def run_cell(cell_args: list[str], consumer: str, mode: str, args) -> dict:
         result = json.loads((Path(out) / "result.json").read_text())
     chain = result.get("chain") or {}
     return {"s": seconds, "verdict": result["verdict"]["verdict"], "l1": chain.get("l1_started", ""),
-            "l1_ready_s": result["times"].get("l1_ready_s")}
+            "l2": chain.get("l2_started", ""), "l1_ready_s": result["times"].get("l1_ready_s")}
 
 
 def summary(runs: list[dict]) -> dict:
     secs = [r["s"] for r in runs]
     return {"median_s": round(statistics.median(secs), 1), "min_s": round(min(secs), 1),
             "max_s": round(max(secs), 1), "verdicts": [r["verdict"] for r in runs],
-            "l1": sorted({r["l1"] for r in runs}),
+            "l1": sorted({r["l1"] for r in runs}), "l2": sorted({r["l2"] for r in runs}),
             "l1_ready_median_s": round(statistics.median(r["l1_ready_s"] or 0 for r in runs), 1)}
 
 
@@ -75,8 +76,8 @@ def main() -> int:
             results[f"{cell}-{consumer}"] = r
             for m in MODES:
                 print(f"{cell:28} {consumer:9} {m:8} median {r[m]['median_s']:6.1f} s (min {r[m]['min_s']:.1f}, "
-                      f"max {r[m]['max_s']:.1f}), L1 ready {r[m]['l1_ready_median_s']:.1f} s, L1 {r[m]['l1']}, "
-                      f"verdicts {' '.join(r[m]['verdicts'])}", flush=True)
+                      f"max {r[m]['max_s']:.1f}), L1 ready {r[m]['l1_ready_median_s']:.1f} s, "
+                      f"L1 {r[m]['l1']}, L2 {r[m]['l2']}, verdicts {' '.join(r[m]['verdicts'])}", flush=True)
             print(f"{cell:28} {consumer:9} restored/booted {r['restored_over_booted']:.2f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -34,3 +34,20 @@ def test_run_returns_the_output_not_the_echo(tmp_path):
     finally:
         console.close()
         b.close()
+
+
+def test_an_end_marker_is_seen_without_consuming_the_console(tmp_path):
+    """L2's exit line: seen by the health check whether the pump or an expect read it,
+    and still there for expect."""
+    a, b = socket.socketpair()
+    console = Console.over(a, "l2", tmp_path / "console.log")
+    try:
+        assert console.seen(r"rig-l2-exit: (\d+)") is None
+        b.sendall(b"Kernel panic - not syncing\r\nrig-l2-exit: 0\n")
+        m = console.expect(r"rig-l2-exit: (\d+)", 5, "the exit line")
+        assert m.group(1) == "0"
+        seen = console.seen(r"rig-l2-exit: (\d+)")
+        assert seen and seen.group(1) == "0"
+    finally:
+        console.close()
+        b.close()

@@ -31,3 +31,19 @@ MSR 8000000000009033 HID0 0000000000000000  HF 6c000004 iidx 3 didx 3
 ])
 def test_program_counter_of_the_first_vcpu(text, expected):
     assert vcpu_pc(text) == expected
+
+
+def test_l2_qemu_is_started_in_a_session_of_its_own_and_followed():
+    """So that it outlives the SSH connection that started it (an L1 saved with L2 in it
+    comes back with L2 running); its exit status ends up on its console."""
+    import subprocess
+
+    from rig.core.targets import PROFILES
+    from rig.guests.l2 import CONSOLE_FILE, l2_command, launch_script
+    cmd = l2_command(PROFILES["ppc64"], "kvm", "0000:00:01.0")
+    assert f"file,id=con,path={CONSOLE_FILE},append=on" in cmd and "stdio" not in " ".join(cmd)
+    script = launch_script(cmd + ["-pidfile", "/run/l2-qemu.pid"])
+    assert script.startswith(f": > {CONSOLE_FILE}; setsid sh -c ")
+    assert script.endswith(f"exec tail -n +1 -f {CONSOLE_FILE}")
+    assert 'echo "rig-l2-exit: $?"' in script
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0

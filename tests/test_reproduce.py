@@ -97,3 +97,25 @@ def test_not_a_run_directory(tmp_path):
     (tmp_path / INPUTS).write_text("{")
     with pytest.raises(UserError, match="not a record"):
         Inputs.load(Path(tmp_path))
+
+
+def test_the_runs_package_versions_go_with_it_to_another_cache(tmp_path):
+    """The locks (exact Debian versions and sha256) travel in inputs.json: a cache without
+    them gets them (its packages are then fetched at those versions); one that resolved the
+    same set otherwise keeps its own and is told."""
+    from rig.commands.reproduce import recorded_locks, seed_locks
+    from rig.core.cache import Cache
+    here = Cache(tmp_path / "here")
+    here.write_json({"resolved_at": "then", "packages": [{"name": "linux-image", "version": "1"}]},
+                    "locks", "guest-ppc64el-abc.json")
+    inputs = Inputs("cell", "STALL", [], {}, {}, "0", "now", recorded_locks(here))
+    elsewhere = Cache(tmp_path / "elsewhere")
+    notes = seed_locks(inputs, elsewhere)
+    assert notes == ["package set guest-ppc64el-abc: the run's versions, fetched as recorded"]
+    assert elsewhere.read_json("locks", "guest-ppc64el-abc.json") == inputs.locks["guest-ppc64el-abc.json"]
+    assert seed_locks(inputs, elsewhere) == []                   # the same now: nothing to say
+    newer = Cache(tmp_path / "newer")
+    newer.write_json({"resolved_at": "now", "packages": [{"name": "linux-image", "version": "2"}]},
+                     "locks", "guest-ppc64el-abc.json")
+    assert "resolved other versions" in seed_locks(inputs, newer)[0]
+    assert newer.read_json("locks", "guest-ppc64el-abc.json")["packages"][0]["version"] == "2"

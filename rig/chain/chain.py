@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from rig.chain.bind import bind_in_l1
 from rig.chain.device import Device
@@ -21,6 +23,7 @@ from rig.chain.reader import ConsumerReader, open_reader
 from rig.chain.tracer import PathTracer
 from rig.chain.verdict import Sample, Verdict
 from rig.core import timeouts
+from rig.core.cache import content_key
 from rig.core.errors import InfraError
 from rig.core.kinds import Consumer
 from rig.core.progress import Progress
@@ -37,6 +40,7 @@ from rig.trace.path import InterruptPath
 log = logging.getLogger(__name__)
 
 CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every L1 image
+CHAIN_SH = Path(__file__).parent / "sh"
 
 
 class Chain:
@@ -62,6 +66,10 @@ class Chain:
         """L1 up, the device bound, the consumer reading. boot_timeout (per guest) overrides
         the defaults (rig.core.timeouts: BOOT_S, L2_TCG_BOOT_S for an L2 under TCG)."""
         t0 = time.monotonic()
+        if self._restore_chain(t0):
+            self.tracer.arm()
+            self._start_l2_reader()
+            return
         booted = self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
@@ -80,8 +88,77 @@ class Chain:
         tcg = self.facts.l2_accel == "tcg"
         self._start_l2(boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
+        self.facts.l2_started = "booted"
+        self._save_chain()
+        self._start_l2_reader()
+
+    def _start_l2_reader(self) -> None:
         self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
                                                         self.profile.l2.console), "L2's reader")
+
+    # -- the whole chain from a snapshot (L1 with L2 booted in it) -----------------------
+    def chain_key(self) -> str:
+        """What shapes L1 with a booted L2 in it, beyond L1 itself: how L2 is chosen and
+        started, how the device is bound."""
+        return content_key("chain", self.l1.snapshot_key(), self.consumer, self.l2_accel_request, self.nointxmask,
+                           (CHAIN_SH / "bind.sh").read_text(), l2_command(self.profile, "kvm", "DEV"),
+                           l2_command(self.profile, "tcg", "DEV"))
+
+    def _save_chain(self) -> None:
+        """Once L2 is up (the device bound, nothing driven yet): L1 saved with it, for later
+        runs of the same chain (rig.guests.snapshot); what the bind found recorded beside."""
+        store = self.l1.config.snapshots
+        if store is None:
+            return
+        key = self.chain_key()
+        saved = store.save(self.l1.machine, key, {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release
+                                                  if self.l2 else ""})
+        if saved is not None:
+            self.facts.l2_snapshot = key
+            self.times["chain_snapshot_save_s"] = round(saved, 2)
+            self.progress.note(f"L1 with L2 booted in it saved as a snapshot in {saved:.1f} s")
+
+    def _restore_chain(self, t0: float) -> bool:
+        """L1 restored with L2 running in it and the device bound, when a snapshot of this
+        chain exists; False (any broken snapshot removed) to build it instead."""
+        store = self.l1.config.snapshots
+        if store is None or self.consumer != Consumer.L2:
+            return False
+        key = self.chain_key()
+        stream, saved = store.lookup(key), store.meta(key)
+        if stream is None or "chain" not in saved:
+            return False
+        self.progress.step("restoring L1 with L2 booted in it from a snapshot")
+        if not self.l1.restore_from(store, stream):
+            return False
+        try:
+            self._attach_l2(saved, t0)
+        except InfraError as e:
+            if self.l2:
+                self.l2.close()
+                self.l2 = None
+            self.l1.drop_snapshot(store, stream, str(e), "L1-with-L2")
+            self.facts = ChainFacts()
+            return False
+        self.facts.l2_snapshot = key
+        return True
+
+    def _attach_l2(self, saved: dict[str, Any], t0: float) -> None:
+        self.device.connected()
+        self.times["l1_ready_s"] = time.monotonic() - t0
+        self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
+        self.facts = ChainFacts(**{**saved["chain"], "l1_started": "restored", "l2_started": "restored",
+                                   "l1_snapshot": self.l1.times.snapshot, "l2_boot_failures": []})
+        self.l2 = L2Guest(self.l1, self.facts.l2_command, self.out / "l2-console.log", self.out)
+        self.l2.attach(saved.get("l2_kernel", ""))
+        self.times["l2_ssh_s"] = self.l2.connect(timeout=timeouts.L2_SSH_S[self.facts.l2_accel])
+        # L2's clock stopped with L1's: set it too. Its console says where it came from.
+        now = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())
+        self.l2.ssh.run(f"date -u -s '{now}' >/dev/null; echo 'rig: L2 restored with L1' >/dev/console",
+                        timeout=timeouts.SSH_QUICK_S)
+        self.times["l2_ready_s"] = time.monotonic() - t0
+        self.progress.note(f"L2 ({self.facts.l2_accel.upper()}) running again, SSH after "
+                           f"{self.times['l2_ssh_s']:.1f} s; device {self.facts.l1_device} bound as before")
 
     def _bind_in_l1(self) -> bool:
         """Bind, record what L1 says about the device; whether L1 has /dev/kvm."""

@@ -19,19 +19,20 @@ import shlex
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rig import __version__
 from rig.commands.common import Subparsers
-from rig.core.cache import sha256_file
+from rig.core.cache import Cache, sha256_file
 from rig.core.errors import UserError
 from rig.core.spec import RunSpec
 
 INPUTS = "inputs.json"
 SCRIPT = "reproduce.sh"
 RERUNS = "rerun.json"
+LOCKS = "locks"                  # the cache's package locks (rig.debian.packages)
 # Options of rig run that say where results go or how to look, not what is run.
 NOT_REPLAYED = ("out", "hold", "detach", "confirm")
 
@@ -91,6 +92,7 @@ class Inputs:
     provided: dict[str, Any]              # the rig's own: L0 QEMU, L1's kernel package
     rig_version: str
     recorded_at: str
+    locks: dict[str, Any] = field(default_factory=dict)   # the cache's package locks: exact versions, sha256
 
     def write(self, out: Path) -> None:
         (out / INPUTS).write_text(json.dumps(self.__dict__, indent=1) + "\n")
@@ -123,13 +125,36 @@ class Inputs:
 
 
 def record(out: Path, spec: RunSpec, name: str, verdict: str, kernel_path: Path | None,
-           modules_dir: Path | None, result: dict[str, Any]) -> Inputs:
+           modules_dir: Path | None, result: dict[str, Any], cache: Cache) -> Inputs:
     files = kernel_files(spec, kernel_path, modules_dir)
     inputs = Inputs(name, verdict, options_of(spec, files, result.get("device")),
                     {role: {"path": str(p), "sha256": digest(p)} for role, p in files.items()},
-                    provided_of(result), __version__, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    provided_of(result), __version__, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    recorded_locks(cache))
     inputs.write(out)
     return inputs
+
+
+def recorded_locks(cache: Cache) -> dict[str, Any]:
+    """Every package lock in the cache (about 100 KB): the Debian versions and sha256 the
+    images, the vfio rebuild and the private QEMU were made from."""
+    return {p.name: json.loads(p.read_text()) for p in sorted((cache.root / LOCKS).glob("*.json"))}
+
+
+def seed_locks(inputs: Inputs, cache: Cache) -> list[str]:
+    """The run's locks into a cache that has none of that name, so its packages are fetched
+    at the recorded versions (checked by sha256); a cache that resolved the same set to
+    other versions keeps its own, and that is said."""
+    notes = []
+    for name, lock in inputs.locks.items():
+        have = cache.read_json(LOCKS, name)
+        if have is None:
+            cache.write_json(lock, LOCKS, name)
+            notes.append(f"package set {name.removesuffix('.json')}: the run's versions, fetched as recorded")
+        elif have != lock:
+            notes.append(f"package set {name.removesuffix('.json')}: this cache resolved other versions than the "
+                         f"run's (kept; the rerun may differ)")
+    return notes
 
 
 def provided_of(result: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +210,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from rig.commands.common import session
     from rig.commands.run_chain import run_once, user_kernel
     s = session(args, qemu=spec.qemu)
+    for note in seed_locks(inputs, s.cache):
+        print(f"  {note}")
     with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:
         kernel = user_kernel(spec, Path(unpack), s)
         verdicts = [str(run_once(s, spec, kernel, out / f"run-{i}").verdict) for i in range(1, args.repeat + 1)]

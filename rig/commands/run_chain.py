@@ -86,7 +86,7 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
         try:
             with running_chain(s, spec, out, facts, kernel) as chain:
                 verdict = chain.drive(spec.drive)
-                report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel)   # before a hold
+                report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s)   # before a hold
                 if spec.hold is not None:
                     why = Hold(chain, out, spec.hold, verdict.verdict, s.progress).wait()
                     s.progress.step(f"hold ended: {why}; tearing the chain down")
@@ -103,7 +103,7 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
         if verdict is not None:      # the chain failed tearing down after a verdict: the verdict stands
             log.warning("after the verdict: %s", error.reason)
             return verdict
-        report(out, result_of(spec, error, t0, facts, chain), spec, kernel)
+        report(out, result_of(spec, error, t0, facts, chain), spec, kernel, s)
     return error
 
 
@@ -114,11 +114,11 @@ def result_of(spec: RunSpec, verdict: Verdict, t0: float, facts: RunFacts, chain
                      chain.times if chain else {}, chain.interrupt_path if chain else None)
 
 
-def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | None) -> None:
+def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | None, s: Session) -> None:
     """The result files and the reproducer, and what the terminal shows of them."""
     r.write(out)
     reproducer(out, spec, r.name, r.verdict.verdict, kernel.kernel if kernel else None,
-               kernel.modules_dir if kernel else None, r.to_json())
+               kernel.modules_dir if kernel else None, r.to_json(), s.cache)
     write_run_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
     write_ktap(out, r)
     stall_at = pending_since(r.samples) if r.verdict.verdict == Outcome.STALL else None

@@ -72,7 +72,7 @@ class Console:
                                                codec_errors="replace", maxread=65536)
         if log_path:
             self._logfile = open(log_path, "w")
-            self.spawn.logfile_read = self._logfile
+        self.spawn.logfile_read = _Recent(self._logfile)
         self._pump = threading.Thread(target=self._drain, name=f"console-{self.name}", daemon=True)
         self._pump.start()
 
@@ -130,6 +130,12 @@ class Console:
                     raise ConsoleTimeout(f"{self.name}: {what} did not appear on the console "
                                          f"within {timeout:.0f} s") from None
 
+    def seen(self, pattern: str) -> re.Match[str] | None:
+        """pattern in the last of what the console printed, read by expect or the pump,
+        without consuming it (a line that marks an end: it is among the last)."""
+        recent = self.spawn.logfile_read if self.spawn else None
+        return re.search(pattern, recent.text) if isinstance(recent, _Recent) else None
+
     def sendline(self, text: str) -> None:
         with self._lock:
             self._attached().sendline(text)
@@ -152,3 +158,23 @@ class Console:
                 s.close()
         if self._logfile:
             self._logfile.close()
+
+
+class _Recent:
+    """pexpect's logfile_read: everything read goes to the log file (if any), and the last
+    RECENT_CHARS of it are kept for seen()."""
+
+    RECENT_CHARS = 8192
+
+    def __init__(self, log: TextIO | None):
+        self.log = log
+        self.text = ""
+
+    def write(self, data: str) -> None:
+        self.text = (self.text + data)[-self.RECENT_CHARS:]
+        if self.log:
+            self.log.write(data)
+
+    def flush(self) -> None:
+        if self.log:
+            self.log.flush()

@@ -94,32 +94,46 @@ class L1Guest:
         self.times = BootTimes()
         self.kernel_release = ""
 
+    def snapshot_key(self) -> str:
+        return snapshot_key(self.machine.command_line(), self.qemu, self.machine.run_dir.path, self.machine.log_dir)
+
     def boot(self, timeout: float = timeouts.BOOT_COMMAND_BOOT_S) -> BootTimes:
         """L1 up and answering SSH: restored from a snapshot where there is one (a snapshot
         that does not restore is dropped, and L1 boots), else booted, and then saved."""
         store = self.config.snapshots
         if store is None:
             return self._boot(timeout)
-        key = snapshot_key(self.machine.command_line(), self.qemu, self.machine.run_dir.path, self.machine.log_dir)
+        key = self.snapshot_key()
         self.times.snapshot = key
         stream = store.lookup(key)
-        if stream:
-            try:
-                return self._restore(store, stream)
-            except InfraError as e:
-                self.progress.note(f"L1 snapshot not restored (removed), booting instead: {e}")
-                store.discard(stream.parent)
-                self.times = BootTimes(snapshot=key)
-                self.ssh.close()
-                self.machine.close()
-                self.machine = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir,
-                                           self.machine.log_dir, self.progress)
+        if stream and self.restore_from(store, stream):
+            return self.times
         times = self._boot(timeout)
         saved = store.save(self.machine, key)
         if saved is not None:
             times.snapshot_s = saved
             self.progress.note(f"L1 saved as a snapshot in {saved:.1f} s (later runs restore it)")
         return times
+
+    def restore_from(self, store: SnapshotStore, stream: Path) -> bool:
+        """L1 restored from this snapshot; False (the snapshot removed, L1 ready to boot
+        again) if it did not restore."""
+        try:
+            self._restore(store, stream)
+            return True
+        except InfraError as e:
+            self.drop_snapshot(store, stream, str(e))
+            return False
+
+    def drop_snapshot(self, store: SnapshotStore, stream: Path, why: str, what: str = "L1") -> None:
+        """A snapshot that did not come back: removed, and this L1 made ready to boot cold."""
+        self.progress.note(f"{what} snapshot not restored (removed), booting instead: {why}")
+        store.discard(stream.parent)
+        self.times = BootTimes(snapshot=self.times.snapshot)
+        self.ssh.close()
+        self.machine.close()
+        self.machine = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir,
+                                   self.machine.log_dir, self.progress)
 
     def _restore(self, store: SnapshotStore, stream: Path) -> BootTimes:
         self.progress.step(f"restoring L1 ({self.profile.name}, {self.accel}) from a snapshot")

@@ -1,8 +1,12 @@
 """An L2 guest as L1 runs it: L1's own qemu-system-* started over an SSH channel into L1.
 
-Its `-serial stdio` is L2's console, relayed into pexpect and logged; its QMP (a TCP port
-in L1) and its SSH are reached through L1 (direct-tcpip channels). One L2Guest is one L2
-QEMU process: start, watch, diagnose, stop.
+L2 QEMU runs in a session of its own in L1 (setsid), its console (and its own stderr) going
+to a file in L1 that an SSH channel follows (tail -f) into pexpect and the log: so it
+outlives the SSH connection that started it, and an L1 saved with a booted L2 in it
+(rig.guests.snapshot) has that L2 running again when restored, reached anew (attach). When
+it exits, the wrapper appends its exit status to the console file. Its QMP (a TCP port in
+L1) and its SSH are reached through L1 (direct-tcpip channels). One L2Guest is one L2 QEMU
+process: start or attach, watch, diagnose, stop.
 """
 
 from __future__ import annotations
@@ -28,6 +32,17 @@ from rig.guests.ssh import GuestSSH
 SSH_PORT = 2222          # in L1, forwarded to L2's dropbear
 QMP_PORT = 4444          # in L1, L2 QEMU's QMP
 PIDFILE = "/run/l2-qemu.pid"
+CONSOLE_FILE = "/run/l2-console.log"
+EXIT_LINE = r"rig-l2-exit: (\d+)"
+
+
+def launch_script(command: list[str]) -> str:
+    """What the SSH channel runs in L1: L2 QEMU in a session of its own, its console file
+    (emptied first, so the follower never waits on a missing file), then the follower."""
+    qemu = " ".join(shlex.quote(c) for c in command)
+    inner = f"{qemu} 2>> {CONSOLE_FILE}; echo \"rig-l2-exit: $?\" >> {CONSOLE_FILE}"
+    return (f": > {CONSOLE_FILE}; setsid sh -c {shlex.quote(inner)} < /dev/null > /dev/null 2>&1 & "
+            f"exec tail -n +1 -f {CONSOLE_FILE}")
 
 
 def vcpu_pc(info_registers: str) -> tuple[str, int] | None:
@@ -49,6 +64,14 @@ class L2BootCrashed(L2BootFailed):
     """... because L2 QEMU exited: a panic (-no-reboot), or QEMU itself failed."""
 
 
+class L2Exited(InfraError):
+    """L2 QEMU is gone (its exit status was appended to its console)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 # What a dying L2 or its QEMU prints that says why (kernel oops and panic lines, QEMU's own).
 CRASH_LINE = re.compile(r"Kernel panic|BUG:|Oops|RIP: |NIP |general protection|qemu-system")
 
@@ -65,7 +88,7 @@ def l2_command(profile: TargetProfile, accel: str, l1_device: str) -> list[str]:
             "-display", "none", "-no-reboot", "-M", l2.machine(accel), "-accel", accel,
             "-cpu", l2.cpu(accel), "-m", str(l2.memory_mb), "-smp", "1",
             "-kernel", "/l2/kernel", "-initrd", "/l2/initrd", "-append", kernel_cmdline_l2(profile),
-            "-serial", "stdio",
+            "-chardev", f"file,id=con,path={CONSOLE_FILE},append=on", "-serial", "chardev:con",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",
             "-device", f"{profile.nic_model},netdev=n0,romfile=",
             "-device", f"vfio-pci,host={l1_device},id=passthrough0",
@@ -116,13 +139,8 @@ class L2Guest:
     def start(self, timeout: float) -> float:
         """Start L2 QEMU in L1 and wait for L2's init; returns the seconds it took.
         L2BootHung (with what its QEMU and L1 say) if the ready line did not come."""
-        chan = self.l1.ssh.open_session()
-        chan.set_combine_stderr(True)
-        chan.exec_command("exec " + " ".join(shlex.quote(c) for c in self.command))
-        self.channel = chan
-        relay = ChannelRelay(chan, "l2-console")
-        self._relays.append(relay)
-        self.console = Console.over(relay.local, "l2", self.console_log)
+        self._follow(launch_script(self.command))
+        assert self.console is not None
         t0 = time.monotonic()
         try:
             m = self.console.expect_while(READY_LINE, timeout, "the L2 init's ready line", self.check_alive)
@@ -130,12 +148,42 @@ class L2Guest:
             raise L2BootHung(f"{e}; {self.diagnosis()}") from e
         except InfraError as e:
             self.l1.machine.check_running()       # L1 gone: that is the error, not L2's boot
-            if not chan.status_event.wait(timeouts.QEMU_EXIT_S):
+            status = self.exit_status(timeouts.QEMU_EXIT_S)
+            if status is None:
                 raise
-            raise L2BootCrashed(f"l2: QEMU exited with status {chan.recv_exit_status()} "
+            raise L2BootCrashed(f"l2: QEMU exited with status {status} "
                                 f"before the L2 init's ready line; {self.crash_lines()}") from e
         self.kernel_release = m.group(2)
         return time.monotonic() - t0
+
+    def attach(self, kernel_release: str) -> None:
+        """Follow an L2 that is already running (restored inside L1): its console from the
+        start of the file, then SSH and QMP anew (connect)."""
+        self._follow(f"exec tail -n +1 -f {CONSOLE_FILE}")
+        self.kernel_release = kernel_release
+        self.check_alive()
+
+    def _follow(self, command: str) -> None:
+        chan = self.l1.ssh.open_session()
+        chan.set_combine_stderr(True)
+        chan.exec_command(command)
+        self.channel = chan
+        relay = ChannelRelay(chan, "l2-console")
+        self._relays.append(relay)
+        self.console = Console.over(relay.local, "l2", self.console_log)
+
+    def exit_status(self, timeout: float) -> int | None:
+        """L2 QEMU's exit status once its wrapper wrote it to the console; None if it did
+        not within timeout (still running, or L1 gone)."""
+        if self.console is None:
+            return None
+        m = self.console.seen(EXIT_LINE)
+        if m is None:
+            try:
+                m = self.console.expect(EXIT_LINE, timeout, "L2 QEMU's exit")
+            except InfraError:
+                return None
+        return int(m.group(1))
 
     def connect(self, timeout: float) -> float:
         """SSH into L2 and its QEMU's QMP, both through L1; returns the seconds SSH took."""
@@ -169,11 +217,14 @@ class L2Guest:
     # -- watch --------------------------------------------------------------------------
     def check_alive(self) -> None:
         """Raises if L2 QEMU or L1 is gone."""
-        if self.channel is None:
+        if self.channel is None or self.console is None:
             raise InfraError("L2 QEMU was not started")
+        m = self.console.seen(EXIT_LINE)
+        if m:
+            raise L2Exited(int(m.group(1)), f"L2 QEMU exited with status {m.group(1)} (see {self.console_log})")
         if self.channel.exit_status_ready():
-            raise InfraError(f"L2 QEMU exited with status {self.channel.recv_exit_status()} "
-                             f"(see {self.console_log})")
+            raise InfraError(f"L1 stopped following L2's console (status {self.channel.recv_exit_status()}; "
+                             f"see {self.console_log})")
         self.l1.machine.check_running()
 
     def diagnosis(self) -> str:
@@ -227,7 +278,7 @@ class L2Guest:
         """QMP quit, wait for it, then SIGKILL through L1 if it is still there: L1 has the
         device back when this returns (a restart opens it again)."""
         self._quit()
-        if self.channel and not self.channel.status_event.wait(timeout):
+        if self.channel and self.exit_status(timeout) is None:
             try:
                 self.l1.ssh.run(f"kill -9 $(cat {PIDFILE})", timeout=timeouts.SSH_QUICK_S)
             except InfraError:

@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rig.core import timeouts
 from rig.core.cache import Cache, content_key
@@ -84,9 +85,18 @@ class SnapshotStore:
         os.utime(self.root / key / META)      # used: the LRU keeps it
         return stream
 
-    def save(self, machine: QemuMachine, key: str) -> float | None:
-        """Save the running guest under key (it runs on afterwards); seconds it took, or
-        None if it was not saved (QEMU refused: a device that cannot migrate)."""
+    def meta(self, key: str) -> dict[str, Any]:
+        """What was recorded beside a snapshot when it was saved ({} if none)."""
+        try:
+            data: dict[str, Any] = json.loads((self.root / key / META).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def save(self, machine: QemuMachine, key: str, extra: dict[str, Any] | None = None) -> float | None:
+        """Save the running guest under key (it runs on afterwards), with `extra` recorded
+        beside it; seconds it took, or None if it was not saved (QEMU refused: a device
+        that cannot migrate)."""
         if self.lookup(key):
             return None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -103,7 +113,8 @@ class SnapshotStore:
                     log.info("snapshot not saved: migration %s", status)
                     return None
                 (staging / META).write_text(json.dumps(
-                    {"key": key, "saved_at": time.time(), "bytes": (staging / STREAM).stat().st_size}))
+                    {"key": key, "saved_at": time.time(), "bytes": (staging / STREAM).stat().st_size,
+                     **(extra or {})}))
                 os.replace(staging, self.root / key)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
