@@ -111,6 +111,8 @@ class Chain:
         if store is None:
             return
         key = self.chain_key()
+        if self.l2:
+            self.l2.release_monitor()
         saved = store.save(self.l1.machine, key, {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release
                                                   if self.l2 else ""})
         if saved is not None:

@@ -149,7 +149,10 @@ class Hold:
             if self._server:
                 self._server.close()
             if server:
-                server.join(timeout=timeouts.THREAD_JOIN_S)
+                try:
+                    server.join(timeout=timeouts.THREAD_JOIN_S)
+                except RuntimeError:    # Ctrl-C came during its start(): it never ran
+                    pass
             self.control.unlink(missing_ok=True)
 
     def _listen(self) -> None:

@@ -207,12 +207,25 @@ class L2Guest:
         self._relays.append(relay)
         qmp = QEMUMonitorProtocol(relay.local)
         try:
-            qmp.connect()
+            # The legacy class's connect() has no time limit, and QEMU greets one client at
+            # a time: bound the wait (its own event loop, as connect() runs it).
+            qmp._qmp.await_greeting = qmp._qmp.negotiate = True
+            qmp._sync(qmp._qmp.connect(qmp._address), timeouts.QMP_COMMAND_S)
             qmp.settimeout(timeouts.QMP_COMMAND_S)
-        except (QMPError, OSError) as e:
-            raise InfraError(f"L2 QEMU's QMP did not answer: {e}") from e
+        except (QMPError, OSError, TimeoutError) as e:
+            raise InfraError(f"L2 QEMU's QMP did not answer within {timeouts.QMP_COMMAND_S:.0f} s: {e}") from e
         self.qmp = qmp
         return qmp
+
+    def release_monitor(self) -> None:
+        """Let go of L2 QEMU's QMP (it serves one client): before L1 is saved with L2 in it,
+        so that a restored L2 greets the next run's connection."""
+        if self.qmp:
+            try:
+                self.qmp.close()
+            except Exception:  # noqa: BLE001 - closing a connection that may be gone
+                pass
+            self.qmp = None
 
     # -- watch --------------------------------------------------------------------------
     def check_alive(self) -> None:
