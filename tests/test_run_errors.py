@@ -5,6 +5,7 @@ import pytest
 from conftest import load_result
 
 from rig.commands.run_chain import run
+from rig.core.cache import Cache
 from rig.core.progress import Progress
 from rig.core.spec import RunSpec
 
@@ -12,8 +13,12 @@ pytestmark = pytest.mark.unit
 
 
 class BrokenSession:
-    """Stands in for the session the chain is built from: its first use fails."""
+    """Stands in for the session the chain is built from: its first use fails. Its cache is
+    real (an empty one): the reproducer records the package locks it holds."""
     progress = Progress(quiet=True)
+
+    def __init__(self, cache_root):
+        self.cache = Cache(cache_root)
 
     def qemu(self, prof):
         raise RuntimeError("the rig's own bug")
@@ -22,7 +27,7 @@ class BrokenSession:
 def test_an_unexpected_exception_is_an_error_with_its_cause_and_log(tmp_path, capsys):
     out = tmp_path / "out"
     spec = RunSpec(arch="ppc64", out=out).validate()
-    assert run(BrokenSession(), spec, None) == 125
+    assert run(BrokenSession(tmp_path / "cache"), spec, None) == 125
     result = load_result(out)
     assert result["verdict"]["verdict"] == "ERROR"
     assert "unexpected RuntimeError in the rig: the rig's own bug" in result["verdict"]["reason"]
@@ -38,6 +43,6 @@ def test_confirm_stops_at_the_first_error_and_gives_no_verdict(tmp_path, capsys)
     """--confirm N: each run in its own directory; one that cannot give a verdict ends it."""
     out = tmp_path / "out"
     spec = RunSpec(arch="ppc64", out=out, confirm=3).validate()
-    assert run(BrokenSession(), spec, None) == 125
+    assert run(BrokenSession(tmp_path / "cache"), spec, None) == 125
     assert (out / "confirm-1" / "result.json").exists() and not (out / "confirm-2").exists()
     assert "run 1 ended in ERROR" in capsys.readouterr().out
