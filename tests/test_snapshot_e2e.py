@@ -14,7 +14,9 @@ CELL = ("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--con
         "--l1-smp", "2", "--duration", "20")
 
 
-NESTED = ("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--l1-smp", "2", "--duration", "20")
+# The chain snapshot runs where L0 carries a KVM L2 back (q35; not pseries: docs/facts.md).
+NESTED = ("run", "--arch", "x86_64", "--device", "pci-serial", "--l1-vfio", "unfixed", "--l1-smp", "2",
+          "--duration", "10")
 
 
 def run(rig_cache_dir, short_tmp, name, *extra, cell=CELL):
@@ -46,23 +48,33 @@ def test_restored_l1_gives_the_same_verdict_and_a_bad_snapshot_is_dropped(rig_ca
     assert nothing_left(short_tmp / "intx-rig")
 
 
+def run_nested(rig_cache_dir, short_tmp, name):
+    """The nested x86 cell, unfixed: a PASS whose IO-APIC delivered the line twice per
+    interrupt serviced (the lazy disable's extra delivery, docs/mechanism.md)."""
+    out = short_tmp / name
+    r = run_rig(*NESTED, "--out", str(out), cache=rig_cache_dir, env={"RIG_RUN_DIR": str(short_tmp)}, timeout=900)
+    result = load_result(out)
+    assert r.returncode == 0 and result["verdict"]["verdict"] == "PASS", r.stdout[-2000:] + r.stderr[-1000:]
+    assert 1.9 <= result["interrupt_path"]["deliveries_per_serviced"] <= 2.1
+    return r, result
+
+
 def test_a_chain_restored_with_l2_running_gives_the_same_verdict(rig_cache_dir, short_tmp):
-    """Nested: L1 saved once L2 is up in it (the device bound), restored by the next run with
-    L2 running again; the same STALL, L1's vfio-intx stopped at 1 and the source held at L0's
-    controller; a chain snapshot that does not load is dropped and the chain built."""
-    _, first = run(rig_cache_dir, short_tmp, "first", cell=NESTED)
+    """Nested: L1 saved once L2 is up in it (the device bound, L2 stopped for the save),
+    restored by the next run with L2 running again; the same verdict and the same extra
+    delivery per interrupt; a chain snapshot that does not load is dropped and the chain built."""
+    _, first = run_nested(rig_cache_dir, short_tmp, "first")
     key = first["chain"]["l2_snapshot"]
     assert key and first["chain"]["l2_started"] in ("booted", "restored")
-    r, again = run(rig_cache_dir, short_tmp, "again", cell=NESTED)
+    r, again = run_nested(rig_cache_dir, short_tmp, "again")
     chain = again["chain"]
     assert (chain["l1_started"], chain["l2_started"], chain["l2_snapshot"]) == ("restored", "restored", key)
     assert again["times"]["l1_restore_s"] > 0 and chain["l1_device"] == first["chain"]["l1_device"]
     assert "rig: L2 restored with L1" in (short_tmp / "again" / "l2-console.log").read_text()
-    assert again["samples"][-1]["l2"] in (0, 1, 2)
     stream = rig_cache_dir / "snapshots" / key / "l1.migration"
     with open(stream, "r+b") as f:
         f.truncate(1 << 20)
-    r, built = run(rig_cache_dir, short_tmp, "built", cell=NESTED)
+    r, built = run_nested(rig_cache_dir, short_tmp, "built")
     assert built["chain"]["l2_started"] == "booted" and "L1-with-L2 snapshot not restored (removed)" in r.stderr
     assert stream.stat().st_size > 50 << 20                          # saved anew
     assert nothing_left(short_tmp / "intx-rig")

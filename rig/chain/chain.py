@@ -41,13 +41,15 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every L1 image
 CHAIN_SH = Path(__file__).parent / "sh"
+# How a chain snapshot is taken, part of its key: one taken otherwise is never restored.
+SAVED_WITH = "L2 stopped (QMP stop) while L1 is saved"
 
 
 class Chain:
     def __init__(self, profile: TargetProfile, machine: MachineProfile, l1: L1Guest, device: Device, out: Path,
                  progress: Progress, l2_accel: str = "auto", consumer: str = Consumer.L2):
         consumer = Consumer(consumer)     # rig.core.spec validated it
-        self.profile, self.l1, self.out, self.progress = profile, l1, out, progress
+        self.profile, self.machine, self.l1, self.out, self.progress = profile, machine, l1, out, progress
         self.device = device
         self.l2_accel_request = l2_accel
         self.nointxmask = device.needs_nointxmask
@@ -100,9 +102,9 @@ class Chain:
     def chain_key(self) -> str:
         """What shapes L1 with a booted L2 in it, beyond L1 itself: how L2 is chosen and
         started, how the device is bound."""
-        return content_key("chain", self.l1.snapshot_key(), self.consumer, self.l2_accel_request, self.nointxmask,
-                           (CHAIN_SH / "bind.sh").read_text(), l2_command(self.profile, "kvm", "DEV"),
-                           l2_command(self.profile, "tcg", "DEV"))
+        return content_key("chain", SAVED_WITH, self.l1.snapshot_key(), self.consumer, self.l2_accel_request,
+                           self.nointxmask, (CHAIN_SH / "bind.sh").read_text(),
+                           l2_command(self.profile, "kvm", "DEV"), l2_command(self.profile, "tcg", "DEV"))
 
     def _save_chain(self) -> None:
         """Once L2 is up (the device bound, nothing driven yet): L1 saved with it, for later
@@ -110,11 +112,19 @@ class Chain:
         store = self.l1.config.snapshots
         if store is None:
             return
+        problem = self._nested_problem(self.facts.l2_accel)
+        if problem:
+            log.info("L1 not saved with L2 in it: %s", problem)
+            return
         key = self.chain_key()
-        if self.l2:
-            self.l2.release_monitor()
-        saved = store.save(self.l1.machine, key, {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release
-                                                  if self.l2 else ""})
+        if self.l2 is None or store.lookup(key):
+            return
+        self.l2.pause()
+        self.l2.release_monitor()
+        try:
+            saved = store.save(self.l1.machine, key, {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release})
+        finally:
+            self.l2.resume()
         if saved is not None:
             self.facts.l2_snapshot = key
             self.times["chain_snapshot_save_s"] = round(saved, 2)
@@ -130,20 +140,35 @@ class Chain:
         stream, saved = store.lookup(key), store.meta(key)
         if stream is None or "chain" not in saved:
             return False
+        problem = self._nested_problem(saved["chain"].get("l2_accel", ""))
+        if problem:       # saved before the machine was known not to carry it back
+            self.progress.note(f"L1-with-L2 snapshot removed: {problem}")
+            store.discard(stream.parent)
+            return False
         self.progress.step("restoring L1 with L2 booted in it from a snapshot")
-        if not self.l1.restore_from(store, stream):
+        if not self.l1.restore_from(store, stream, "L1-with-L2"):
             return False
         try:
             self._attach_l2(saved, t0)
         except InfraError as e:
+            why = str(e)
             if self.l2:
+                why += f"; {self.l2.diagnosis()}"
                 self.l2.close()
                 self.l2 = None
-            self.l1.drop_snapshot(store, stream, str(e), "L1-with-L2")
+                kept = self.out / "l2-console-restore-failed.log"
+                (self.out / "l2-console.log").replace(kept)
+                why += f" (L2's console: {kept.name})"
+            self.l1.drop_snapshot(store, stream, why, "L1-with-L2")
             self.facts = ChainFacts()
             return False
         self.facts.l2_snapshot = key
         return True
+
+    def _nested_problem(self, l2_accel: str) -> str | None:
+        """Why L1 cannot be saved with this L2 running in it (a KVM L2 on a machine whose
+        L0 leaves its nested-guest state out of the migration), or None."""
+        return self.machine.nested_kvm_snapshot_problem if l2_accel == "kvm" else None
 
     def _attach_l2(self, saved: dict[str, Any], t0: float) -> None:
         self.device.connected()
@@ -153,6 +178,7 @@ class Chain:
                                    "l1_snapshot": self.l1.times.snapshot, "l2_boot_failures": []})
         self.l2 = L2Guest(self.l1, self.facts.l2_command, self.out / "l2-console.log", self.out)
         self.l2.attach(saved.get("l2_kernel", ""))
+        self.l2.resume()
         self.times["l2_ssh_s"] = self.l2.connect(timeout=timeouts.L2_SSH_S[self.facts.l2_accel])
         # L2's clock stopped with L1's: set it too. Its console says where it came from.
         now = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())

@@ -95,7 +95,10 @@ class L1Guest:
         self.kernel_release = ""
 
     def snapshot_key(self) -> str:
-        return snapshot_key(self.machine.command_line(), self.qemu, self.machine.run_dir.path, self.machine.log_dir)
+        """Of L1 as it boots: a restore adds -incoming to the machine's arguments, which
+        must not change the key (a chain saved after a restore is looked up before one)."""
+        boot = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir, self.machine.log_dir, self.progress)
+        return snapshot_key(boot.command_line(), self.qemu, self.machine.run_dir.path, self.machine.log_dir)
 
     def boot(self, timeout: float = timeouts.BOOT_COMMAND_BOOT_S) -> BootTimes:
         """L1 up and answering SSH: restored from a snapshot where there is one (a snapshot
@@ -115,14 +118,14 @@ class L1Guest:
             self.progress.note(f"L1 saved as a snapshot in {saved:.1f} s (later runs restore it)")
         return times
 
-    def restore_from(self, store: SnapshotStore, stream: Path) -> bool:
-        """L1 restored from this snapshot; False (the snapshot removed, L1 ready to boot
-        again) if it did not restore."""
+    def restore_from(self, store: SnapshotStore, stream: Path, what: str = "L1") -> bool:
+        """L1 restored from this snapshot (`what` it holds, for the progress line); False
+        (the snapshot removed, L1 ready to boot again) if it did not restore."""
         try:
             self._restore(store, stream)
             return True
         except InfraError as e:
-            self.drop_snapshot(store, stream, str(e))
+            self.drop_snapshot(store, stream, str(e), what)
             return False
 
     def drop_snapshot(self, store: SnapshotStore, stream: Path, why: str, what: str = "L1") -> None:

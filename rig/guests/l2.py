@@ -134,6 +134,7 @@ class L2Guest:
         self.qmp: QEMUMonitorProtocol | None = None
         self.kernel_release = ""
         self._relays: list[ChannelRelay] = []
+        self._qmp_relay: ChannelRelay | None = None
 
     # -- start ------------------------------------------------------------------------
     def start(self, timeout: float) -> float:
@@ -205,6 +206,7 @@ class L2Guest:
             raise InfraError(f"L1: cannot reach L2 QEMU's QMP port: {e}") from e
         relay = ChannelRelay(chan, "l2-qmp")
         self._relays.append(relay)
+        self._qmp_relay = relay
         qmp = QEMUMonitorProtocol(relay.local)
         try:
             # The legacy class's connect() has no time limit, and QEMU greets one client at
@@ -217,6 +219,32 @@ class L2Guest:
         self.qmp = qmp
         return qmp
 
+    def pause(self) -> None:
+        """L2's vCPUs stopped (QMP stop), so that none of L1's vCPUs is inside L2 when L1 is
+        saved: L0's QEMU keeps a nested guest's entry state (pseries H_ENTER_NESTED) outside
+        the migration stream, and a vCPU saved inside L2 comes back lost."""
+        try:
+            self._connect_qmp().cmd("stop")
+        except QMPError as e:
+            raise InfraError(f"L2 QEMU did not stop: {e}") from e
+
+    def resume(self) -> None:
+        """L2's vCPUs running again (QMP cont), in this run or in one that restored it."""
+        qmp = self._connect_qmp()
+        try:
+            status = qmp.cmd("query-status")
+            if not isinstance(status, dict) or status.get("status") != "running":
+                qmp.cmd("cont")
+        except QMPError as e:
+            raise InfraError(f"L2 QEMU did not run again (its status: {self._status()}): {e}") from e
+
+    def _status(self) -> str:
+        try:
+            status = self._connect_qmp().cmd("query-status")
+        except (QMPError, InfraError) as e:
+            return f"unknown ({e})"
+        return str(status.get("status")) if isinstance(status, dict) else str(status)
+
     def release_monitor(self) -> None:
         """Let go of L2 QEMU's QMP (it serves one client): before L1 is saved with L2 in it,
         so that a restored L2 greets the next run's connection."""
@@ -226,6 +254,10 @@ class L2Guest:
             except Exception:  # noqa: BLE001 - closing a connection that may be gone
                 pass
             self.qmp = None
+        if self._qmp_relay:   # closed here, not when its thread notices: L1 may be saved next
+            self._qmp_relay.close()
+            self._relays.remove(self._qmp_relay)
+            self._qmp_relay = None
 
     # -- watch --------------------------------------------------------------------------
     def check_alive(self) -> None:
@@ -320,4 +352,4 @@ class L2Guest:
             self.console.close()
         for r in self._relays:
             r.close()
-        self._relays = []
+        self._relays, self._qmp_relay = [], None

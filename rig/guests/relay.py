@@ -40,7 +40,13 @@ class ChannelRelay:
         except (OSError, EOFError):
             pass
         finally:
+            # Either side gone ends both: the far end (a QEMU monitor serving one client)
+            # must see its client leave when the local user closes its socket.
             self._inner.close()
+            try:
+                self.channel.close()
+            except Exception:  # noqa: BLE001 - a channel whose transport is already gone
+                pass
 
     def close(self) -> None:
         self._stop.set()

@@ -133,6 +133,9 @@ class MachineProfile:
     tcg_only: str | None = None
     # Why a booted L1 of this machine cannot be saved and restored (rig.guests.snapshot), if so.
     snapshot_problem: str | None = None
+    # Why L1 cannot be saved with a KVM L2 running in it (rig.chain.chain's chain snapshots),
+    # if so: L0 must carry the state it keeps for L1's nested guests across the migration.
+    nested_kvm_snapshot_problem: str | None = None
     required_config: tuple[str, ...] = ()   # kernel options L1 needs on this machine
 
     @property
