@@ -1,7 +1,9 @@
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 
+from rig.chain.chain import Chain
 from rig.core.errors import UserError
 from rig.core.kinds import DeviceKind
 from rig.core.targets import MACHINES, POWERNV, PPC64, PROFILES, PSERIES, Q35, X86_64, machine, machines_of, profile
@@ -96,3 +98,11 @@ def test_profiles_are_plain_data():
     for prof in (*PROFILES.values(), *MACHINES.values()):
         assert dataclasses.is_dataclass(prof)
         dataclasses.asdict(prof)  # serialisable: it is part of image keys
+
+
+def test_a_chain_with_a_kvm_l2_is_saved_only_where_l0_carries_it_back():
+    """pseries drops L1's nested partition table in migration (docs/facts.md): a KVM L2
+    is never saved in L1 there; a TCG L2 is L1's own memory, so it is everywhere."""
+    assert "H_SET_PARTITION_TABLE" in Chain._nested_problem(SimpleNamespace(machine=PSERIES), "kvm")
+    assert Chain._nested_problem(SimpleNamespace(machine=PSERIES), "tcg") is None
+    assert Chain._nested_problem(SimpleNamespace(machine=Q35), "kvm") is None
