@@ -97,8 +97,8 @@ class L1Guest:
     def snapshot_key(self) -> str:
         """Of L1 as it boots: a restore adds -incoming to the machine's arguments, which
         must not change the key (a chain saved after a restore is looked up before one)."""
-        boot = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir, self.machine.log_dir, self.progress)
-        return snapshot_key(boot.command_line(), self.qemu, self.machine.run_dir.path, self.machine.log_dir)
+        return snapshot_key(self.machine.command_line(self.args), self.qemu, self.machine.run_dir.path,
+                            self.machine.log_dir)
 
     def boot(self, timeout: float = timeouts.BOOT_COMMAND_BOOT_S) -> BootTimes:
         """L1 up and answering SSH: restored from a snapshot where there is one (a snapshot

@@ -57,7 +57,8 @@ class QemuMachine:
     def qemu_log(self) -> Path:
         return self.log_dir / f"{self.name}-qemu.log"
 
-    def command_line(self) -> list[str]:
+    def command_line(self, args: list[str] | None = None) -> list[str]:
+        """QEMU's whole command line, with this machine's arguments or the given ones."""
         qmp_sock = self.run_dir / f"{self.name}-qmp.sock"
         con_sock = self.run_dir / f"{self.name}-console.sock"
         return self.qemu.argv(
@@ -71,7 +72,7 @@ class QemuMachine:
             # Wall-clock times on every message and trace line: the interrupt-path
             # timeline puts QEMU's trace events next to L1's and the rig's.
             "-msg", "timestamp=on",
-            *self.args)
+            *(self.args if args is None else args))
 
     def launch(self, connect_timeout: float = timeouts.QEMU_CONNECT_S) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
