@@ -41,8 +41,8 @@ STREAM = "l1.migration"
 META = "meta.json"
 PORT = re.compile(r"(hostfwd=tcp:127\.0\.0\.1:)\d+")
 # At most this much disk for snapshots (each ~300 MB): the least recently used go first.
-# make test's cells use about 20 (machines x images x devices, and the nested x86 chains):
-# with 4 GiB they pushed each other out while tests ran side by side (measured 2026-12-03).
+# make test's cells use more than 20 (machines x images x devices, the nested x86 chains,
+# each new kernel-tree build): after a run the store was full at 8 GiB (2026-12-03).
 LIMIT_BYTES = 8 << 30
 
 
