@@ -3,33 +3,28 @@ and vfio-pci.ko rebuilt from Debian's linux-source with the fix's lines removed.
 
 Upstream 8b9f128947dd sets IRQ_DISABLE_UNLAZY on the host IRQ of a non-PCI-2.3 device in
 vfio_intx_enable() (and clears it on the error path and in vfio_intx_disable()). The
-rebuild uses that kernel's own headers (its .config, Module.symvers and BTF vmlinux) and
-the compiler it was built with, so the module loads into the stock kernel (unsigned: it
-taints, as docs/facts.md says). Whether a module has the fix is read from the binary: with
-it, vfio-pci-core.ko calls irq_modify_status (irq_set_status_flags is an inline wrapper).
+rebuild is an out-of-tree build against that kernel's own headers (guest_images.kbuild).
+Whether a module has the fix is read from the binary: with it, vfio-pci-core.ko calls
+irq_modify_status (irq_set_status_flags is an inline wrapper).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
-from rig.core import timeouts
 from rig.core.cache import Cache, content_key, tree_hash
-from rig.core.errors import InfraError, UserError
+from rig.core.errors import UserError
 from rig.core.progress import Progress
 from rig.core.targets import TargetProfile
-from rig.debian.apt import extract
 from rig.debian.packages import Resolver
-from rig.debian.rootfs import relativize_absolute_symlinks
 from rig.host.profiles import HostProfile, host_profile
 from rig.kernel.fix_state import module_has_fix
 
-from .recipe import kbuild_host_packages, kbuild_target_packages
+from .kbuild import KernelHeaders, compiler
 
 VFIO_PCI_DIR = "drivers/vfio/pci"
 MODULES = ("vfio-pci-core.ko", "vfio-pci.ko")
@@ -77,16 +72,6 @@ def extract_source_dir(source_deb: Path, subdir: str, dest: Path) -> Path:
     return found
 
 
-def compiler(profile: TargetProfile, host: HostProfile) -> str:
-    """The compiler the kernel was built with (Debian's gcc-12 for the target), native or
-    cross as the host profile says; Debian names both <triplet>-gcc-12."""
-    cc = f"{profile.triplet}-gcc-12"
-    if not shutil.which(cc):
-        raise UserError(f"the compiler {cc} is missing (needed to rebuild vfio-pci-core.ko): "
-                        f"apt-get install {host.gcc_package(profile.triplet)}, or run `rig setup` as root")
-    return cc
-
-
 class UnfixedVfio:
     """Builds (once, cached) the two vfio modules without the fix for one kernel."""
 
@@ -95,51 +80,29 @@ class UnfixedVfio:
         self.host = host or host_profile()
 
     def modules(self, profile: TargetProfile, kernel_release: str) -> dict[str, Path]:
-        target = kbuild_target_packages(profile, kernel_release)
-        host = kbuild_host_packages(profile, kernel_release, self.host)
-        tlock, hlock = self.resolver.lock(target), self.resolver.lock(host)
-        key = content_key("vfio-unfixed", profile.name, tlock.key(), hlock.key(),
-                          tree_hash([Path(__file__)]))
-        entry = self.cache.build("vfio-unfixed", key, lambda tmp: self._build(
-            tmp, profile, kernel_release, (target, tlock), (host, hlock)))
+        kbuild = KernelHeaders(self.resolver, self.host, profile, kernel_release)
+        key = content_key("vfio-unfixed", profile.name, *kbuild.keys(),
+                          tree_hash([Path(__file__), Path(__file__).with_name("kbuild.py")]))
+        entry = self.cache.build("vfio-unfixed", key, lambda tmp: self._build(tmp, kbuild))
         return {m: entry / m for m in MODULES}
 
-    def _build(self, out: Path, profile: TargetProfile, kver: str, target, host) -> dict:
-        self.progress.step(f"rebuilding vfio-pci-core.ko for {kver} without the INTx fix")
-        debs = {**self.resolver.fetch(*target), **self.resolver.fetch(*host)}
+    def _build(self, out: Path, kbuild: KernelHeaders) -> dict:
+        self.progress.step(f"rebuilding vfio-pci-core.ko for {kbuild.release} without the INTx fix")
         work = out / "work"
+        headers, debs = kbuild.unpack(work)
         source_deb = next(p for n, p in debs.items() if n.startswith("linux-source-"))
-        extract([p for n, p in debs.items() if not n.startswith("linux-source-")], work / "root")
-        relativize_absolute_symlinks(work / "root")
-        headers = work / "root/usr/src" / f"linux-headers-{kver}"
-        # Debian's Makefile includes the -common one by its absolute /usr/src path.
-        common = next((work / "root/usr/src").glob("linux-headers-*-common"))
-        (headers / "Makefile").write_text(f"include {common}/Makefile\n")
-        cc = compiler(profile, self.host)
         self.progress.note("unpacking drivers/vfio/pci from linux-source (streamed)")
         src = extract_source_dir(source_deb, VFIO_PCI_DIR, work / "src")
         intrs = src / "vfio_pci_intrs.c"
         intrs.write_text(remove_fix(intrs.read_text()))
         (src / "Makefile").write_text(KBUILD)
-        self._make(headers, src, profile)
+        kbuild.make(headers, src, "vfio-pci-core.ko")
         for m in MODULES:
             shutil.copy2(src / m, out / m)
         fixed = module_has_fix((out / "vfio-pci-core.ko").read_bytes())
         if fixed:
             raise UserError("the rebuilt vfio-pci-core.ko still calls irq_modify_status")
         shutil.rmtree(work)
-        return {"kernel_release": kver, "compiler": cc, "vfio_intx_fix": fixed,
-                "source": source_deb.name, "patch": "removed IRQ_DISABLE_UNLAZY set/clear"}
-
-    def _make(self, headers: Path, src: Path, profile: TargetProfile) -> None:
-        cmd = ["make", "-C", str(headers), f"M={src}", "modules", f"-j{os.cpu_count() or 1}"]
-        if not self.host.native(profile.triplet):
-            # Debian's headers name a cross compiler only when the kernel was built cross.
-            cmd.append(f"CROSS_COMPILE={profile.triplet}-")
-        r = subprocess.run(cmd, capture_output=True, text=True,
-                           env={**os.environ, "LC_ALL": "C", "DEBIAN_KERNEL_USE_CCACHE": ""},
-                           timeout=timeouts.BUILD_S)
-        if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
-            raise InfraError(f"building vfio-pci-core.ko failed: {' | '.join(tail)}")
-
+        return {"kernel_release": kbuild.release, "compiler": compiler(kbuild.profile, self.host),
+                "vfio_intx_fix": fixed, "source": source_deb.name,
+                "patch": "removed IRQ_DISABLE_UNLAZY set/clear"}

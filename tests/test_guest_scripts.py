@@ -43,3 +43,18 @@ def test_bind_gets_the_profiles_modules_and_nointxmask_only_when_needed():
     line = bind_command(x86, PCI_SERIAL_ID, False, amd).split("\n", 1)[0]
     assert line == "set -- 0x1b36 0x0002 '' vfio_iommu_type1 kvm_amd nested=1"
     assert bind_command(x86, PCI_SERIAL_ID, False, None).split("\n", 1)[0] == "set -- 0x1b36 0x0002 '' vfio_iommu_type1"
+
+
+@pytest.mark.parametrize("kallsyms, out, status", [
+    ("c000000000001000 T _stext\nc0080000002b4500 b pseries_partition_tb\t[kvm_hv]\n", "c0080000002b4500\n", 0),
+    ("c000000000001000 T _stext\n", "", 3),                                     # kvm_hv not loaded
+    ("0000000000000000 b pseries_partition_tb\t[kvm_hv]\n", "", 4),             # kptr_restrict
+])
+def test_kallsyms_gives_the_symbols_address_or_says_why_not(tmp_path, kallsyms, out, status):
+    """The address the restore helper takes (a fake /proc/kallsyms, the format Linux prints)."""
+    fake = tmp_path / "kallsyms"
+    fake.write_text(kallsyms)
+    r = subprocess.run(["sh", "-c", guest_script("rig.chain", "kallsyms.sh", "pseries_partition_tb", str(fake))],
+                       capture_output=True, text=True, timeout=10)
+    assert (r.returncode, r.stdout) == (status, out), r.stderr
+    assert bool(r.stderr) is (status != 0)

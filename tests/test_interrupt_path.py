@@ -8,7 +8,14 @@ import pytest
 
 from rig.trace import l1_ftrace as l1_trace
 from rig.trace import proc_interrupts as interrupts
-from rig.trace.l0_ic import IC_TRACES, device_path_events, parse_log, vfio_user_path_events
+from rig.trace.l0_ic import (
+    IC_TRACES,
+    SourcePQ,
+    StartState,
+    device_path_events,
+    parse_log,
+    vfio_user_path_events,
+)
 from rig.trace.path import PathEvent, explain, lane_summary, stopped_layer, trimmed
 
 pytestmark = pytest.mark.unit
@@ -42,6 +49,31 @@ def test_unfixed_xive_forwards_the_first_assertion_and_holds_the_next_with_p_set
     held = ev[-1]
     assert held.lane == "l0_ic" and "PQ=10 (pending, no EOI yet)" in held.detail
     assert not [k for k in kinds(ev) if k in ("eoi", "unmask", "mask")]   # nothing reset P
+
+
+def test_a_restored_chain_starts_from_the_pq_bits_info_pic_showed_when_the_trace_began():
+    """A chain restored from a snapshot: the unfixed cell's one interrupt came before the
+    snapshot, so the trace never sees P set; `info pic` at arm showed "LSI P-" (recorded,
+    tests/data): every assertion after is held with PQ=10, pending since before the trace."""
+    lines, t0 = recorded("qemu-trace-xive-restored.log")
+    start = StartState((DATA / "info-pic-xive-restored-start.txt").read_text(), -0.81)
+    ev = IC_TRACES["spapr-xive"].path_events(lines, LISN, t0, start)
+    assert kinds(ev, "l0_ic") == ["held"] * 4
+    assert all("PQ=10 (pending, no EOI yet) since before the trace began (`info pic` at t=-0.81 s)" in e.detail
+               for e in ev if e.lane == "l0_ic")
+    unknown = IC_TRACES["spapr-xive"].path_events(lines, LISN, t0)   # what it said without the start
+    assert {e.detail for e in unknown if e.lane == "l0_ic"} == {"source not forwarded: PQ unknown"}
+
+
+def test_start_state_pq_bits_are_read_from_info_pic_and_an_eoi_resets_them():
+    assert SourcePQ(StartState("  00001204 LSI P-A   00000013", -1.0)).pq == 0b10
+    assert SourcePQ(StartState("  00001204 LSI PQ    00000013", -1.0)).pq == 0b11
+    ready = SourcePQ(StartState("  00001204 LSI --    00000013", -1.0))
+    assert ready.pq == 0b00 and "since" not in ready.held(0.0).detail
+    pending = SourcePQ(StartState("  00001204 LSI P-    00000013", -1.0))
+    pending.esb(0.5, "xive_source_esb_read", "@0x26030000 IRQ 0x1204 val=0x2", LISN)   # an EOI load
+    assert pending.pq == 0b00 and not pending.inherited
+    assert SourcePQ(StartState("", -1.0)).pq is None
 
 
 def test_fixed_xive_masks_and_unmasks_the_source_each_time():

@@ -17,7 +17,10 @@ CELL = ("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--con
         "--l1-smp", "2", "--duration", "20")
 
 
-# The chain snapshot runs where L0 carries a KVM L2 back (q35; not pseries: docs/facts.md).
+# Chain snapshots: q35 carries a KVM L2 back by itself; pseries with the rig's helper module
+# in L1 (its L0 forgets the nested partition table: docs/facts.md).
+NESTED_PSERIES = ("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--l1-smp", "2",
+                  "--duration", "20")
 NESTED = ("run", "--arch", "x86_64", "--device", "pci-serial", "--l1-vfio", "unfixed", "--l1-smp", "2",
           "--duration", "10")
 
@@ -80,6 +83,33 @@ def test_a_chain_restored_with_l2_running_gives_the_same_verdict(rig_cache_dir, 
     r, built = run_nested(rig_cache_dir, short_tmp, "built")
     assert built["chain"]["l2_started"] == "booted" and "L1-with-L2 snapshot not restored (removed)" in r.stderr
     assert stream.stat().st_size > 50 << 20                          # saved anew
+    assert nothing_left(short_tmp / "intx-rig")
+
+
+def test_a_pseries_chain_restored_with_its_kvm_l2_gives_the_same_stall(rig_cache_dir, short_tmp):
+    """The unfixed XIVE cell, nested: L1 saved with its KVM L2 running. Restored, the rig's
+    helper module registers kvm-hv's partition table with L0 again and L2 runs on: the same
+    STALL, L1's vfio-intx at 1, the source pending from the trace's start. A snapshot
+    without the address the helper takes is dropped and the chain built and saved anew."""
+    _, first = run(rig_cache_dir, short_tmp, "first", cell=NESTED_PSERIES)
+    key = first["chain"]["l2_snapshot"]
+    assert key and first["chain"]["l2_accel"] == "kvm"
+    _, again = run(rig_cache_dir, short_tmp, "again", cell=NESTED_PSERIES)
+    chain = again["chain"]
+    assert (chain["l1_started"], chain["l2_started"], chain["l2_snapshot"]) == ("restored", "restored", key)
+    helper = chain["l1_restore_helper"]
+    assert helper.startswith("rig_nested_ptcr: H_SET_PARTITION_TABLE(") and helper.endswith("returned 0"), helper
+    assert again["times"]["l1_restore_helper_s"] > 0
+    assert "since before the trace began" in again["interrupt_path"]["explanation"]
+    assert "rig: L2 restored with L1" in (short_tmp / "again" / "l2-console.log").read_text()
+    meta = rig_cache_dir / "snapshots" / key / "meta.json"
+    saved = json.loads(meta.read_text())
+    assert saved.pop("restore_helper_address")
+    meta.write_text(json.dumps(saved))
+    r, built = run(rig_cache_dir, short_tmp, "built", cell=NESTED_PSERIES)
+    assert built["chain"]["l2_started"] == "booted" and built["chain"]["l1_restore_helper"] == ""
+    assert "L1-with-L2 snapshot not restored (removed)" in r.stderr and "no address" in r.stderr
+    assert json.loads(meta.read_text())["restore_helper_address"]      # saved anew
     assert nothing_left(short_tmp / "intx-rig")
 
 

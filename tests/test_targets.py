@@ -1,7 +1,9 @@
 import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import ROOT
 
 from rig.chain.chain import Chain
 from rig.core.errors import UserError
@@ -100,9 +102,15 @@ def test_profiles_are_plain_data():
         dataclasses.asdict(prof)  # serialisable: it is part of image keys
 
 
-def test_a_chain_with_a_kvm_l2_is_saved_only_where_l0_carries_it_back():
-    """pseries drops L1's nested partition table in migration (docs/facts.md): a KVM L2
-    is never saved in L1 there; a TCG L2 is L1's own memory, so it is everywhere."""
-    assert "H_SET_PARTITION_TABLE" in Chain._nested_problem(SimpleNamespace(machine=PSERIES), "kvm")
-    assert Chain._nested_problem(SimpleNamespace(machine=PSERIES), "tcg") is None
-    assert Chain._nested_problem(SimpleNamespace(machine=Q35), "kvm") is None
+def test_a_chain_with_a_kvm_l2_is_saved_only_where_it_can_come_back():
+    """pseries drops L1's nested partition table in migration (docs/facts.md): a KVM L2 is
+    saved in L1 there only with the helper module that registers it again built for L1's
+    kernel; a TCG L2 is L1's own memory, so it is everywhere."""
+    def problem(machine, accel, helper=None):
+        return Chain._nested_problem(SimpleNamespace(machine=machine, restore_helper=helper), accel)
+    assert "H_SET_PARTITION_TABLE" in problem(PSERIES, "kvm") and "own Debian kernel" in problem(PSERIES, "kvm")
+    assert problem(PSERIES, "kvm", Path("rig_nested_ptcr.ko")) is None
+    assert problem(PSERIES, "tcg") is None
+    assert problem(Q35, "kvm") is None
+    assert PSERIES.nested_kvm_restore_helper.module == "rig_nested_ptcr"
+    assert (ROOT / "guest_images/l1_helper/rig_nested_ptcr.c").is_file()

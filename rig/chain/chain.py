@@ -47,11 +47,15 @@ SAVED_WITH = "L2 stopped (QMP stop) while L1 is saved"
 
 class Chain:
     def __init__(self, profile: TargetProfile, machine: MachineProfile, l1: L1Guest, device: Device, out: Path,
-                 progress: Progress, l2_accel: str = "auto", consumer: str = Consumer.L2):
+                 progress: Progress, l2_accel: str = "auto", consumer: str = Consumer.L2,
+                 restore_helper: Path | None = None):
         consumer = Consumer(consumer)     # rig.core.spec validated it
         self.profile, self.machine, self.l1, self.out, self.progress = profile, machine, l1, out, progress
         self.device = device
         self.l2_accel_request = l2_accel
+        # The machine's L1 helper module built for L1's kernel (rig.core.targets'
+        # nested_kvm_restore_helper), loaded in L1 after a chain restore; None: none here.
+        self.restore_helper = restore_helper
         self.nointxmask = device.needs_nointxmask
         self.consumer = consumer
         self.facts = ChainFacts()
@@ -108,7 +112,8 @@ class Chain:
 
     def _save_chain(self) -> None:
         """Once L2 is up (the device bound, nothing driven yet): L1 saved with it, for later
-        runs of the same chain (rig.guests.snapshot); what the bind found recorded beside."""
+        runs of the same chain (rig.guests.snapshot); what the bind found recorded beside,
+        and what the machine's restore helper will need."""
         store = self.l1.config.snapshots
         if store is None:
             return
@@ -119,16 +124,33 @@ class Chain:
         key = self.chain_key()
         if self.l2 is None or store.lookup(key):
             return
+        extra = {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release,
+                 "restore_helper_address": self._restore_helper_address()}
         self.l2.pause()
         self.l2.release_monitor()
         try:
-            saved = store.save(self.l1.machine, key, {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release})
+            saved = store.save(self.l1.machine, key, extra)
         finally:
             self.l2.resume()
         if saved is not None:
             self.facts.l2_snapshot = key
             self.times["chain_snapshot_save_s"] = round(saved, 2)
             self.progress.note(f"L1 with L2 booted in it saved as a snapshot in {saved:.1f} s")
+
+    def _needs_restore_helper(self, l2_accel: str) -> bool:
+        return (l2_accel == "kvm" and bool(self.machine.nested_kvm_snapshot_problem)
+                and self.machine.nested_kvm_restore_helper is not None)
+
+    def _restore_helper_address(self) -> str:
+        """The address the restore helper takes (the same in every restore of this
+        snapshot), looked up now; "" where no helper will run."""
+        helper = self.machine.nested_kvm_restore_helper
+        if helper is None or not self._needs_restore_helper(self.facts.l2_accel):
+            return ""
+        r = self.l1.ssh.run(guest_script("rig.chain", "kallsyms.sh", helper.symbol), timeout=timeouts.SSH_COMMAND_S)
+        if r.status != 0:
+            raise InfraError(f"L1: {helper.symbol} for {helper.module}: {(r.stderr or r.stdout).strip()[-300:]}")
+        return r.stdout.strip()
 
     def _restore_chain(self, t0: float) -> bool:
         """L1 restored with L2 running in it and the device bound, when a snapshot of this
@@ -149,6 +171,7 @@ class Chain:
         if not self.l1.restore_from(store, stream, "L1-with-L2"):
             return False
         try:
+            self._run_restore_helper(saved["chain"].get("l2_accel", ""), saved.get("restore_helper_address", ""))
             self._attach_l2(saved, t0)
         except InfraError as e:
             why = str(e)
@@ -167,15 +190,44 @@ class Chain:
 
     def _nested_problem(self, l2_accel: str) -> str | None:
         """Why L1 cannot be saved with this L2 running in it (a KVM L2 on a machine whose
-        L0 leaves its nested-guest state out of the migration), or None."""
-        return self.machine.nested_kvm_snapshot_problem if l2_accel == "kvm" else None
+        L0 leaves its nested-guest state out of the migration, with no helper module for
+        L1's kernel to put it back), or None."""
+        problem = self.machine.nested_kvm_snapshot_problem if l2_accel == "kvm" else None
+        if problem is None or self.restore_helper is not None:
+            return None
+        if self.machine.nested_kvm_restore_helper:
+            return f"{problem}; the helper module that makes up for it is built only for the rig's own Debian kernel"
+        return problem
+
+    def _run_restore_helper(self, l2_accel: str, address: str) -> None:
+        """Where L0 forgot part of L1's nested KVM state in the restore: the machine's helper
+        module loaded in L1 (rig/chain/sh/l1_helper.sh) before L2 runs again, given the
+        address recorded with the snapshot."""
+        helper = self.machine.nested_kvm_restore_helper
+        if helper is None or not self._needs_restore_helper(l2_accel):
+            return
+        if self.restore_helper is None or not address:
+            raise InfraError(f"no {helper.module} module for this kernel, or no address for it in the snapshot")
+        t = time.monotonic()
+        target = f"/run/{helper.module}.ko"
+        self.l1.ssh.put(self.restore_helper.read_bytes(), target)
+        r = self.l1.ssh.run(guest_script("rig.chain", "l1_helper.sh", target, helper.param, address),
+                            timeout=timeouts.SSH_COMMAND_S)
+        line = r.stdout.strip().split("] ", 1)[-1]
+        if r.status != 0:
+            raise InfraError(f"L1 helper {helper.module} failed (status {r.status}): "
+                             f"{(r.stderr or r.stdout).strip()[-300:]}")
+        self.facts.l1_restore_helper = line
+        self.times["l1_restore_helper_s"] = round(time.monotonic() - t, 2)
+        self.progress.note(f"L1: {helper.module} loaded and unloaded ({line})")
 
     def _attach_l2(self, saved: dict[str, Any], t0: float) -> None:
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
         self.facts = ChainFacts(**{**saved["chain"], "l1_started": "restored", "l2_started": "restored",
-                                   "l1_snapshot": self.l1.times.snapshot, "l2_boot_failures": []})
+                                   "l1_snapshot": self.l1.times.snapshot, "l2_boot_failures": [],
+                                   "l1_restore_helper": self.facts.l1_restore_helper})
         self.l2 = L2Guest(self.l1, self.facts.l2_command, self.out / "l2-console.log", self.out)
         self.l2.attach(saved.get("l2_kernel", ""))
         self.l2.resume()

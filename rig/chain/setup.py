@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from guest_images.build import GuestImage, KernelSource
+from guest_images.l1_helper import L1Helper
 from rig.chain.chain import Chain
 from rig.chain.device import make_device
 from rig.chain.device_probe import vfio_user_usable
@@ -17,7 +18,7 @@ from rig.chain.session import Session
 from rig.core import timeouts
 from rig.core.cache import sha256_file
 from rig.core.errors import UserError
-from rig.core.kinds import DeviceKind
+from rig.core.kinds import Consumer, DeviceKind
 from rig.core.spec import RunSpec
 from rig.core.targets import MachineProfile
 from rig.guests.l1 import GuestConfig, L1Guest
@@ -67,6 +68,16 @@ def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary,
     raise UserError(f"--machine {mach.name}: none of its devices runs with {qemu.describe()}{skipped}")
 
 
+def restore_helper(s: Session, spec: RunSpec, image: GuestImage) -> Path | None:
+    """The machine's L1 helper module for a chain restore (rig.core.targets'
+    nested_kvm_restore_helper), built for the rig's own Debian kernel; None where the
+    machine needs none or the run has no L2."""
+    helper = spec.machine_profile.nested_kvm_restore_helper
+    if helper is None or spec.consumer != Consumer.L2:
+        return None
+    return L1Helper(s.cache, s.resolver, s.progress).module(helper.module, spec.profile, image.kernel_version)
+
+
 def describe_fix(fix: bool | None, where: str) -> str:
     if fix is None:
         return f"whether {where} has the INTx fix could not be read"
@@ -106,10 +117,11 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
             config = GuestConfig(ic=ic, machine=mach, extra_args=device.qemu_args(), smp=spec.l1_smp,
                                  snapshots=snapshots,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
+            helper = restore_helper(s, spec, image) if snapshots and kernel is None else None
             with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
                 facts.l0.command = l1.machine.command_line()
                 chain = Chain(prof, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
-                              consumer=spec.consumer)
+                              consumer=spec.consumer, restore_helper=helper)
                 try:
                     chain.start(boot_timeout=spec.boot_timeout, l2_hang_s=spec.l2_hang_s)
                     yield chain

@@ -23,7 +23,7 @@ from rig.trace import proc_interrupts as interrupts
 
 if TYPE_CHECKING:    # rig.chain.device imports the trace events from rig.trace
     from rig.chain.device import Device
-from rig.trace.l0_ic import IC_TRACES, device_path_events, parse_log
+from rig.trace.l0_ic import IC_TRACES, StartState, device_path_events, parse_log
 from rig.trace.path import (
     InterruptPath,
     PathEvent,
@@ -52,6 +52,8 @@ class PathTracer:
         self.seconds: dict[str, float] = {}
         self._l0_on = False
         self._collected = False
+        self.start_state = ""           # the source's `info pic` lines at arm (restored chains)
+        self.start_wall = 0.0
 
     # -- before the consumer starts, and at the drive's start -------------------------
     def arm(self) -> None:
@@ -60,8 +62,18 @@ class PathTracer:
         t = time.monotonic()
         self.armed_wall = time.time()
         self._l0_switch(True)
+        self._read_start_state()
         self.marker_mono = self._l1_start()
         self.seconds["arm"] = round(time.monotonic() - t, 3)
+
+    def _read_start_state(self) -> None:
+        """A chain restored from a snapshot has its vfio-intx line already, and its source
+        may have been left pending before the snapshot was taken (the unfixed XIVE cell's
+        one interrupt came at L2's boot): the source's state now is where the trace starts."""
+        self._find_line(quiet=True)
+        if self.source is not None:
+            self.start_wall = time.time()
+            self.start_state = self._info_pic()
 
     def begin(self) -> float:
         """The drive starts now: returns its t0 (time.monotonic()), the timeline's zero.
@@ -74,10 +86,11 @@ class PathTracer:
             self.marker_t = self.marker_mono - self.t0
         return self.t0
 
-    def _find_line(self) -> None:
+    def _find_line(self, quiet: bool = False) -> None:
         """L1's IRQ number for the device's vfio-intx line, and the controller's (its
         hwirq: the XIVE/XICS LISN, the IO-APIC pin), which is how L0's trace names it.
-        Read after the drive: the line exists once the consumer enabled INTx."""
+        Read after the drive: the line exists once the consumer enabled INTx (and at arm
+        in a chain restored with its consumer running: quiet, as a cold one has none yet)."""
         try:
             text = self.l1.ssh.run("cat /proc/interrupts", timeout=timeouts.SSH_QUICK_S).stdout
         except InfraError as e:
@@ -85,7 +98,8 @@ class PathTracer:
             return
         line = interrupts.find(interrupts.parse(text), l1_trace.HANDLER_NAME)
         if line is None or line.hwirq is None or not line.irq.isdigit():
-            self.notes.append("no vfio-intx line in L1's /proc/interrupts: nothing to trace")
+            if not quiet:
+                self.notes.append("no vfio-intx line in L1's /proc/interrupts: nothing to trace")
             return
         self.source, self.l1_irq = line.hwirq, int(line.irq)
 
@@ -140,7 +154,7 @@ class PathTracer:
             stopped_layer=stopped, pending_from=pending,
             explanation=explain(events, stopped, pending, state),
             deliveries=count, deliveries_per_serviced=per_serviced,
-            l0_ic_state_at_end=state, lanes=lanes, notes=self.notes,
+            l0_ic_state_at_end=state, l0_ic_state_at_start=self.start_state, lanes=lanes, notes=self.notes,
             seconds=self.seconds,   # what tracing cost this run: arming, collecting
             events=trimmed(events))
 
@@ -170,7 +184,8 @@ class PathTracer:
             self.notes.append(f"L0 QEMU log unreadable: {e}")
             return []
         lines = parse_log(text, self.armed_wall)
-        return self.ic.path_events(lines, self.source, self.t0_wall) + device_path_events(lines, self.t0_wall)
+        start = StartState(self.start_state, self.start_wall - self.t0_wall) if self.start_state else None
+        return self.ic.path_events(lines, self.source, self.t0_wall, start) + device_path_events(lines, self.t0_wall)
 
     def _l1_path(self) -> list[PathEvent]:
         if self.marker_t is None or self.l1_irq is None:

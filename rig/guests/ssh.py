@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,22 @@ class GuestSSH:
             raise InfraError(f"{self.name}: {command!r} exited {result.status}: "
                              f"{(result.stderr or result.stdout).strip()[-300:]}")
         return result
+
+    def put(self, data: bytes, path: str, timeout: float = timeouts.SSH_COMMAND_S) -> None:
+        """Write data to a file in the guest: `cat` over a channel (dropbear has no SFTP)."""
+        try:
+            chan = self.open_session()
+            chan.settimeout(timeout)
+            chan.exec_command(f"cat > {shlex.quote(path)}")
+            chan.sendall(data)
+            chan.shutdown_write()
+            if not chan.status_event.wait(timeout):
+                raise TimeoutError(f"no exit status within {timeout:.0f} s")
+            status = chan.recv_exit_status()
+        except (TimeoutError, paramiko.SSHException, OSError) as e:
+            raise InfraError(f"{self.name}: writing {path} failed: {e}") from e
+        if status != 0:
+            raise InfraError(f"{self.name}: writing {path} failed (cat exited {status})")
 
     def _transport(self) -> paramiko.Transport:
         transport = self.client.get_transport() if self.client else None

@@ -14,6 +14,7 @@ QEMU runs with -msg timestamp=on, so every trace line starts with a UTC wall-clo
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from rig.trace.path import PathEvent
@@ -38,13 +39,23 @@ def _int(text: str) -> int:
     return int(text, 0)
 
 
+@dataclass(frozen=True)
+class StartState:
+    """The source's `info pic` lines when the trace began, and when that was (drive time).
+    Only read where the line existed already: a chain restored from a snapshot, whose
+    source may have been left pending before the snapshot was taken."""
+
+    text: str
+    t: float
+
+
 class IcTrace:
     name = ""          # the controller (result.json's interrupt_path.ic)
     family = ""        # the machine's way of presenting it
     events: tuple[str, ...] = ()
 
     def path_events(self, lines: list[tuple[float, str, str]], source: int,
-                    t0_wall: float) -> list[PathEvent]:
+                    t0_wall: float, start: StartState | None = None) -> list[PathEvent]:
         raise NotImplementedError
 
     def locate(self, info_pic: str, source: int) -> None:
@@ -66,6 +77,9 @@ ESB_OPS = {0x800: "get", 0xc00: "unmask", 0xd00: "mask", 0xe00: "set-pq-10", 0xf
 PQ_AFTER = {"unmask": 0b00, "mask": 0b01, "set-pq-10": 0b10, "set-pq-11": 0b11}
 PQ_NAMES = {0b00: "PQ=00 (ready)", 0b01: "PQ=01 (masked)", 0b10: "PQ=10 (pending, no EOI yet)",
             0b11: "PQ=11 (pending, another queued)"}
+# QEMU's `info pic` line of a XIVE source: its type, then P and Q ('-' when clear), then
+# 'A' if the line is asserted: "00001204 LSI P-A ...".
+PIC_PQ = re.compile(r"\b(?:LSI|MSI)\s+([P-])([Q-])")
 
 
 def _esb_event(t: float, name: str, offset: int, value: str) -> tuple[PathEvent, str]:
@@ -87,17 +101,24 @@ class SourcePQ:
 
     ESB = re.compile(r"@(\w+) IRQ (\w+) val=(\w+)")
 
-    def __init__(self) -> None:
+    def __init__(self, start: StartState | None = None) -> None:
         self.pq: int | None = None
         self.pending_since: float | None = None
+        self.inherited = False       # pending already when the trace began
+        found = PIC_PQ.findall(start.text) if start else []
+        if start and found:          # the last line is the source's own (PowerNV: its PHB block's)
+            p, q = found[-1]
+            self.pq = (p == "P") << 1 | (q == "Q")
+            self.pending_since, self.inherited = start.t, self.pq in (0b10, 0b11)
 
     def forwarded(self, t: float) -> None:
-        self.pq, self.pending_since = 0b10, t
+        self.pq, self.pending_since, self.inherited = 0b10, t, False
 
     def held(self, t: float) -> PathEvent:
         why = PQ_NAMES.get(self.pq, "PQ unknown") if self.pq is not None else "PQ unknown"
         if self.pq in (0b10, 0b11) and self.pending_since is not None:
-            why += f" since t={self.pending_since:.2f} s"
+            why += (f" since before the trace began (`info pic` at t={self.pending_since:.2f} s)"
+                    if self.inherited else f" since t={self.pending_since:.2f} s")
         return PathEvent(t, "l0_ic", "held", f"source not forwarded: {why}")
 
     def esb(self, t: float, name: str, args: str, number: int | None) -> PathEvent | None:
@@ -108,7 +129,7 @@ class SourcePQ:
         event, op = _esb_event(t, name, _int(m.group(1)) & 0xfff, m.group(3))
         self.pq = _pq_after(op, self.pq)
         if self.pq in (0b00, 0b01):
-            self.pending_since = None
+            self.pending_since, self.inherited = None, False
         return event
 
 
@@ -125,9 +146,9 @@ class XiveTrace(IcTrace):
     family = "spapr-xive"
     events = ("spapr_xive_set_irq", "xive_presenter_notify", *ESB_EVENTS)
 
-    def path_events(self, lines, source, t0_wall):
+    def path_events(self, lines, source, t0_wall, start=None):
         out: list[PathEvent] = []
-        pq = SourcePQ()
+        pq = SourcePQ(start)
         for i, (wall, name, args) in enumerate(lines):
             t = wall - t0_wall
             if name == "spapr_xive_set_irq":
@@ -198,10 +219,10 @@ class PnvXiveTrace(IcTrace):
             lines += [ln.rstrip() for ln in block.splitlines() if re.match(rf"^\s+{source - base:08x}\s", ln)]
         return "\n".join(lines)
 
-    def path_events(self, lines, source, t0_wall):
+    def path_events(self, lines, source, t0_wall, start=None):
         out: list[PathEvent] = []
         local = self.local.get(source)
-        pq = SourcePQ()
+        pq = SourcePQ(start)
         for i, (wall, name, args) in enumerate(lines):
             t = wall - t0_wall
             if name in VIRTIO_CONSOLE_EVENTS:
@@ -234,7 +255,7 @@ class XicsTrace(IcTrace):
     events = ("xics_ics_set_irq_lsi", "xics_icp_irq", "xics_icp_accept", "xics_icp_eoi",
               "xics_ics_write_xive", "xics_ics_reject")
 
-    def path_events(self, lines, source, t0_wall):
+    def path_events(self, lines, source, t0_wall, start=None):
         out: list[PathEvent] = []
         for wall, name, args in lines:
             t = wall - t0_wall
@@ -266,7 +287,7 @@ class IoapicTrace(IcTrace):
     events = ("ioapic_set_irq", "ioapic_set_remote_irr", "ioapic_clear_remote_irr",
               "ioapic_eoi_delayed_reassert")
 
-    def path_events(self, lines, source, t0_wall):
+    def path_events(self, lines, source, t0_wall, start=None):
         out: list[PathEvent] = []
         vectors: set[int] = set()
         for wall, name, args in lines:

@@ -83,6 +83,8 @@ class InterruptPath:
     deliveries: int | None = None                  # L0's controller handing the source on
     deliveries_per_serviced: float | None = None   # ... per interrupt the consumer serviced
     l0_ic_state_at_end: str = ""
+    # The same lines when the trace began, where the line existed then (a restored chain).
+    l0_ic_state_at_start: str = ""
     lanes: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)   # what tracing cost: arm, collect

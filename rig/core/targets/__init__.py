@@ -11,6 +11,7 @@ from rig.core.targets.model import (
     KvmModule,
     L2Profile,
     MachineProfile,
+    NestedRestoreHelper,
     TargetProfile,
 )
 from rig.core.targets.powernv import POWERNV
@@ -23,6 +24,7 @@ PROFILES = {p.name: p for p in (X86_64, PPC64)}
 MACHINES = {m.key: m for m in (Q35, PSERIES, POWERNV)}
 
 __all__ = ["COMMON_CONFIG", "COMMON_MODULES", "L2_MODULES", "KvmModule", "L2Profile", "MachineProfile", "TargetProfile",
+           "NestedRestoreHelper",
            "PROFILES", "MACHINES", "X86_64", "PPC64", "Q35", "PSERIES", "POWERNV",
            "profile", "machine", "machines_of", "kernel_options"]
 

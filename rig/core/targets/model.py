@@ -33,6 +33,17 @@ class KvmModule:
 
 
 @dataclass(frozen=True)
+class NestedRestoreHelper:
+    """The rig's L1 module (guest_images/l1_helper/<module>.c) that puts back, right after
+    a restore, what L0 left out of the migration of L1's nested KVM guests. It is given the
+    address of one kernel variable, read from L1's /proc/kallsyms."""
+
+    module: str
+    param: str          # module parameter that takes the address
+    symbol: str         # the variable, as /proc/kallsyms names it
+
+
+@dataclass(frozen=True)
 class L2Profile:
     """How L1 runs L2 (with L1's own qemu-system-*), and what L1 loads to pass a device."""
 
@@ -136,6 +147,9 @@ class MachineProfile:
     # Why L1 cannot be saved with a KVM L2 running in it (rig.chain.chain's chain snapshots),
     # if so: L0 must carry the state it keeps for L1's nested guests across the migration.
     nested_kvm_snapshot_problem: str | None = None
+    # What makes up for that problem in L1 after a restore (only where the rig can build it
+    # for L1's kernel: its own Debian kernel); None: nothing does.
+    nested_kvm_restore_helper: NestedRestoreHelper | None = None
     required_config: tuple[str, ...] = ()   # kernel options L1 needs on this machine
 
     @property

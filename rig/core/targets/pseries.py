@@ -2,7 +2,7 @@
 hypercalls (Linux's sysdev/xive/spapr.c)."""
 
 from rig.core.kinds import DeviceKind, InterruptController
-from rig.core.targets.model import MachineProfile
+from rig.core.targets.model import MachineProfile, NestedRestoreHelper
 
 PSERIES = MachineProfile(
     name="pseries",
@@ -31,5 +31,8 @@ PSERIES = MachineProfile(
     nested_kvm_snapshot_problem=("QEMU's pseries leaves the nested-HV partition table L1 registered "
                                  "(H_SET_PARTITION_TABLE) out of the migration stream: a restored L1 "
                                  "cannot enter its KVM L2 again (H_ENTER_NESTED fails, H_NOT_AVAILABLE)"),
+    # kvm-hv registers its table once, at module init, from this static pointer: the helper
+    # registers the same table again (measured: L2 runs on, same STALL).
+    nested_kvm_restore_helper=NestedRestoreHelper("rig_nested_ptcr", "partition_tb_var", "pseries_partition_tb"),
     required_config=("CONFIG_PPC_PSERIES", "CONFIG_PPC_XIVE_SPAPR", "CONFIG_HVC_CONSOLE"),
 )
