@@ -2,10 +2,12 @@
 stands in for the SSH channel the lines arrive on)."""
 
 import socket
+import threading
 
 import pytest
 
 from rig.chain.reader import ConsumerReader
+from rig.core import timeouts
 from rig.core.errors import InfraError
 
 pytestmark = pytest.mark.unit
@@ -16,10 +18,41 @@ def reading():
     yield from reader_and_consumer()
 
 
-def reader_and_consumer():
+class SocketChannel:
+    """A socket with what a paramiko channel says when its command ends."""
+
+    def __init__(self, sock: socket.socket, status: int | None = None, stderr: bytes = b""):
+        self.sock, self.status, self.stderr = sock, status, stderr
+        self.status_event = threading.Event()
+        if status is not None:
+            self.status_event.set()
+
+    def recv(self, n):
+        return self.sock.recv(n)
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+
+    def exit_status_ready(self):
+        return self.status_event.is_set()
+
+    def recv_exit_status(self):
+        return -1 if self.status is None else self.status
+
+    def recv_stderr_ready(self):
+        return bool(self.stderr)
+
+    def recv_stderr(self, n):
+        return self.stderr[:n]
+
+
+def reader_and_consumer(**ending):
     """A ConsumerReader on one end of a socketpair; the other end is the consumer's output."""
     ours, theirs = socket.socketpair()
-    yield ConsumerReader(ours), theirs
+    yield ConsumerReader(SocketChannel(ours, **ending)), theirs
     ours.close()
     theirs.close()
 
@@ -62,8 +95,17 @@ def test_a_straggler_that_never_came_is_dropped_when_it_does(reading):
     assert reader.unserviced == 0
 
 
-def test_reader_gone_is_an_infrastructure_error(reading):
-    reader, consumer = reading
-    consumer.close()
-    with pytest.raises(InfraError, match="exited"):
-        reader.read_serviced(5)
+def test_a_reader_that_exited_says_its_status_and_stderr():
+    for reader, consumer in reader_and_consumer(status=1, stderr=b"sh: read error: I/O error\n"):
+        consumer.close()
+        with pytest.raises(InfraError, match="reader .* exited with status 1: sh: read error: I/O error$"):
+            reader.read_serviced(5)
+
+
+def test_a_reader_gone_without_a_status_says_so(monkeypatch):
+    """No exit status: a signal, or the SSH connection dropped (waited for briefly)."""
+    monkeypatch.setattr(timeouts, "READER_STATUS_S", 0.01)
+    for reader, consumer in reader_and_consumer():
+        consumer.close()
+        with pytest.raises(InfraError, match="stopped with no exit status .*connection dropped"):
+            reader.read_serviced(5)

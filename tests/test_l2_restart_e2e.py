@@ -1,9 +1,10 @@
-"""An L2 whose boot fails is diagnosed, stopped and started once more, before the drive.
+"""An L2 whose boot fails is diagnosed, stopped and started again, before the drive.
 
 The failures are real, made on the first start only: an L2 QEMU started paused (-S) hangs
 (its init never prints the ready line); an L2 kernel with an init that does not exist
 panics and, with -no-reboot, its QEMU exits. The rig has to notice, say why, give the
-device back to L1 and start L2 again, which then boots and passes interrupts.
+device back to L1 and start L2 again, which then boots and passes interrupts. (An L2
+under KVM gets two more starts: the second start also hung, on its own, once in CI.)
 """
 
 import pytest
@@ -50,36 +51,36 @@ def chain_with(guest_class, monkeypatch, rig_cache_dir, out, hang_s: float):
     return running_chain(Session(rig_cache_dir), spec, out, RunFacts("x86_64", "ioapic", "l2"))
 
 
-def assert_second_l2_serves(chain, out):
-    assert l2_module.L2Guest.started == 2
+def assert_a_later_l2_serves(chain, out):
+    assert l2_module.L2Guest.started == 1 + len(chain.facts.l2_boot_failures) >= 2
     assert (out / "l2-console-failed.log").exists() and (out / "l2-console.log").exists()
-    # the failed QEMU is gone: one L2 QEMU in L1, the second one, holding the device
+    # the failed QEMUs are gone: one L2 QEMU in L1, the last one, holding the device
     pids = chain.l1.ssh.run("pidof qemu-system-x86_64").stdout.split()
     assert len(pids) == 1, pids
     verdict = chain.drive(DriveSpec(duration=5, min_serviced=5))
     assert verdict.verdict == "PASS", verdict.reason
 
 
-def test_a_hung_l2_boot_is_diagnosed_and_restarted_once(rig_cache_dir, short_tmp, run_base, monkeypatch):
+def test_a_hung_l2_boot_is_diagnosed_and_restarted(rig_cache_dir, short_tmp, run_base, monkeypatch):
     out = short_tmp / "out"
     with chain_with(first_start_spoiled(paused), monkeypatch, rig_cache_dir, out, hang_s=20) as chain:
-        [failure] = chain.facts.l2_boot_failures
+        failure = chain.facts.l2_boot_failures[0]
         assert "did not appear on the console within 20 s" in failure
         assert "L2 QEMU status prelaunch" in failure and "vCPU at EIP=fff0" in failure, failure
         assert "EIP=0000fff0" in (out / "l2-registers.txt").read_text()
-        assert_second_l2_serves(chain, out)
+        assert_a_later_l2_serves(chain, out)
     assert nothing_left(run_base)
 
 
-def test_an_l2_that_panics_in_boot_is_restarted_once(rig_cache_dir, short_tmp, run_base, monkeypatch):
+def test_an_l2_that_panics_in_boot_is_restarted(rig_cache_dir, short_tmp, run_base, monkeypatch):
     out = short_tmp / "out"
     # The default hang limit: a panic ends L2's QEMU, which is seen at once; a short limit
     # made a slow panic (21 s on a loaded machine) look like a hang.
     with chain_with(first_start_spoiled(init_missing), monkeypatch, rig_cache_dir, out,
                     hang_s=timeouts.L2_KVM_HANG_S) as chain:
-        [failure] = chain.facts.l2_boot_failures
+        failure = chain.facts.l2_boot_failures[0]
         assert "QEMU exited with status 0 before the L2 init's ready line" in failure, failure
         assert "Kernel panic" in failure and "(its console: l2-console-failed.log)" in failure, failure
         assert "Kernel panic" in (out / "l2-console-failed.log").read_text()
-        assert_second_l2_serves(chain, out)
+        assert_a_later_l2_serves(chain, out)
     assert nothing_left(run_base)

@@ -5,6 +5,7 @@ channel. This counts those lines, and keeps one drive's late bytes out of the ne
 from __future__ import annotations
 
 import select
+import threading
 import time
 from typing import Protocol
 
@@ -14,11 +15,17 @@ from rig.guests.ssh import GuestSSH
 
 
 class Channel(Protocol):
-    """What the reader needs of an SSH channel (a socket stands in for it in tests)."""
+    """What the reader needs of a paramiko channel (tests stand a socket in for it)."""
+
+    status_event: threading.Event
 
     def recv(self, n: int) -> bytes: ...
     def fileno(self) -> int: ...
     def close(self) -> None: ...
+    def exit_status_ready(self) -> bool: ...
+    def recv_exit_status(self) -> int: ...
+    def recv_stderr_ready(self) -> bool: ...
+    def recv_stderr(self, n: int) -> bytes: ...
 
 
 class ConsumerReader:
@@ -50,13 +57,26 @@ class ConsumerReader:
             return 0
         data = self.channel.recv(65536)
         if not data:
-            raise InfraError("the consumer's reader (L2's, or the userspace program in L1) exited")
+            raise InfraError("the consumer's reader (L2's, or the userspace program in L1) "
+                             f"{self.how_it_ended()}")
         self._buf += data
         n = self._buf.count(b"\n")
         self._buf = self._buf.rsplit(b"\n", 1)[-1]
         stale = min(n, self.unserviced)
         self.unserviced -= stale
         return n - stale
+
+    def how_it_ended(self) -> str:
+        """What its channel says once it gave no more output: the exit status and what
+        it wrote to stderr, or that there is none (killed by a signal, or the SSH
+        connection to the guest dropped)."""
+        self.channel.status_event.wait(timeouts.READER_STATUS_S)      # the exit-status message may follow the EOF
+        status = self.channel.recv_exit_status() if self.channel.exit_status_ready() else -1
+        err = self.channel.recv_stderr(4096) if self.channel.recv_stderr_ready() else b""
+        said = f": {err.decode(errors='replace').strip()[-300:]}" if err.strip() else ""
+        if status == -1:
+            return f"stopped with no exit status (killed by a signal, or its SSH connection dropped){said}"
+        return f"exited with status {status}{said}"
 
     def settle(self, timeout: float) -> None:
         """A second drive on the same chain (the rig_chain fixture) must not count the

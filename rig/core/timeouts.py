@@ -63,6 +63,7 @@ DEVICE_MODEL_EXIT_S = 5.0
 DEVICE_CONTROL_S = 10.0     # one request on the legacy device's control socket
 BIND_S = 60.0               # the bind script in L1 (0.15-1 s measured)
 READER_START_S = 30.0       # the consumer printing its READER line
+READER_STATUS_S = 2.0       # an ended consumer's exit status after its EOF (sent together: ms)
 TRACE_SETUP_S = 60.0        # arming L1's kprobes and ftrace
 
 # -- driving ----------------------------------------------------------------------------

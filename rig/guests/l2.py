@@ -98,15 +98,17 @@ def l2_command(profile: TargetProfile, accel: str, l1_device: str) -> list[str]:
 
 def boot_l2(l1: L1Guest, command: list[str], out: Path, progress: Progress, kvm: bool,
             timeout: float, hang_s: float, failures: list[str]) -> tuple[L2Guest, float]:
-    """Start L2 and wait for its init; (the guest, seconds it took). L2 is started once
-    more if its boot failed: it crashed (TCG inside TCG once oopsed in early boot, 1 of 85
-    runs), or, under KVM, it is not up after hang_s (it boots in 15-60 s; twice in 40 x86
-    runs its vCPU spun on jiffies_lock early in boot). Each failure is diagnosed first and
-    appended to `failures` (result.json chain.l2_boot_failures). The drive has not begun:
-    no verdict is retried. A second failure, or a TCG L2 that hangs for the whole timeout,
-    is raised (an ERROR)."""
+    """Start L2 and wait for its init; (the guest, seconds it took). L2 is started again
+    if its boot failed: it crashed (TCG inside TCG once oopsed in early boot, 1 of 85
+    runs), or, under KVM, it is not up after hang_s (it boots in 15-60 s; its vCPU spun on
+    jiffies_lock early in boot in 2 of 40 x86 runs, and once on the start after a failed
+    one, so a KVM L2 gets two more starts, a TCG one, which boots for minutes, one). Each
+    failure is diagnosed first and appended to `failures` (result.json
+    chain.l2_boot_failures), its console kept. The drive has not begun: no verdict is
+    retried. The last failure, or a TCG L2 that hangs for the whole timeout, is raised
+    (an ERROR)."""
     log_path = out / "l2-console.log"
-    limits = [min(timeout, hang_s) if kvm else timeout, timeout]
+    limits = [min(timeout, hang_s)] * 2 + [timeout] if kvm else [timeout, timeout]
     for attempt, limit in enumerate(limits, 1):
         progress.step(f"L1: starting L2 ({'KVM' if kvm else 'TCG'})")
         l2 = L2Guest(l1, command, log_path, out)
@@ -116,11 +118,16 @@ def boot_l2(l1: L1Guest, command: list[str], out: Path, progress: Progress, kvm:
             failures.append(str(e))
             if attempt == len(limits) or (isinstance(e, L2BootHung) and not kvm):
                 raise
-            progress.note(f"L2 did not come up; stopping it and starting it once more ({e})")
+            progress.note(f"L2 did not come up; stopping it and starting it again ({e})")
             l2.stop()
-            failed = log_path.rename(out / "l2-console-failed.log")
+            failed = log_path.rename(out / failed_console_name(attempt))
             failures[-1] += f" (its console: {failed.name})"
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def failed_console_name(attempt: int) -> str:
+    """Where the console of L2's failed start number `attempt` is kept."""
+    return "l2-console-failed.log" if attempt == 1 else f"l2-console-failed-{attempt}.log"
 
 
 class L2Guest:
