@@ -326,11 +326,25 @@ class Chain:
         if self.reader is None:
             raise InfraError("the chain was not started: no consumer to drive")
         d = Drive(cfg, self.device, self.reader, self._live_counts, self.tracer, self.progress)
-        verdict = d.run()
+        try:
+            verdict = d.run()
+        except InfraError as e:
+            raise InfraError(f"{e}; {self._guests_state()}") from e
         self.samples = d.samples
         self.interrupt_path = self.tracer.collect(self.samples, verdict)
         self._record_final_tables()
         return verdict
+
+    def _guests_state(self) -> str:
+        """Whether the guests still run, for a drive that failed (its reader gone, say)."""
+        try:
+            if self.l2 is not None:
+                self.l2.check_alive()
+            else:
+                self.l1.machine.check_running()
+        except InfraError as gone:
+            return str(gone)
+        return "L1 and L2 still run" if self.l2 is not None else "L1 still runs"
 
     def _record_final_tables(self) -> None:
         try:
