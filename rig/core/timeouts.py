@@ -42,7 +42,7 @@ QEMU_CONNECT_S = 30.0
 QMP_COMMAND_S = 30.0
 # Powering L1 off: system_powerdown, then quit, then SIGKILL, each waited for this long.
 L1_POWERDOWN_S = 30.0
-L1_POWERDOWN_AFTER_RUN_S = 20.0
+L1_POWERDOWN_AFTER_RUN_S = 20.0    # bounds the end of a run (which quits L1 at once: rig.chain.setup)
 QEMU_EXIT_S = 10.0
 # `qemu-system-* -version`, `-device help`, `gcc --version`, `dpkg-deb --field`: quick queries.
 QEMU_QUERY_S = 30.0

@@ -193,9 +193,9 @@ class L1Guest:
         except InfraError as e:
             return f"(the console did not answer either: {e})"
 
-    def shutdown(self, timeout: float = timeouts.L1_POWERDOWN_S) -> str:
+    def shutdown(self, timeout: float = timeouts.L1_POWERDOWN_S, powerdown: bool = True) -> str:
         self.ssh.close()
-        how = self.machine.shutdown(timeout)
+        how = self.machine.shutdown(timeout, powerdown)
         self.progress.note(f"L1 shut down ({how})")
         return how
 

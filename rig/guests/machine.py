@@ -156,14 +156,17 @@ class QemuMachine:
                 return ev
         return None
 
-    def shutdown(self, timeout: float = timeouts.L1_POWERDOWN_S) -> str:
-        """Power the guest off through QMP; escalate to quit, then SIGKILL. Says how it ended."""
+    def shutdown(self, timeout: float = timeouts.L1_POWERDOWN_S, powerdown: bool = True) -> str:
+        """Power the guest off through QMP (or, powerdown=False, go straight to quit);
+        escalate to quit, then SIGKILL. Says how it ended."""
         if not self.alive():
             return "already exited"
-        how = "powerdown"
+        how = "powerdown" if powerdown else "quit"
         try:
-            self._monitor().cmd("system_powerdown")
-            if self.wait_event("SHUTDOWN", timeout) is None or not self._wait_exit(timeouts.QEMU_EXIT_S):
+            if powerdown:
+                self._monitor().cmd("system_powerdown")
+            if not powerdown or self.wait_event("SHUTDOWN", timeout) is None \
+                    or not self._wait_exit(timeouts.QEMU_EXIT_S):
                 how = "quit"
                 self._monitor().cmd("quit")
                 if not self._wait_exit(timeouts.QEMU_EXIT_S):
