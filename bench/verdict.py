@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: warm-cache time from `rig run` to verdict, per cell and consumer (nested L2
 or fast userspace mode), L1 booted (`--no-snapshot`) against L1 restored from a snapshot
-(with an L2: L1 restored with L2 running in it, from the chain's snapshot),
+(with an L2: L1 restored with L2 running in it, from the chain's snapshot; in fast mode
+L1 restored with the device bound),
 measured side by side (alternating), medians of --runs, and the restored/booted ratio.
 
 Runs the real CLI (`python -m rig run ...`) so everything a user waits for is counted:
@@ -42,7 +43,8 @@ def run_cell(cell_args: list[str], consumer: str, mode: str, args) -> dict:
         seconds = time.monotonic() - t0
         result = json.loads((Path(out) / "result.json").read_text())
     chain = result.get("chain") or {}
-    return {"s": seconds, "verdict": result["verdict"]["verdict"], "l1": chain.get("l1_started", ""),
+    bound = " (device bound)" if chain.get("bound_snapshot") and chain.get("l1_started") == "restored" else ""
+    return {"s": seconds, "verdict": result["verdict"]["verdict"], "l1": chain.get("l1_started", "") + bound,
             "l2": chain.get("l2_started", ""), "l1_ready_s": result["times"].get("l1_ready_s")}
 
 

@@ -1,9 +1,11 @@
-"""Snapshots of a booted L1 against real QEMU: a run after the first restores L1 instead of
-booting it and gives the same verdict, --no-snapshot boots, and a snapshot that does not
-restore is dropped with a progress line while the run boots L1 and still gives its verdict.
+"""Snapshots of a booted L1 against real QEMU: a run after the first restores L1 (in fast
+mode with the device bound) instead of booting it and gives the same verdict, --no-snapshot
+boots, and a snapshot that does not restore is dropped with a progress line while the run
+boots L1 and still gives its verdict.
 --l1-smp 2 keeps this test's snapshot apart from the chain tests' (another key)."""
 
 import json
+import shutil
 
 import pytest
 from conftest import load_result, nothing_left, run_rig
@@ -36,16 +38,28 @@ def run(rig_cache_dir, short_tmp, name, *extra, cell=CELL):
 
 
 def test_restored_l1_gives_the_same_verdict_and_a_bad_snapshot_is_dropped(rig_cache_dir, short_tmp):
-    _, first = run(rig_cache_dir, short_tmp, "first")                 # boots and saves, or restores
-    key = first["chain"]["l1_snapshot"]
-    stream = rig_cache_dir / "snapshots" / key / "l1.migration"
-    assert key and stream.stat().st_size > 50 << 20
+    """Fast mode: the first run saves L1 with the device bound, the next restores it and
+    skips the bind; without that snapshot L1 alone is restored and the bind runs; a snapshot
+    that does not load is dropped and L1 boots."""
+    snapshots = rig_cache_dir / "snapshots"
+    _, first = run(rig_cache_dir, short_tmp, "first")       # saves L1 with the device bound, or restores it
+    bound = first["chain"]["bound_snapshot"]
+    assert bound and (snapshots / bound / "l1.migration").stat().st_size > 50 << 20
     r, again = run(rig_cache_dir, short_tmp, "again")
-    assert again["chain"]["l1_started"] == "restored" and again["chain"]["l1_snapshot"] == key
-    assert again["times"]["l1_restore_s"] > 0
+    chain = again["chain"]
+    assert (chain["l1_started"], chain["bound_snapshot"]) == ("restored", bound) and again["times"]["l1_restore_s"] > 0
+    assert "restoring L1-with-the-device-bound from a snapshot" in r.stderr and "bound as before" in r.stderr
+    assert chain["l1_device"] == first["chain"]["l1_device"] and chain["iommu_group"] == first["chain"]["iommu_group"]
     assert "restored from snapshot" in (short_tmp / "again" / "l1-console.log").read_text()
     _, cold = run(rig_cache_dir, short_tmp, "cold", "--no-snapshot")
     assert cold["chain"]["l1_started"] == "booted" and "l1_restore_s" not in cold["times"]
+    assert cold["chain"]["bound_snapshot"] == ""
+    shutil.rmtree(snapshots / bound)                # L1 alone from its snapshot (or booted and saved)
+    r, plain = run(rig_cache_dir, short_tmp, "plain")
+    key = plain["chain"]["l1_snapshot"]
+    stream = snapshots / key / "l1.migration"
+    assert key and stream.stat().st_size > 50 << 20 and "binding the device" in r.stderr
+    shutil.rmtree(snapshots / plain["chain"]["bound_snapshot"])
     with open(stream, "r+b") as f:                                   # a stream that will not load
         f.truncate(1 << 20)
     r, fallback = run(rig_cache_dir, short_tmp, "fallback")

@@ -74,7 +74,7 @@ class Chain:
         t0 = time.monotonic()
         if self._restore_chain(t0):
             self.tracer.arm()
-            self._start_l2_reader()
+            self._start_consumer()
             return
         booted = self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
         self.device.connected()
@@ -84,58 +84,75 @@ class Chain:
         if booted.snapshot_s:
             self.times["l1_restore_s" if booted.restored else "l1_snapshot_save_s"] = round(booted.snapshot_s, 2)
         kvm = self._bind_in_l1()
-        self.tracer.arm()
         if self.consumer == Consumer.USERSPACE:
-            # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
-            self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
-                               "L1's userspace VFIO consumer")
+            self._save_chain()           # L1 with the device bound: the next run skips the bind
+            self.tracer.arm()
+            self._start_consumer()
             return
+        self.tracer.arm()
         self._choose_l2_accel(kvm)
         tcg = self.facts.l2_accel == "tcg"
         self._start_l2(boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
         self.facts.l2_started = "booted"
         self._save_chain()
-        self._start_l2_reader()
+        self._start_consumer()
 
-    def _start_l2_reader(self) -> None:
-        self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
-                                                        self.profile.l2.console), "L2's reader")
+    def _start_consumer(self) -> None:
+        if self.consumer == Consumer.USERSPACE:
+            # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
+            self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
+                               "L1's userspace VFIO consumer")
+        else:
+            self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
+                                                            self.profile.l2.console), "L2's reader")
 
-    # -- the whole chain from a snapshot (L1 with L2 booted in it) -----------------------
+    # -- the whole chain from a snapshot (L1 with the device bound, and L2 booted in it) ---
+    def _chain_held(self) -> str:
+        """What a chain snapshot of this consumer holds, for progress lines."""
+        return "L1-with-L2" if self.consumer == Consumer.L2 else "L1-with-the-device-bound"
+
     def chain_key(self) -> str:
-        """What shapes L1 with a booted L2 in it, beyond L1 itself: how L2 is chosen and
-        started, how the device is bound."""
+        """What shapes L1 with the device bound (and L2 booted in it), beyond L1 itself:
+        how the device is bound, how L2 is chosen and started."""
         return content_key("chain", SAVED_WITH, self.l1.snapshot_key(), self.consumer, self.l2_accel_request,
                            self.nointxmask, (CHAIN_SH / "bind.sh").read_text(),
                            l2_command(self.profile, "kvm", "DEV"), l2_command(self.profile, "tcg", "DEV"))
 
     def _save_chain(self) -> None:
-        """Once L2 is up (the device bound, nothing driven yet): L1 saved with it, for later
-        runs of the same chain (rig.guests.snapshot); what the bind found recorded beside,
-        and what the machine's restore helper will need."""
+        """Once the device is bound and L2 (if any) up, nothing driven yet: L1 saved as it
+        is, for later runs of the same chain (rig.guests.snapshot); what the bind found
+        recorded beside, and what the machine's restore helper will need."""
         store = self.l1.config.snapshots
         if store is None:
             return
         problem = self._nested_problem(self.facts.l2_accel)
         if problem:
-            log.info("L1 not saved with L2 in it: %s", problem)
+            log.info("%s not saved: %s", self._chain_held(), problem)
             return
         key = self.chain_key()
-        if self.l2 is None or store.lookup(key):
+        if (self.consumer == Consumer.L2 and self.l2 is None) or store.lookup(key):
             return
-        extra = {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release,
+        extra = {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release if self.l2 else "",
                  "restore_helper_address": self._restore_helper_address()}
-        self.l2.pause()
-        self.l2.release_monitor()
+        if self.l2:
+            self.l2.pause()
+            self.l2.release_monitor()
         try:
             saved = store.save(self.l1.machine, key, extra)
         finally:
-            self.l2.resume()
+            if self.l2:
+                self.l2.resume()
         if saved is not None:
-            self.facts.l2_snapshot = key
+            self._record_chain_snapshot(key)
             self.times["chain_snapshot_save_s"] = round(saved, 2)
-            self.progress.note(f"L1 with L2 booted in it saved as a snapshot in {saved:.1f} s")
+            self.progress.note(f"{self._chain_held()} saved as a snapshot in {saved:.1f} s")
+
+    def _record_chain_snapshot(self, key: str) -> None:
+        if self.consumer == Consumer.L2:
+            self.facts.l2_snapshot = key
+        else:
+            self.facts.bound_snapshot = key
 
     def _needs_restore_helper(self, l2_accel: str) -> bool:
         return (l2_accel == "kvm" and bool(self.machine.nested_kvm_snapshot_problem)
@@ -153,10 +170,10 @@ class Chain:
         return r.stdout.strip()
 
     def _restore_chain(self, t0: float) -> bool:
-        """L1 restored with L2 running in it and the device bound, when a snapshot of this
-        chain exists; False (any broken snapshot removed) to build it instead."""
+        """L1 restored with the device bound (and L2 running in it), when a snapshot of
+        this chain exists; False (any broken snapshot removed) to build it instead."""
         store = self.l1.config.snapshots
-        if store is None or self.consumer != Consumer.L2:
+        if store is None:
             return False
         key = self.chain_key()
         stream, saved = store.lookup(key), store.meta(key)
@@ -164,15 +181,18 @@ class Chain:
             return False
         problem = self._nested_problem(saved["chain"].get("l2_accel", ""))
         if problem:       # saved before the machine was known not to carry it back
-            self.progress.note(f"L1-with-L2 snapshot removed: {problem}")
+            self.progress.note(f"{self._chain_held()} snapshot removed: {problem}")
             store.discard(stream.parent)
             return False
-        self.progress.step("restoring L1 with L2 booted in it from a snapshot")
-        if not self.l1.restore_from(store, stream, "L1-with-L2"):
+        held = self._chain_held()
+        self.progress.step(f"restoring {held} from a snapshot")
+        if not self.l1.restore_from(store, stream, held):
             return False
         try:
             self._run_restore_helper(saved["chain"].get("l2_accel", ""), saved.get("restore_helper_address", ""))
-            self._attach_l2(saved, t0)
+            self._take_saved_facts(saved, t0)
+            if self.consumer == Consumer.L2:
+                self._attach_l2(saved, t0)
         except InfraError as e:
             why = str(e)
             if self.l2:
@@ -182,10 +202,10 @@ class Chain:
                 kept = self.out / "l2-console-restore-failed.log"
                 (self.out / "l2-console.log").replace(kept)
                 why += f" (L2's console: {kept.name})"
-            self.l1.drop_snapshot(store, stream, why, "L1-with-L2")
+            self.l1.drop_snapshot(store, stream, why, held)
             self.facts = ChainFacts()
             return False
-        self.facts.l2_snapshot = key
+        self._record_chain_snapshot(key)
         return True
 
     def _nested_problem(self, l2_accel: str) -> str | None:
@@ -221,13 +241,19 @@ class Chain:
         self.times["l1_restore_helper_s"] = round(time.monotonic() - t, 2)
         self.progress.note(f"L1: {helper.module} loaded and unloaded ({line})")
 
-    def _attach_l2(self, saved: dict[str, Any], t0: float) -> None:
+    def _take_saved_facts(self, saved: dict[str, Any], t0: float) -> None:
+        """What the bind found (and how L2 started), from beside the snapshot."""
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
-        self.facts = ChainFacts(**{**saved["chain"], "l1_started": "restored", "l2_started": "restored",
+        self.facts = ChainFacts(**{**saved["chain"], "l1_started": "restored",
+                                   "l2_started": "restored" if self.consumer == Consumer.L2 else "",
                                    "l1_snapshot": self.l1.times.snapshot, "l2_boot_failures": [],
                                    "l1_restore_helper": self.facts.l1_restore_helper})
+        if self.consumer == Consumer.USERSPACE:
+            self.progress.note(f"device {self.facts.l1_device} bound as before")
+
+    def _attach_l2(self, saved: dict[str, Any], t0: float) -> None:
         self.l2 = L2Guest(self.l1, self.facts.l2_command, self.out / "l2-console.log", self.out)
         self.l2.attach(saved.get("l2_kernel", ""))
         self.l2.resume()

@@ -58,6 +58,7 @@ class ChainFacts:
     l2_boot_failures: list[str] = field(default_factory=list)   # why L2 boots failed (restarted)
     l2_started: str = ""          # "booted", or "restored" inside L1 from a snapshot of the chain; "": no L2
     l2_snapshot: str = ""         # the chain snapshot's key (restored, or saved after this L2 booted)
+    bound_snapshot: str = ""      # fast mode: the key of L1's snapshot with the device bound (restored or saved)
     # The rig's helper module loaded in L1 after the restore (rig.core.targets'
     # nested_kvm_restore_helper), with its own line; "": none was (always so when booted).
     l1_restore_helper: str = ""
