@@ -130,6 +130,10 @@ def failed_console_name(attempt: int) -> str:
     return "l2-console-failed.log" if attempt == 1 else f"l2-console-failed-{attempt}.log"
 
 
+def registers_name(n: int) -> str:
+    return "l2-registers.txt" if n == 1 else f"l2-registers-{n}.txt"
+
+
 class L2Guest:
     def __init__(self, l1: L1Guest, command: list[str], console_log: Path, out: Path):
         self.l1, self.out = l1, out
@@ -283,10 +287,11 @@ class L2Guest:
             status: dict[str, object] = qmp.cmd("query-status")  # type: ignore[assignment]
             facts.append(f"L2 QEMU status {status.get('status')}")
             regs = str(qmp.cmd("human-monitor-command", **{"command-line": "info registers"}))
-            (self.out / "l2-registers.txt").write_text(regs)
+            kept = self._registers_file()
+            kept.write_text(regs)
             pc = vcpu_pc(regs)
             if pc:
-                facts.append(f"vCPU at {pc[0]}={pc[1]:x}{self._symbol(pc[1])} (l2-registers.txt)")
+                facts.append(f"vCPU at {pc[0]}={pc[1]:x}{self._symbol(pc[1])} ({kept.name})")
         except (InfraError, QMPError, OSError) as e:
             facts.append(f"L2 QEMU's QMP: {e}")
         try:
@@ -295,6 +300,13 @@ class L2Guest:
         except InfraError as e:
             facts.append(f"L1 dmesg: {e}")
         return "; ".join(facts)
+
+    def _registers_file(self) -> Path:
+        """l2-registers.txt, or -2, -3 ... for a later failed start: each diagnosis keeps its own."""
+        n = 1
+        while (self.out / registers_name(n)).exists():
+            n += 1
+        return self.out / registers_name(n)
 
     def crash_lines(self, most: int = 4) -> str:
         """The last lines of L2's console that say why it died (see the log for the rest)."""
