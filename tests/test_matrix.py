@@ -153,6 +153,23 @@ def test_ctrl_c_starts_no_new_run_interrupts_the_running_ones_and_keeps_the_fini
     assert kept[0]["verdicts"] == ["ERROR"]            # (the stand-in wrote no result.json)
 
 
+def test_a_run_that_does_not_end_after_its_interrupt_is_killed():
+    """A child that ignores SIGINT stands in for a run whose cleanup hangs: the matrix
+    does not wait for it past its bound."""
+    import sys
+    runs = runner.Runs()
+    proc = runs.start([sys.executable, "-c", "import signal, time\n"
+                       "signal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True)\n"
+                       "time.sleep(60)\n"])
+    assert proc is not None and proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"     # SIGINT is ignored from here on
+    runs.interrupt()
+    runs.wait_or_kill(0.5)
+    proc.communicate(timeout=10)
+    assert proc.returncode == -9
+    assert runs.start(["true"]) is None             # and no new run starts
+
+
 def test_cells_are_picked_by_glob_and_a_pattern_matching_nothing_is_bad_input():
     picked = matrix.select(matrix.all_cells(),
                            MatrixSpec(cells=MatrixSpec.parse_cells("ppc64-xive-*-userspace, x86_64-*-fixed-legacy-*")))

@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
-from types import FrameType
 from typing import NoReturn
 
 from rig import __version__
 from rig.commands import boot, cache, doctor, finding, held, kernel, matrix, reproduce, run, setup
 from rig.core import logs
 from rig.core.errors import InfraError, RigError, UserError
+from rig.host import signals
 from rig.host.rundir import reap_stale
 
 log = logging.getLogger(__name__)
@@ -54,14 +53,6 @@ def parser() -> Parser:
     return p
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM/SIGHUP, handled like Ctrl-C: unwind and clean up."""
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     bisect = "--bisect" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -73,11 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 125 if bisect else e.exit_status
     args.argv = list(sys.argv[1:] if argv is None else argv)     # rig run --detach runs it again
     logs.configure(debug=args.debug)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
-    # Started with SIGINT ignored (a script's background job, a pytest-xdist worker), Python
-    # would leave it ignored: Ctrl-C or kill -INT must still unwind and clean up.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signals.install()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         reap_stale()
@@ -93,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rig: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        signals.unwound()
         print("rig: interrupted; cleaned up", file=sys.stderr)
         return 130
     except BrokenPipeError:     # `rig monitor ... | head`: the reader had enough

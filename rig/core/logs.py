@@ -29,6 +29,13 @@ def configure(debug: bool = False) -> None:
         root.addHandler(logging.NullHandler())
     for h in [h for h in root.handlers if getattr(h, "_rig_stderr", False)]:
         root.removeHandler(h)
+    # asyncio runs only inside qemu.qmp's synchronous wrapper. A Ctrl-C that lands in one of
+    # its waits leaves a task behind, whose "Task exception was never retrieved" (with two
+    # tracebacks) would follow "rig: interrupted; cleaned up" on the terminal as Python exits.
+    aio = logging.getLogger("asyncio")
+    aio.propagate = debug
+    if not aio.handlers:
+        aio.addHandler(logging.NullHandler())
     if debug:
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter(FORMAT, DATEFMT))

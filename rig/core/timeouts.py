@@ -86,6 +86,9 @@ CONSOLE_HEALTH_EVERY_S = 3.0
 # -- rig matrix -------------------------------------------------------------------------
 # One `rig run` of a cell: the slowest (TCG-in-TCG ppc64) took 330 s.
 MATRIX_RUN_S = 3600.0
+# An interrupted run cleans up in under a second (its L2's stop L2_STOP_S, QEMU's exit
+# QEMU_EXIT_S at worst); one still there after this long is killed.
+MATRIX_RUN_STOP_S = 60.0
 
 # -- a held chain (rig run --hold; rig ssh, monitor, stop) ---------------------------------
 HOLD_MINUTES = 30.0         # the default time limit of a hold
@@ -123,3 +126,8 @@ SNAPSHOT_RESTORE_S = 120.0
 L1_RESTORED_SSH_S = 15.0
 # How often a migration's status is asked between its events.
 SNAPSHOT_POLL_S = 0.2
+
+# -- signals (rig.host.signals) --------------------------------------------------------
+# An interrupt swallowed by a finalizer is sent again this long after the hook that saw it
+# (which returns in microseconds): not at once, or it lands in the hook and is swallowed too.
+INTERRUPT_AGAIN_S = 0.01

@@ -21,6 +21,7 @@ from rig.core.kinds import Outcome
 from rig.core.progress import Progress
 from rig.core.spec import DriveSpec
 from rig.host.children import own_session_ends_with_parent
+from rig.host.rundir import reap_stale
 from rig.matrix.cells import Cell
 from rig.matrix.summary import RunOutcome, write_json, write_ktap, write_matrix_junit
 from rig.reports.html import write_matrix_report
@@ -59,6 +60,24 @@ class Runs:
             for proc in self._procs:
                 proc.send_signal(signal.SIGINT)
 
+    def wait_or_kill(self, timeout: float) -> None:
+        """After interrupt(): wait for the runs to clean up and end; kill one that has not
+        by then (its QEMUs die with it; the next rig removes its run directory)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            stop(proc, max(0.0, deadline - time.monotonic()))
+
+
+def stop(proc: subprocess.Popen[str], timeout: float) -> None:
+    """Wait for an interrupted run to end; SIGKILL it if it has not within timeout."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("run %d did not end %.0f s after its interrupt: killed", proc.pid, timeout)
+        proc.kill()
+
 
 def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
              runs: Runs) -> RunOutcome | None:
@@ -74,6 +93,7 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
         stdout, stderr = proc.communicate(timeout=timeouts.MATRIX_RUN_S)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)     # it cleans up; what it wrote says how far it got
+        stop(proc, timeouts.MATRIX_RUN_STOP_S)
         stdout, stderr = proc.communicate()
     finally:
         runs.done(proc)
@@ -127,7 +147,9 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None
         # that finished stay in matrix.json.
         progress.step("interrupted: stopping the runs in flight")
         runs.interrupt()
+        runs.wait_or_kill(timeouts.MATRIX_RUN_STOP_S)
         pool.shutdown(wait=True, cancel_futures=True)
+        reap_stale()        # the run directories of a run that had to be killed
         with lock:
             write_json(out, cells, outcomes, jobs)
         raise
