@@ -39,12 +39,17 @@ def test_cell(cell, rig_cache_dir, short_tmp):
         assert last["serviced"] >= 10 and last["l1"] >= last["serviced"] - 1
         assert last["l2"] >= last["serviced"] - 1 if with_l2 else last["l2"] is None
     else:
-        # The signature: L1's vfio-intx stops at exactly 1, L2 at 0 or 1, on PowerNV 1 to 3
-        # (L1's QEMU gives L2 the one interrupt L1 took up to three times at once, and then
-        # nothing: measured at 85ff36a too, 2026-12-03); decided early. That no count moved
-        # in the stall window is the STALL's own rule.
+        # The signature: L1's vfio-intx stops at exactly 1 and L2 at 0 or 1; decided early.
+        # On PowerNV L1's QEMU hands L2 the one interrupt L1 took several times at once, and
+        # then nothing: 1 to 14 times measured (docs/facts.md), so only "at least once".
+        # That no count moved in the stall window is the STALL's own rule.
         assert last["l1"] == 1 and last["serviced"] <= 1
-        assert (last["l2"] in (0, 1, 2, 3)) if with_l2 else last["l2"] is None, (result["samples"], r.stderr[-1500:])
+        if not with_l2:
+            assert last["l2"] is None
+        elif cell.machine == "powernv":
+            assert last["l2"] >= 1, result["samples"]
+        else:
+            assert last["l2"] in (0, 1), result["samples"]
         assert last["t"] < DURATION - 5 and "L1 vfio-intx stopped at 1" in r.stdout
     assert result["consumer"] == ("l2" if with_l2 else "userspace") and result["l0"]["command"]
     assert result["chain"]["l2_accel"] == (cell.consumer.removeprefix("l2-") if with_l2 else "")
