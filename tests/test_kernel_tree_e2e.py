@@ -115,7 +115,7 @@ def matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir,
     out = short_tmp / "matrix"
     cells = "*-userspace,ppc64-xive-own-pci-serial-l2-kvm,x86_64-ioapic-own-pci-serial-l2-kvm"
     r = run_rig("matrix", "--kernel-tree", str(tree), "--build-dir", str(work / "build"), "--cells", cells,
-                "--duration", "40", "--out", str(out), cache=rig_cache_dir, timeout=3600,
+                "--duration", "40", "--out", str(out), "--no-snapshot", cache=rig_cache_dir, timeout=3600,
                 env={"RIG_RUN_DIR": str(short_tmp)})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     results = json.loads((out / "matrix.json").read_text())
@@ -128,6 +128,7 @@ def matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir,
         data = load_result(run)
         assert "own-kernel-with-fix" in data["name"]
         assert data["l1"]["vfio_intx_fix"] is True
+        assert data["chain"]["l1_started"] == "booted"      # --no-snapshot: a one-off kernel
 
 
 def git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_dir, short_tmp):
@@ -154,7 +155,7 @@ def git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_d
     check.write_text(
         "#!/bin/sh\n"
         f"exec {sys.executable} -m rig --bisect --cache-dir {rig_cache_dir} run --arch ppc64 --ic xive "
-        f"--consumer userspace --duration 30 --kernel-tree . --build-dir {build_dir(work, 'ppc64')} "
+        f"--consumer userspace --duration 30 --no-snapshot --kernel-tree . --build-dir {build_dir(work, 'ppc64')} "
         f"--out {short_tmp}/out-$(git rev-parse --short=12 HEAD)\n")
     check.chmod(0o755)
     git(tree, "bisect", "start", shas[-1], shas[0])

@@ -88,7 +88,7 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
     cells = matrix.select(matrix.all_cells(), MatrixSpec())[:3]
     started, running, peak, lock = [], [0], [0], threading.Lock()
 
-    def fake_run(cell, out, cache_dir, drive, runs):
+    def fake_run(cell, out, cache_dir, drive, runs, snapshot):
         with lock:
             started.append((cell.id, out.name))
             running[0] += 1
@@ -168,6 +168,15 @@ def test_a_run_that_does_not_end_after_its_interrupt_is_killed():
     proc.communicate(timeout=10)
     assert proc.returncode == -9
     assert runs.start(["true"]) is None             # and no new run starts
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+def test_no_snapshot_reaches_every_run(tmp_path, monkeypatch, snapshot):
+    cmds = []
+    monkeypatch.setattr(runner.Runs, "start", lambda self, cmd: cmds.append(cmd))   # starts nothing
+    cells = matrix.select(matrix.all_cells(), MatrixSpec())[:2]
+    runner.run_matrix(cells, tmp_path, 1, None, DriveSpec(), Progress(quiet=True), snapshot=snapshot)
+    assert len(cmds) == 2 and all(("--no-snapshot" in c) is (not snapshot) for c in cmds)
 
 
 def test_cells_are_picked_by_glob_and_a_pattern_matching_nothing_is_bad_input():

@@ -38,6 +38,9 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--stall-window", type=float, default=timeouts.STALL_WINDOW_S)
     ma.add_argument("--pass-after", type=int, default=100)
     ma.add_argument("--out", help="results directory (default results/matrix-<time>)")
+    ma.add_argument("--no-snapshot", dest="snapshot", action="store_false",
+                    help="every run boots L1 and saves no snapshot (one-off kernels: their snapshots "
+                         "would only push useful ones out of the cache)")
     add_build_options(ma)
     ma.set_defaults(handler=cmd_matrix)
 
@@ -55,7 +58,7 @@ def spec_of(args: argparse.Namespace) -> MatrixSpec:
     return MatrixSpec(repeat=args.repeat, jobs=jobs_of(args.jobs), shard=MatrixSpec.parse_shard(args.shard),
                       cells=MatrixSpec.parse_cells(args.cells), slow=args.slow,
                       drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
-                      out=optional_path(args.out)).validate()
+                      out=optional_path(args.out), snapshot=args.snapshot).validate()
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -82,7 +85,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         if build:
             cells = own_kernel_cells(build, cells, s)
         s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
-        results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs)
+        results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs,
+                             snapshot=spec.snapshot)
     print(table(results))
     print(f"results: {out}/report.html, {out}/matrix.json, {out}/junit.xml, {out}/results.ktap")
     return report(results)

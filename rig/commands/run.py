@@ -58,7 +58,7 @@ def add_parser(sub: Subparsers) -> None:
                     help="with --hold: give the prompt back once the chain is held; the held rig goes on "
                          "in the background (its output in OUT/hold.log) until `rig stop` or its time limit")
     ru.add_argument("--no-snapshot", dest="snapshot", action="store_false",
-                    help="boot L1 instead of restoring it from a snapshot of an earlier run's")
+                    help="boot L1 instead of restoring it from a snapshot of an earlier run's, and save none")
     ru.add_argument("--boot-timeout", type=float, default=None,
                     help="per-guest boot timeout in s (default 400; an L2 under TCG: 1200)")
     ru.add_argument("--out", help="results directory (default results/<arch>-<ic>-<time>)")

@@ -331,6 +331,7 @@ class MatrixSpec:
     slow: bool = False
     drive: DriveSpec = field(default_factory=lambda: DriveSpec(pass_after=100))
     out: Path | None = None
+    snapshot: bool = True             # runs restore L1 from snapshots and save them (RunSpec.snapshot)
 
     @staticmethod
     def parse_shard(text: str | None) -> tuple[int, int] | None:

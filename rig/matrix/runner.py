@@ -80,11 +80,11 @@ def stop(proc: subprocess.Popen[str], timeout: float) -> None:
 
 
 def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
-             runs: Runs) -> RunOutcome | None:
+             runs: Runs, snapshot: bool = True) -> RunOutcome | None:
     """One `rig run` of the cell; None if the matrix was interrupted before or during it."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "rig", "-q"] + (["--cache-dir", str(cache_dir)] if cache_dir else [])
-    cmd += cell.run_args(drive) + ["--out", str(out)]
+    cmd += cell.run_args(drive) + ["--out", str(out)] + ([] if snapshot else ["--no-snapshot"])
     t0 = time.monotonic()
     proc = runs.start(cmd)
     if proc is None:
@@ -117,7 +117,8 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
 
 
 def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None,
-               drive: DriveSpec, progress: Progress, jobs: int = 1) -> list[dict[str, Any]]:
+               drive: DriveSpec, progress: Progress, jobs: int = 1,
+               snapshot: bool = True) -> list[dict[str, Any]]:
     """Every cell `repeat` times, `jobs` runs at a time. Runs go round by round (every
     cell's first run, then every cell's second), so a cell's repeats are spread over the
     whole matrix run rather than bunched together. matrix.json is rewritten as runs end."""
@@ -130,7 +131,7 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None
         if runs.stopping.is_set():
             return
         progress.step(f"[{i}/{len(tasks)}] {cell.id} run {n + 1}/{repeat}")
-        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, drive, runs)
+        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, drive, runs, snapshot)
         if outcome is None:
             return
         progress.note(f"{cell.id} run {n + 1}: {outcome.verdict} in {outcome.seconds:.0f} s")
