@@ -36,8 +36,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# --durations: what each slow test costs, in every run's output (CI's too).
 test: host
-	$(PYTEST) $(PARALLEL) -m "$(TEST_MARKERS)"
+	$(PYTEST) $(PARALLEL) --durations=25 -m "$(TEST_MARKERS)"
 
 test-unit: venv
 	$(PYTEST) -m unit
