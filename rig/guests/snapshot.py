@@ -41,9 +41,9 @@ STREAM = "l1.migration"
 META = "meta.json"
 PORT = re.compile(r"(hostfwd=tcp:127\.0\.0\.1:)\d+")
 # At most this much disk for snapshots (each 270-350 MB): the least recently used go first.
-# make test's cells use about 30 (machines x images x devices, each with L1 alone and L1
-# with the device bound or L2 running): at 8 GiB they pushed each other out, and 22 of the
-# 27 in the store were saved again in one run (2026-12-04).
+# make test uses 20 (5.8 GiB, 2026-12-04); at 8 GiB, with a kernel-tree matrix's 14 more,
+# they pushed each other out (22 of the 27 in the store saved again in one run). Room for
+# those and a developer's own kernels beside them.
 LIMIT_BYTES = 16 << 30
 
 
