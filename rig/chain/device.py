@@ -24,7 +24,7 @@ from rig.core import timeouts
 from rig.core.errors import InfraError, UserError
 from rig.core.kinds import DeviceKind
 from rig.core.targets import MachineProfile
-from rig.host.children import die_with_parent
+from rig.host.children import die_with_parent, wait_or_kill
 from rig.host.qemu import QemuBinary
 from rig.host.rundir import RunDir
 from rig.trace.l0_ic import VFIO_USER_EVENTS, VIRTIO_CONSOLE_EVENTS
@@ -192,11 +192,7 @@ class LegacyDevice:
         if self.proc.poll() is None:
             if self.proc.stdin:
                 self.proc.stdin.close()   # serve exits when stdin closes
-            try:
-                self.proc.wait(timeout=timeouts.DEVICE_MODEL_EXIT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeouts.DEVICE_MODEL_EXIT_S)
+            wait_or_kill(self.proc, timeouts.DEVICE_MODEL_EXIT_S)
         if self._log:
             self._log.close()
 

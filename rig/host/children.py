@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 
@@ -33,3 +35,15 @@ def own_session_ends_with_parent() -> None:
     (which the rig handles like Ctrl-C: it cleans up) if the parent dies."""
     os.setsid()
     _end_with_parent(signal.SIGTERM)
+
+
+def wait_or_kill(proc: subprocess.Popen[Any], timeout: float) -> bool:
+    """Wait for a child asked to end; SIGKILL it (and reap it) if it has not within
+    timeout. True if it ended by itself."""
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()         # SIGKILL cannot be refused: only the reaping is left
+        return False

@@ -20,7 +20,7 @@ from rig.core import timeouts
 from rig.core.kinds import Outcome
 from rig.core.progress import Progress
 from rig.core.spec import DriveSpec
-from rig.host.children import own_session_ends_with_parent
+from rig.host.children import own_session_ends_with_parent, wait_or_kill
 from rig.host.rundir import reap_stale
 from rig.matrix.cells import Cell
 from rig.matrix.summary import RunOutcome, write_json, write_ktap, write_matrix_junit
@@ -62,7 +62,7 @@ class Runs:
 
     def wait_or_kill(self, timeout: float) -> None:
         """After interrupt(): wait for the runs to clean up and end; kill one that has not
-        by then (its QEMUs die with it; the next rig removes its run directory)."""
+        by then (its QEMUs die with it; its run directory is reaped after)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             procs = list(self._procs)
@@ -72,11 +72,8 @@ class Runs:
 
 def stop(proc: subprocess.Popen[str], timeout: float) -> None:
     """Wait for an interrupted run to end; SIGKILL it if it has not within timeout."""
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    if not wait_or_kill(proc, timeout):
         log.warning("run %d did not end %.0f s after its interrupt: killed", proc.pid, timeout)
-        proc.kill()
 
 
 def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
