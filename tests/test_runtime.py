@@ -1,5 +1,6 @@
 import os
 import select
+import shutil
 import subprocess
 import sys
 
@@ -54,7 +55,7 @@ def test_children_die_with_the_rig():
     # A child that sets the death signal, whose parent (a shell) is killed.
     code = ("import os, subprocess, sys, time\n"
             "from rig.host.children import die_with_parent\n"
-            "p = subprocess.Popen(['sleep', '120'], preexec_fn=die_with_parent)\n"
+            "p = subprocess.Popen(['sleep', '120'], preexec_fn=die_with_parent())\n"
             "print(p.pid, flush=True)\n"
             "time.sleep(120)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -71,7 +72,52 @@ def test_children_die_with_the_rig():
         os.close(pidfd)
 
 
+@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0, reason="needs root and unshare(1)")
+def test_children_live_when_the_rig_is_pid_1():
+    # As `docker run IMAGE rig run` starts it: the rig is PID 1 of a new PID namespace, so
+    # its children's parent pid is 1 from the start. They must run, and still die with it.
+    code = ("import os, subprocess, sys\n"
+            "from rig.host.children import die_with_parent\n"
+            "assert os.getpid() == 1, os.getpid()\n"
+            "p = subprocess.Popen(['sh', '-c', 'echo alive'], stdout=subprocess.PIPE, text=True,\n"
+            "                     preexec_fn=die_with_parent())\n"
+            "print(p.communicate(timeout=20)[0].strip(), p.returncode)\n")
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["alive", "0"], r.stdout
+
+
 def test_too_long_run_dir_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setenv("RIG_RUN_DIR", str(tmp_path / ("x" * 80)))
     with pytest.raises(runtime.UserError, match="too long for UNIX socket paths"):
         runtime.RunDir("boot")
+
+
+@pytest.mark.parametrize("how", ["open to all", "another user's", "a symlink"])
+def test_a_run_dir_base_not_private_to_this_user_is_not_used(short_tmp, monkeypatch, how):
+    tmp_path = short_tmp
+    # QEMU connects to sockets in it and writes its pidfile there: another user must not
+    # be able to plant anything in it.
+    monkeypatch.setenv("RIG_RUN_DIR", str(tmp_path))
+    first = tmp_path / "intx-rig"
+    if how == "a symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        first.symlink_to(tmp_path / "elsewhere")
+    else:
+        first.mkdir(mode=0o700)
+        if how == "open to all":
+            first.chmod(0o1777)
+        else:
+            os.chown(first, 65534, 65534)
+    base = runtime.run_base()
+    assert base == tmp_path / f"intx-rig-{os.geteuid()}"
+    assert base.stat().st_mode & 0o777 == 0o700 and base.stat().st_uid == os.geteuid()
+    with runtime.RunDir("boot") as rd:
+        assert rd.path.parent == base
+
+
+def test_a_private_run_dir_base_is_used_as_it_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("RIG_RUN_DIR", str(tmp_path))
+    assert runtime.run_base() == tmp_path / "intx-rig"
+    assert (tmp_path / "intx-rig").stat().st_mode & 0o777 == 0o700

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rig.core.cache import Cache
-from rig.guests.snapshot import META, STREAM, SnapshotStore, snapshot_key
+from rig.guests.snapshot import MAX_FAILED_RESTORES, META, STREAM, SnapshotStore, snapshot_key
 from rig.host.qemu import QemuBinary
 
 pytestmark = pytest.mark.unit
@@ -88,3 +88,22 @@ def test_a_save_killed_midway_is_cleared_by_the_next_prune(tmp_path):
     assert store.entries() == []
     store.prune()
     assert not staging.exists() and fresh.exists()
+
+
+def test_a_snapshot_is_removed_only_when_proven_bad(tmp_path):
+    store = SnapshotStore(Cache(tmp_path / "cache"))
+    put(store, "k1", 10, 1000.0)
+    entry = store.root / "k1"
+    # An SSH timeout on a loaded machine proves nothing: kept, counted.
+    for n in range(1, MAX_FAILED_RESTORES):
+        assert store.failed(entry, f"SSH timeout {n}", proven=False) is False
+        assert store.meta("k1")["failed_restores"][-1] == f"SSH timeout {n}"
+    store.restored(entry)                             # then it worked: the count starts again
+    assert "failed_restores" not in store.meta("k1")
+    for _ in range(1, MAX_FAILED_RESTORES):
+        assert store.failed(entry, "SSH timeout", proven=False) is False
+    assert store.failed(entry, "SSH timeout", proven=False) is True    # every time: it is the snapshot
+    assert not entry.exists()
+    put(store, "k2", 10, 1000.0)
+    assert store.failed(store.root / "k2", "migration failed: stream truncated", proven=True) is True
+    assert not (store.root / "k2").exists()

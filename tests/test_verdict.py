@@ -2,7 +2,7 @@
 
 import pytest
 
-from rig.chain.verdict import EXIT_STATUS, Sample, final, judge
+from rig.chain.verdict import EXIT_STATUS, Sample, final, judge, unless_paused
 from rig.core.kinds import Outcome
 from rig.reports.result import write_run_junit
 from rig.reports.timeline import write_timeline
@@ -126,3 +126,18 @@ def test_confirm_gives_a_verdict_only_when_every_run_agrees():
     assert status == 125 and "disagree (STALL, PASS)" in why and "skips" in why
     assert confirmed([Outcome.PASS, Outcome.ERROR])[0] == 125
     assert confirmed([])[0] == 125
+
+
+def test_a_stall_while_a_guest_is_paused_is_an_error_naming_its_state():
+    stall = judge(stalled_after_first(10), WINDOW)
+    assert stall.verdict == Outcome.STALL
+    for state in ("paused", "postmigrate", "inmigrate", "finish-migrate", "suspended"):
+        v = unless_paused(stall, {"L1 (L0's QEMU)": "running", "L2 (L1's QEMU)": state})
+        assert v.verdict == Outcome.ERROR and v.exit_status == 125
+        assert f"L2 (L1's QEMU) is '{state}'" in v.reason and "not a STALL" in v.reason
+    assert unless_paused(stall, {"L1 (L0's QEMU)": "running", "L2 (L1's QEMU)": "running"}) is stall
+
+
+def test_only_a_stall_is_checked_against_the_run_states():
+    passed = final(flowing(30), WINDOW, MIN)
+    assert unless_paused(passed, {"L1 (L0's QEMU)": "paused"}) is passed

@@ -21,17 +21,18 @@ from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts
 from rig.chain.reader import ConsumerReader, open_reader
 from rig.chain.tracer import PathTracer
-from rig.chain.verdict import Sample, Verdict
+from rig.chain.verdict import Sample, Verdict, unless_paused
 from rig.core import timeouts
 from rig.core.cache import content_key
 from rig.core.errors import InfraError
-from rig.core.kinds import Consumer
+from rig.core.kinds import Consumer, Outcome
 from rig.core.progress import Progress
 from rig.core.shell import guest_script
 from rig.core.spec import DriveSpec
 from rig.core.targets import MachineProfile, TargetProfile
 from rig.guests.l1 import L1Guest
 from rig.guests.l2 import L2Guest, boot_l2, l2_command
+from rig.guests.snapshot import BadSnapshot
 from rig.guests.ssh import GuestSSH
 from rig.host.virt import kvm_module_for
 from rig.trace import proc_interrupts as interrupts
@@ -202,9 +203,10 @@ class Chain:
                 kept = self.out / "l2-console-restore-failed.log"
                 (self.out / "l2-console.log").replace(kept)
                 why += f" (L2's console: {kept.name})"
-            self.l1.drop_snapshot(store, stream, why, held)
+            self.l1.drop_snapshot(store, stream, why, held, proven=isinstance(e, BadSnapshot))
             self.facts = ChainFacts()
             return False
+        store.restored(stream.parent)
         self._record_chain_snapshot(key)
         return True
 
@@ -226,8 +228,10 @@ class Chain:
         helper = self.machine.nested_kvm_restore_helper
         if helper is None or not self._needs_restore_helper(l2_accel):
             return
-        if self.restore_helper is None or not address:
-            raise InfraError(f"no {helper.module} module for this kernel, or no address for it in the snapshot")
+        if not address:       # saved without it: no run can ever restore this chain
+            raise BadSnapshot(f"no address for {helper.module} in the snapshot")
+        if self.restore_helper is None:
+            raise InfraError(f"no {helper.module} module for this kernel")
         t = time.monotonic()
         target = f"/run/{helper.module}.ko"
         self.l1.ssh.put(self.restore_helper.read_bytes(), target)
@@ -357,9 +361,18 @@ class Chain:
         except InfraError as e:
             raise InfraError(f"{e}; {self._guests_state()}") from e
         self.samples = d.samples
+        if verdict.verdict == Outcome.STALL:
+            verdict = unless_paused(verdict, self.run_states())
         self.interrupt_path = self.tracer.collect(self.samples, verdict)
         self._record_final_tables()
         return verdict
+
+    def run_states(self) -> dict[str, str]:
+        """Each QEMU's run state, by the guest it runs."""
+        states = {"L1 (L0's QEMU)": self.l1.machine.run_state()}
+        if self.l2 is not None:
+            states["L2 (L1's QEMU)"] = self.l2.run_state()
+        return states
 
     def _guests_state(self) -> str:
         """Whether the guests still run, for a drive that failed (its reader gone, say)."""

@@ -156,7 +156,7 @@ class LegacyDevice:
         self._log: TextIO | None = open(log_path, "w") if log_path else None
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log or subprocess.DEVNULL, text=True,
-                                     preexec_fn=die_with_parent)
+                                     preexec_fn=die_with_parent())
         (run_dir / "legacy-device.pid").write_text(f"{self.proc.pid}\n")
         self._wait_ready(timeouts.DEVICE_MODEL_READY_S)
         self.control = ControlClient(str(self.ctl_path))

@@ -54,7 +54,7 @@ def probe(mach: MachineProfile, qemu: QemuBinary, timeout: float = timeouts.VFIO
             try:
                 r = subprocess.run(argv, input="info status\nsystem_reset\ninfo status\nquit\n",
                                    capture_output=True, text=True, timeout=timeout,
-                                   env={**os.environ, **qemu.env}, preexec_fn=die_with_parent)
+                                   env={**os.environ, **qemu.env}, preexec_fn=die_with_parent())
             except subprocess.TimeoutExpired:
                 return False, f"QEMU with a vfio-user device did not answer within {timeout:.0f} s"
         finally:

@@ -114,6 +114,20 @@ def final(samples: list[Sample], stall_window: float, min_serviced: int) -> Verd
                          "at every layer", stopped_at(last))
 
 
+def unless_paused(verdict: Verdict, run_states: dict[str, str]) -> Verdict:
+    """A STALL only while every QEMU of the chain runs its guest: a guest that is paused,
+    migrating or left stopped after a migration (postmigrate) stops its device's interrupts
+    exactly as a stall does. run_states: QEMU's QMP run state per layer ("L0's QEMU": L1)."""
+    if verdict.verdict != Outcome.STALL:
+        return verdict
+    stopped = {who: state for who, state in run_states.items() if state != "running"}
+    if not stopped:
+        return verdict
+    states = ", ".join(f"{who} is {state!r}" for who, state in stopped.items())
+    return Verdict(Outcome.ERROR, f"the counts stopped, but {states}, not running: a guest that does not run "
+                                  "is not a STALL", verdict.stopped_at)
+
+
 def stopped_at(s: Sample) -> dict[str, Any]:
     return {"device_sent": s.sent, "serviced": s.serviced, "l1_vfio_intx": s.l1, "l2_irq": s.l2}
 

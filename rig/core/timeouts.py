@@ -126,6 +126,9 @@ SNAPSHOT_RESTORE_S = 120.0
 L1_RESTORED_SSH_S = 15.0
 # How often a migration's status is asked between its events.
 SNAPSHOT_POLL_S = 0.2
+# A cancelled save stops at the next chunk it writes (QEMU checks between iterations):
+# milliseconds when it is stuck on nothing; past this, the guest is left as it is.
+SNAPSHOT_CANCEL_S = 10.0
 
 # -- signals (rig.host.signals) --------------------------------------------------------
 # An interrupt swallowed by a finalizer is sent again this long after the hook that saw it

@@ -15,7 +15,7 @@ from rig.core.errors import InfraError
 from rig.core.progress import Progress
 from rig.core.targets import MachineProfile, TargetProfile, machine
 from rig.guests.machine import QemuMachine
-from rig.guests.snapshot import SnapshotStore, snapshot_key
+from rig.guests.snapshot import BadSnapshot, SnapshotStore, snapshot_key
 from rig.guests.ssh import GuestSSH
 from rig.host.accel import Accel
 from rig.host.keys import KeySet
@@ -110,6 +110,7 @@ class L1Guest:
         self.times.snapshot = key
         stream = store.lookup(key)
         if stream and self.restore_from(store, stream):
+            store.restored(stream.parent)
             return self.times
         times = self._boot(timeout)
         saved = store.save(self.machine, key)
@@ -120,18 +121,21 @@ class L1Guest:
 
     def restore_from(self, store: SnapshotStore, stream: Path, what: str = "L1") -> bool:
         """L1 restored from this snapshot (`what` it holds, for the progress line); False
-        (the snapshot removed, L1 ready to boot again) if it did not restore."""
+        (L1 ready to boot again; the snapshot removed if it proved bad) if it did not."""
         try:
             self._restore(store, stream)
             return True
         except InfraError as e:
-            self.drop_snapshot(store, stream, str(e), what)
+            self.drop_snapshot(store, stream, str(e), what, proven=isinstance(e, BadSnapshot))
             return False
 
-    def drop_snapshot(self, store: SnapshotStore, stream: Path, why: str, what: str = "L1") -> None:
-        """A snapshot that did not come back: removed, and this L1 made ready to boot cold."""
-        self.progress.note(f"{what} snapshot not restored (removed), booting instead: {why}")
-        store.discard(stream.parent)
+    def drop_snapshot(self, store: SnapshotStore, stream: Path, why: str, what: str = "L1",
+                      proven: bool = False) -> None:
+        """A snapshot that did not come back: removed if that proves it bad (else kept, the
+        failure counted), and this L1 made ready to boot cold."""
+        removed = store.failed(stream.parent, why, proven)
+        self.progress.note(f"{what} snapshot not restored ({'removed' if removed else 'kept'}), "
+                           f"booting instead: {why}")
         self.times = BootTimes(snapshot=self.times.snapshot)
         self.ssh.close()
         self.machine.close()
@@ -145,6 +149,8 @@ class L1Guest:
         t0 = self.machine.started_at
         self.times.snapshot_s = store.restore(self.machine, stream)
         self.times.restored = True
+        if (state := self.machine.run_state()) in self.machine.DEAD_STATES:
+            raise BadSnapshot(f"snapshot {stream.parent.name}: the restored L1 is {state!r}")
         self._connect(t0, timeouts.L1_RESTORED_SSH_S)
         # The guest's clock stopped when it was saved: set it (L1's ftrace is placed on
         # L0's clock by its own marker either way). Its console says where it came from.

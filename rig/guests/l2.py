@@ -249,6 +249,14 @@ class L2Guest:
         except QMPError as e:      # a failed restore adds diagnosis() (its run state) to this
             raise InfraError(f"L2 QEMU did not run again: {e}") from e
 
+    def run_state(self) -> str:
+        """L2 QEMU's run state (QMP query-status)."""
+        try:
+            status = self._connect_qmp().cmd("query-status")
+        except QMPError as e:
+            raise InfraError(f"L2 QEMU's run state could not be read: {e}") from e
+        return str(status.get("status") if isinstance(status, dict) else status)
+
     def release_monitor(self) -> None:
         """Let go of L2 QEMU's QMP (it serves one client): before L1 is saved with L2 in it,
         so that a restored L2 greets the next run's connection."""

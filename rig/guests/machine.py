@@ -86,7 +86,7 @@ class QemuMachine:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env={**os.environ, **self.qemu.env},
-                                     preexec_fn=die_with_parent)
+                                     preexec_fn=die_with_parent())
         try:
             self.qmp.accept(timeout=connect_timeout)
         except (QMPError, OSError, TimeoutError) as e:
@@ -121,6 +121,11 @@ class QemuMachine:
         status = self.cmd("query-status").get("status")
         if status in self.DEAD_STATES:
             raise InfraError(f"{self.name}: guest is in state {status!r}: {self._tail()}")
+
+    def run_state(self) -> str:
+        """QEMU's run state of its guest (QMP query-status): "running", "paused",
+        "postmigrate", ..."""
+        return str(self.cmd("query-status").get("status"))
 
     def expect_console(self, pattern: str, timeout: float, what: str) -> re.Match[str]:
         """Wait for a console line; fail at once if the guest can no longer print one."""

@@ -10,8 +10,10 @@ and its full L1 command line with what is particular to one run (the run directo
 log directory, the forwarded SSH port) taken out; the kernel and initramfs files by size
 and mtime besides their paths (cache entries are content-keyed directories; a user's
 kernel is not). Written atomically (a staging directory renamed into place) under a lock,
-bounded in disk by an LRU limit; a snapshot that fails to restore is removed and the run
-boots cold. Checksums are not computed on use (300 MB would cost more than the restore
+bounded in disk by an LRU limit. A snapshot that fails to restore is removed only when it
+is proven bad (QEMU could not load its stream); any other failure (an SSH timeout on a loaded
+machine, a port taken) keeps it, recorded, and the run boots cold; MAX_FAILED_RESTORES such
+failures in a row remove it too. Checksums are not computed on use (300 MB would cost more than the restore
 saves): QEMU's stream has its own framing, and a stream that does not load is discarded.
 """
 
@@ -45,6 +47,13 @@ PORT = re.compile(r"(hostfwd=tcp:127\.0\.0\.1:)\d+")
 # they pushed each other out (22 of the 27 in the store saved again in one run). Room for
 # those and a developer's own kernels beside them.
 LIMIT_BYTES = 16 << 30
+# A snapshot that failed this many times in a row for reasons that prove nothing alone (a
+# guest that did not answer in time) is removed: by then it is the snapshot, not the load.
+MAX_FAILED_RESTORES = 3
+
+
+class BadSnapshot(InfraError):
+    """QEMU could not load a snapshot's stream: the snapshot itself is bad."""
 
 
 def file_identity(path: str) -> str:
@@ -126,11 +135,13 @@ class SnapshotStore:
 
     def restore(self, machine: QemuMachine, stream: Path) -> float:
         """Load the stream into a QEMU started with -incoming defer and let it run; the
-        seconds it took. InfraError (and the snapshot removed) if it does not load."""
+        seconds it took. BadSnapshot if QEMU could not load it, InfraError if it did not
+        finish (a stuck or loaded machine proves nothing about the snapshot)."""
         t0 = time.monotonic()
         status = migrate(machine, "migrate-incoming", stream, timeouts.SNAPSHOT_RESTORE_S)
+        if status.startswith("failed"):
+            raise BadSnapshot(f"snapshot {stream.parent.name} did not restore (migration {status})")
         if status != "completed":
-            self.discard(stream.parent)
             raise InfraError(f"snapshot {stream.parent.name} did not restore (migration {status})")
         if machine.cmd("query-status").get("status") != "running":
             machine.cmd("cont")
@@ -138,6 +149,23 @@ class SnapshotStore:
 
     def discard(self, entry: Path) -> None:
         shutil.rmtree(entry, ignore_errors=True)
+
+    def failed(self, entry: Path, why: str, proven: bool) -> bool:
+        """A restore of this entry failed: removed if that proves it bad, or if it failed
+        MAX_FAILED_RESTORES times in a row; else the failure is counted. True if removed."""
+        meta = self.meta(entry.name)
+        failures = [*meta.get("failed_restores", []), why[:300]][-MAX_FAILED_RESTORES:]
+        if proven or len(failures) >= MAX_FAILED_RESTORES:
+            self.discard(entry)
+            return True
+        write_atomically(entry / META, json.dumps({**meta, "failed_restores": failures}))
+        return False
+
+    def restored(self, entry: Path) -> None:
+        """A restore of this entry worked: earlier failures were the machine's, not its own."""
+        meta = self.meta(entry.name)
+        if meta.pop("failed_restores", None) is not None:
+            write_atomically(entry / META, json.dumps(meta))
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last used, bytes, entry) of every snapshot, least recently used first."""
@@ -170,14 +198,33 @@ class SnapshotStore:
         return removed, freed
 
 
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def migrate(machine: QemuMachine, command: str, path: Path, timeout: float) -> str:
     """Start an outgoing or incoming migration to/from a file and wait for its end; its
-    final status ("completed", "failed", ...). Polled: the MIGRATION event may come before
-    the wait starts."""
+    final status ("completed", "failed", ...). An outgoing one not finished in time is
+    cancelled: left to finish later, it would leave the guest paused (postmigrate)."""
     try:
         machine.cmd(command, uri=f"file:{path}")
     except InfraError as e:
         return f"refused: {e}"
+    status = wait_migration(machine, timeout)
+    if status is not None:
+        return status
+    if command == "migrate":
+        machine.cmd("migrate_cancel")
+        after = wait_migration(machine, timeouts.SNAPSHOT_CANCEL_S)
+        return f"not finished after {timeout:.0f} s (cancelled: {after or 'still cancelling'})"
+    return f"not finished after {timeout:.0f} s"
+
+
+def wait_migration(machine: QemuMachine, timeout: float) -> str | None:
+    """The migration's final status, or None if it has none within timeout. Polled: the
+    MIGRATION event may come before the wait starts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = machine.cmd("query-migrate")
@@ -187,4 +234,4 @@ def migrate(machine: QemuMachine, command: str, path: Path, timeout: float) -> s
                 status += f": {info.get('error-desc', '')}"
             return str(status)
         machine.wait_event("MIGRATION", timeouts.SNAPSHOT_POLL_S)
-    return f"not finished after {timeout:.0f} s"
+    return None

@@ -110,7 +110,9 @@ def system_qemu(profile: TargetProfile) -> QemuBinary | None:
 
 
 def explicit_qemu(path: str) -> QemuBinary:
-    p = Path(path)
+    # Absolute: a bare name ("./qemu" is "qemu" to pathlib) would be looked up in PATH when
+    # run, and so would not be the file that was checked.
+    p = Path(os.path.abspath(path))
     if not (p.is_file() and os.access(p, os.X_OK)):
         raise UserError(f"--qemu {path}: not an executable file")
     return QemuBinary(p, "given with --qemu")

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -26,8 +27,32 @@ log = logging.getLogger(__name__)
 STAGING = ".new-"
 
 
+def _own_private_dir(path: Path) -> bool:
+    """path is (made if missing) a real directory of this user's that nobody else can
+    enter: QEMU connects to the sockets in it and writes its pidfile there, and the reaper
+    kills what its pidfiles name."""
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
+
+
 def run_base() -> Path:
-    return Path(os.environ.get("RIG_RUN_DIR") or tempfile.gettempdir()) / "intx-rig"
+    """Where run directories go: `intx-rig` in RIG_RUN_DIR (or the temporary directory)
+    when it is this user's own and private; else `intx-rig-<uid>` beside it (another user
+    made the first, or left it open to all); else bad input."""
+    parent = Path(os.environ.get("RIG_RUN_DIR") or tempfile.gettempdir())
+    first = parent / "intx-rig"
+    parent.mkdir(parents=True, exist_ok=True)
+    for base in (first, parent / f"intx-rig-{os.geteuid()}"):
+        if _own_private_dir(base):
+            if base != first:
+                log.info("run directory base %s is not this user's private directory: using %s", first, base)
+            return base
+    raise UserError(f"run directory base {first}: owned by another user or open to others, and so is "
+                    f"{parent / f'intx-rig-{os.geteuid()}'}; set RIG_RUN_DIR to a directory of your own")
 
 
 def _start_time(pid: int) -> str | None:
@@ -50,7 +75,6 @@ class RunDir:
         if len(str(base)) + len(label) + 20 > MAX_RUN_DIR_LEN:
             raise UserError(f"run directory base {base} is too long for UNIX socket paths: "
                             "set RIG_RUN_DIR (or TMPDIR) to a short directory such as /tmp")
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
         reap_stale(base)
         pid = os.getpid()
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{label}-{pid}-", dir=base))

@@ -191,7 +191,7 @@ class KernelBuild:
         proc = subprocess.Popen(cmd, cwd=self.tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", start_new_session=True,
                                 env={**os.environ, **self.env},
-                                preexec_fn=die_with_parent)
+                                preexec_fn=die_with_parent())
         killer = _Killer(proc, timeouts.KERNEL_BUILD_S)
         compiled, tail, last_note = 0, list[str](), time.monotonic()
         try:

@@ -46,7 +46,7 @@ class Runs:
             if self.stopping.is_set():
                 return None
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, preexec_fn=own_session_ends_with_parent)
+                                    text=True, preexec_fn=own_session_ends_with_parent())
             self._procs.add(proc)
             return proc
 
