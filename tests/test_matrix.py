@@ -88,7 +88,7 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
     cells = matrix.select(matrix.all_cells(), MatrixSpec())[:3]
     started, running, peak, lock = [], [0], [0], threading.Lock()
 
-    def fake_run(cell, out, cache_dir, drive, runs, snapshot):
+    def fake_run(cell, out, cache_dir, drive, runs, snapshot, hold_unexpected):
         with lock:
             started.append((cell.id, out.name))
             running[0] += 1
@@ -188,3 +188,28 @@ def test_cells_are_picked_by_glob_and_a_pattern_matching_nothing_is_bad_input():
                                       "x86_64-ioapic-fixed-legacy-userspace"]
     with pytest.raises(UserError, match="no runnable cell matches"):
         matrix.select(matrix.all_cells(), MatrixSpec(cells=("ppc64-*-legacy-*",)))   # unavailable
+
+
+def test_the_tally_counts_wrong_verdicts_and_errors_apart(tmp_path):
+    from rig.matrix.tally import TALLY, tally_line, write_tally
+    stall = matrix.Cell("ppc64", "pseries", "xive", "unfixed", "pci-serial", "userspace")
+    control = matrix.Cell("x86_64", "q35", "ioapic", "fixed", "pci-serial", "userspace")
+    results = [summary.summarize(stall, [summary.RunOutcome("STALL", 9.0, "/a1", "x"),
+                                         summary.RunOutcome("PASS", 10.0, "/a2", "flowed"),
+                                         summary.RunOutcome("ERROR", 5.0, "/a3", "QEMU died")]),
+               summary.summarize(control, [summary.RunOutcome("PASS", 8.0, "/b1", "ok")] * 3)]
+    t = write_tally(tmp_path, results)
+    assert (t["runs"], t["wrong"], t["errors"]) == (6, 1, 1)
+    assert t["cells"][0]["wrong_runs"] == [{"verdict": "PASS", "reason": "flowed", "out": "/a2"}]
+    assert t["cells"][0]["error_runs"] == [{"reason": "QEMU died", "out": "/a3"}]
+    assert json.loads((tmp_path / TALLY).read_text()) == t
+    assert tally_line(t) == "6 runs: 1 wrong verdict(s), 1 ERROR(s)\n  ERROR: QEMU died"
+
+
+def test_a_run_held_only_when_its_verdict_is_unexpected():
+    from rig.core.spec import RunSpec
+    spec = RunSpec("ppc64", hold=5, expect="STALL", hold_unexpected=True).validate()
+    assert not spec.holds("STALL") and spec.holds("PASS") and spec.holds("ERROR")
+    assert RunSpec("ppc64", hold=5).validate().holds("STALL")
+    with pytest.raises(UserError, match="--hold-unexpected without --expect"):
+        RunSpec("ppc64", hold=5, hold_unexpected=True).validate()

@@ -41,6 +41,10 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                     help="every run boots L1 and saves no snapshot (one-off kernels: their snapshots "
                          "would only push useful ones out of the cache)")
+    ma.add_argument("--hold-unexpected", type=float, nargs="?", const=timeouts.HOLD_MINUTES, metavar="MINUTES",
+                    help="a run whose verdict is not its cell's expected one keeps its chain up for a look "
+                         "(`rig ssh RUN_DIR l1`; its held.json says it is held) until `rig stop` or MINUTES "
+                         f"(default {timeouts.HOLD_MINUTES:g}); the matrix waits for it")
     add_build_options(ma)
     ma.set_defaults(handler=cmd_matrix)
 
@@ -58,12 +62,14 @@ def spec_of(args: argparse.Namespace) -> MatrixSpec:
     return MatrixSpec(repeat=args.repeat, jobs=jobs_of(args.jobs), shard=MatrixSpec.parse_shard(args.shard),
                       cells=MatrixSpec.parse_cells(args.cells), slow=args.slow,
                       drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
-                      out=optional_path(args.out), snapshot=args.snapshot).validate()
+                      out=optional_path(args.out), snapshot=args.snapshot,
+                      hold_unexpected=args.hold_unexpected).validate()
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from rig.matrix.runner import run_matrix
     from rig.matrix.summary import table
+    from rig.matrix.tally import tally_line, write_tally
     spec = spec_of(args)
     build = build_spec_of(args)
     every = matrix_cells.all_cells(own={} if build else None)
@@ -86,8 +92,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             cells = own_kernel_cells(build, cells, s)
         s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
         results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs,
-                             snapshot=spec.snapshot)
+                             snapshot=spec.snapshot, hold_unexpected=spec.hold_unexpected)
     print(table(results))
+    print(tally_line(write_tally(out, results)))
     print(f"results: {out}/report.html, {out}/matrix.json, {out}/junit.xml, {out}/results.ktap")
     return report(results)
 

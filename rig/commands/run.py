@@ -14,6 +14,7 @@ from pathlib import Path
 from rig.commands.common import Subparsers, optional_path, session
 from rig.commands.kernel import add_build_options, build_spec_of
 from rig.core import timeouts
+from rig.core.errors import SpecError
 from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, DriveSpec, KernelUnderTestSpec, RunSpec
 
 
@@ -57,6 +58,11 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--detach", action="store_true",
                     help="with --hold: give the prompt back once the chain is held; the held rig goes on "
                          "in the background (its output in OUT/hold.log) until `rig stop` or its time limit")
+    ru.add_argument("--expect", choices=("PASS", "STALL"),
+                    help="the verdict this cell should give (with --hold-unexpected)")
+    ru.add_argument("--hold-unexpected", type=float, nargs="?", const=timeouts.HOLD_MINUTES, metavar="MINUTES",
+                    help="like --hold, but only when the verdict is not the one --expect gives: a wrong verdict "
+                         "caught in the act")
     ru.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                     help="boot L1 instead of restoring it from a snapshot of an earlier run's, and save none")
     ru.add_argument("--boot-timeout", type=float, default=None,
@@ -68,10 +74,14 @@ def add_parser(sub: Subparsers) -> None:
 def spec_of(args: argparse.Namespace) -> RunSpec:
     """The run as the command line gives it, validated (rig.core.spec), then checked
     against the host (rig.commands.preflight)."""
+    if args.hold is not None and args.hold_unexpected is not None:
+        raise SpecError("--hold", "--hold and --hold-unexpected: give one of them")
     spec = RunSpec(
         arch=args.arch, machine=args.machine, ic=args.ic, device=args.device, consumer=args.consumer,
-        l1_vfio=args.l1_vfio, snapshot=args.snapshot, confirm=args.confirm, hold=args.hold,
-        detach=args.detach, l2_accel=args.l2_accel, l1_smp=args.l1_smp,
+        l1_vfio=args.l1_vfio, snapshot=args.snapshot, confirm=args.confirm,
+        hold=args.hold if args.hold_unexpected is None else args.hold_unexpected,
+        detach=args.detach, l2_accel=args.l2_accel, l1_smp=args.l1_smp, expect=args.expect,
+        hold_unexpected=args.hold_unexpected is not None,
         boot_timeout=args.boot_timeout,
         drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
         kernel=KernelUnderTestSpec(optional_path(args.kernel), optional_path(args.modules),

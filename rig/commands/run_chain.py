@@ -87,7 +87,7 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
             with running_chain(s, spec, out, facts, kernel) as chain:
                 verdict = chain.drive(spec.drive)
                 report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s)   # before a hold
-                if spec.hold is not None:
+                if spec.hold is not None and spec.holds(verdict.verdict):
                     why = Hold(chain, out, spec.hold, verdict.verdict, s.progress).wait()
                     s.progress.step(f"hold ended: {why}; tearing the chain down")
                 return verdict

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rig.core import timeouts
 from rig.core.errors import SpecError
-from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, spellings
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, Outcome, spellings
 from rig.core.targets import PROFILES, MachineProfile, TargetProfile, machine, machines_of, profile
 
 DEVICES = spellings(DeviceKind)
@@ -212,6 +212,8 @@ class RunSpec:
     confirm: int = 1                       # run this many times; a verdict only if all agree
     hold: float | None = None              # minutes the chain stays up after the verdict (None: none)
     detach: bool = False                   # the held rig goes on in the background
+    expect: str | None = None              # the verdict the cell should give (rig matrix's runs)
+    hold_unexpected: bool = False          # hold only when the verdict is not `expect`
     drive: DriveSpec = field(default_factory=DriveSpec)
     kernel: KernelUnderTestSpec = field(default_factory=KernelUnderTestSpec)
     qemu: Path | None = None
@@ -280,6 +282,14 @@ class RunSpec:
         elif self.detach:
             raise SpecError("--detach", "--detach without --hold: only a held chain goes on in the "
                             "background; add --hold")
+        _choice("--expect", self.expect, (Outcome.PASS.value, Outcome.STALL.value))
+        if self.hold_unexpected and self.expect is None:
+            raise SpecError("--hold-unexpected", "--hold-unexpected without --expect: give the verdict the cell "
+                            "should give (PASS or STALL)")
+
+    def holds(self, outcome: str) -> bool:
+        """Whether the chain stays up after this verdict."""
+        return self.hold is not None and not (self.hold_unexpected and outcome == self.expect)
 
 
 @dataclass(frozen=True)
@@ -332,6 +342,7 @@ class MatrixSpec:
     drive: DriveSpec = field(default_factory=lambda: DriveSpec(pass_after=100))
     out: Path | None = None
     snapshot: bool = True             # runs restore L1 from snapshots and save them (RunSpec.snapshot)
+    hold_unexpected: float | None = None   # minutes a run whose verdict is not its cell's stays up
 
     @staticmethod
     def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -357,6 +368,8 @@ class MatrixSpec:
 
     def validate(self) -> MatrixSpec:
         _number("--repeat", self.repeat, 1, MAX_REPEAT, integer=True)
+        if self.hold_unexpected is not None:
+            _number("--hold-unexpected", self.hold_unexpected, MIN_HOLD_MINUTES, MAX_HOLD_MINUTES, unit="minutes")
         if self.jobs is not None:
             _number("--jobs", self.jobs, 1, MAX_JOBS, integer=True)
         self.drive.validate()

@@ -77,17 +77,20 @@ def stop(proc: subprocess.Popen[str], timeout: float) -> None:
 
 
 def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
-             runs: Runs, snapshot: bool = True) -> RunOutcome | None:
-    """One `rig run` of the cell; None if the matrix was interrupted before or during it."""
+             runs: Runs, snapshot: bool = True, hold_unexpected: float | None = None) -> RunOutcome | None:
+    """One `rig run` of the cell; None if the matrix was interrupted before or during it.
+    hold_unexpected: minutes a run whose verdict is not the cell's keeps its chain up."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "rig", "-q"] + (["--cache-dir", str(cache_dir)] if cache_dir else [])
     cmd += cell.run_args(drive) + ["--out", str(out)] + ([] if snapshot else ["--no-snapshot"])
+    if hold_unexpected is not None:
+        cmd += ["--expect", cell.expectation().verdict.value, "--hold-unexpected", f"{hold_unexpected:g}"]
     t0 = time.monotonic()
     proc = runs.start(cmd)
     if proc is None:
         return None
     try:
-        stdout, stderr = proc.communicate(timeout=timeouts.MATRIX_RUN_S)
+        stdout, stderr = proc.communicate(timeout=timeouts.MATRIX_RUN_S + 60 * (hold_unexpected or 0))
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)     # it cleans up; what it wrote says how far it got
         stop(proc, timeouts.MATRIX_RUN_STOP_S)
@@ -115,7 +118,7 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
 
 def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None,
                drive: DriveSpec, progress: Progress, jobs: int = 1,
-               snapshot: bool = True) -> list[dict[str, Any]]:
+               snapshot: bool = True, hold_unexpected: float | None = None) -> list[dict[str, Any]]:
     """Every cell `repeat` times, `jobs` runs at a time. Runs go round by round (every
     cell's first run, then every cell's second), so a cell's repeats are spread over the
     whole matrix run rather than bunched together. matrix.json is rewritten as runs end."""
@@ -128,7 +131,7 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None
         if runs.stopping.is_set():
             return
         progress.step(f"[{i}/{len(tasks)}] {cell.id} run {n + 1}/{repeat}")
-        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, drive, runs, snapshot)
+        outcome = run_cell(cell, out / cell.id / f"run{n + 1}", cache_dir, drive, runs, snapshot, hold_unexpected)
         if outcome is None:
             return
         progress.note(f"{cell.id} run {n + 1}: {outcome.verdict} in {outcome.seconds:.0f} s")
