@@ -10,6 +10,10 @@ import subprocess
 import pytest
 from conftest import run_rig
 
+from rig.commands.reproduce import Inputs, options_of
+from rig.core import spec_json
+from rig.core.spec import RunSpec
+
 pytestmark = pytest.mark.unit
 
 
@@ -38,15 +42,16 @@ def files(tmp_path_factory):
     gone.wait()
     for name, text in (("stale-hold", json.dumps({"pid": gone.pid, "until": 0, "control": "/nonexistent",
                                                   "verdict": "PASS", "l1_port": 1, "l2_port": None,
-                                                  "client_key": "k", "host_key": "h"})),
+                                                  "client_key": "/k", "host_key": "ssh-ed25519 AAAA"})),
                        ("torn-hold", "{\"pid\": 1")):
         (d / name).mkdir()
         (d / name / "held.json").write_text(text)
-    for name, files in (("recorded", {}), ("recorded-gone", {"kernel": {"path": str(d / "gone"), "sha256": "0" * 64}})):
+    spec = RunSpec("x86_64").validate()
+    for name, files in (("recorded", {}), ("recorded-gone", {"kernel": d / "gone"})):
         (d / name).mkdir()
-        (d / name / "inputs.json").write_text(json.dumps({
-            "name": "x86_64-ioapic-fixed-l2", "verdict": "PASS", "options": ["--arch", "x86_64"], "files": files,
-            "provided": {}, "rig_version": "0", "recorded_at": "now"}))
+        Inputs("x86_64-ioapic-fixed-l2", "PASS", spec_json.to_json(spec), options_of(spec, files),
+               {role: {"path": str(p), "sha256": "0" * 64} for role, p in files.items()}, {}, "0", "now"
+               ).write(d / name)
     return d
 
 
@@ -148,7 +153,7 @@ CASES = [
     (("ssh", "{f}", "l3"), "l3"),
     (("monitor", "{f}", "l0", "info", "pic"), "chain is not held (no"),
     (("monitor", "{f}/stale-hold", "l0"), "not held any more"),
-    (("ssh", "{f}/torn-hold", "l1"), "not a record of a held chain"),
+    (("ssh", "{f}/torn-hold", "l1"), "not a record of a chain held"),
     (("stop", "{f}"), "chain is not held (no"),
     (("stop", "{f}/stale-hold"), "not held any more"),
     (("rerun", "{f}/no-such-run"), "no such results directory"),

@@ -3,6 +3,7 @@ requests (stop, a monitor command, what cannot be asked), and what the terminal 
 A chain held for real: tests/test_hold_e2e.py."""
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from rig.chain.hold import KNOWN_HOSTS, RECORD, Hold, HoldRecord, how_to_get_in
+from rig.chain.hold import CONTROL, KNOWN_HOSTS, RECORD, Hold, HoldRecord, how_to_get_in
 from rig.core.errors import InfraError, UserError
 from rig.core.progress import Progress
+from rig.host.rundir import RunDir
 
 pytestmark = pytest.mark.unit
 
@@ -33,31 +35,50 @@ class FakeMachine:
         raise InfraError(f"l1: QMP {command} failed: unknown")
 
 
-def fake_chain(tmp_path: Path, l2=None):
-    keys = SimpleNamespace(client_private=tmp_path / "client_ed25519", host_public="ssh-ed25519 AAAAhost\n")
-    l1 = SimpleNamespace(machine=FakeMachine(tmp_path), ssh=SimpleNamespace(keys=keys), ssh_port=40000)
+@pytest.fixture
+def rig_dir(run_base):
+    """This process's run directory, where a held rig's control socket is."""
+    with RunDir("hold") as rd:
+        yield rd
+
+
+def private_key(tmp_path: Path) -> Path:
+    key = tmp_path / "client_ed25519"
+    key.write_text("key")
+    key.chmod(0o600)
+    return key
+
+
+def fake_chain(tmp_path: Path, run_dir, l2=None):
+    keys = SimpleNamespace(client_private=private_key(tmp_path), host_public="ssh-ed25519 AAAAhost\n")
+    l1 = SimpleNamespace(machine=FakeMachine(run_dir), ssh=SimpleNamespace(keys=keys), ssh_port=40000)
     return SimpleNamespace(l1=l1, l2=l2)
 
 
-def test_the_record_round_trips_and_names_a_living_rig(tmp_path):
-    rec = HoldRecord(os.getpid(), time.time() + 60, "/tmp/x.sock", "STALL", 40000, 2222, "/k", "ssh-ed25519 A")
-    rec.write(tmp_path)
-    assert HoldRecord.load(tmp_path) == rec
-    assert not [p for p in tmp_path.iterdir() if p.name != RECORD], "the temporary file was left"
+def test_the_record_round_trips_and_names_a_living_rig(tmp_path, rig_dir):
+    with socket.socket(socket.AF_UNIX) as control:
+        control.bind(str(rig_dir / CONTROL))
+        rec = HoldRecord(os.getpid(), time.time() + 60, str(rig_dir / CONTROL), "STALL", 40000, 2222,
+                         str(private_key(tmp_path)), "ssh-ed25519 AAAA")
+        out = tmp_path / "out"
+        out.mkdir()
+        rec.write(out)
+        assert HoldRecord.load(out) == rec
+        assert not [p for p in out.iterdir() if p.name != RECORD], "the temporary file was left"
 
 
 def test_a_record_of_a_gone_rig_is_not_a_hold(tmp_path):
     import subprocess
     p = subprocess.Popen(["true"])
     p.wait()
-    HoldRecord(p.pid, 0, "/x", "PASS", 1, None, "/k", "h").write(tmp_path)
+    HoldRecord(p.pid, 0, "/x", "PASS", 1, None, "/k", "ssh-ed25519 AAAA").write(tmp_path)
     with pytest.raises(UserError, match="not held any more"):
         HoldRecord.load(tmp_path)
 
 
-def test_requests_on_the_control_socket(tmp_path):
+def test_requests_on_the_control_socket(tmp_path, rig_dir):
     """The held rig's side and another rig's side of the socket, for real, in threads."""
-    chain = fake_chain(tmp_path)
+    chain = fake_chain(tmp_path, rig_dir)
     hold = Hold(chain, tmp_path, 1.0, "STALL", Progress(quiet=True))
     ended: list[str] = []
     t = threading.Thread(target=lambda: ended.append(hold.wait()))
@@ -85,11 +106,11 @@ def test_requests_on_the_control_socket(tmp_path):
         t.join(timeout=10)
     assert ended == ["stopped by `rig stop`"]
     assert not (tmp_path / RECORD).exists() and not (tmp_path / KNOWN_HOSTS).exists()
-    assert not (tmp_path / "hold.sock").exists()
+    assert not (rig_dir / CONTROL).exists()
 
 
-def test_a_hold_runs_out_by_itself(tmp_path):
-    hold = Hold(fake_chain(tmp_path), tmp_path, 0.01, "PASS", Progress(quiet=True))
+def test_a_hold_runs_out_by_itself(tmp_path, rig_dir):
+    hold = Hold(fake_chain(tmp_path, rig_dir), tmp_path, 0.01, "PASS", Progress(quiet=True))
     assert hold.wait() == "its time limit (0.01 min) ran out"
     assert not (tmp_path / RECORD).exists()
 

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rig.commands.reproduce import INPUTS, RERUNS, SCRIPT, Inputs, digest, judge, kernel_files, options_of
-from rig.commands.run import spec_from_options
+from rig.commands.reproduce import INPUTS, SCRIPT, Inputs, digest, kernel_files, options_of
+from rig.commands.rerun import RERUNS, judge
+from rig.core import spec_json
 from rig.core.errors import UserError
 from rig.core.spec import DriveSpec, KernelUnderTestSpec, RunSpec
+
+CELL = spec_json.to_json(RunSpec("ppc64", l1_vfio="unfixed", consumer="userspace").validate())
 
 pytestmark = pytest.mark.unit
 
@@ -21,8 +24,8 @@ pytestmark = pytest.mark.unit
     RunSpec("ppc64", machine="powernv", snapshot=False, boot_timeout=600),
     RunSpec("x86_64", device="pci-serial", l2_accel="tcg", l1_smp=2),
 ], ids=["ppc64-fast", "powernv", "x86-nested"])
-def test_recorded_options_give_the_same_cell(spec):
-    again = spec_from_options(options_of(spec, {}))
+def test_the_recorded_spec_gives_the_same_cell(spec):
+    again = spec_json.from_json(json.loads(json.dumps(spec_json.to_json(spec))), {})
     assert again.run_name(None) == spec.run_name(None)
     for field in ("arch", "l1_vfio", "consumer", "l2_accel", "l1_smp", "snapshot", "boot_timeout", "device"):
         assert getattr(again, field) == getattr(spec, field), field
@@ -41,7 +44,7 @@ def test_a_users_kernel_is_recorded_as_what_ran(tmp_path):
 
 
 def inputs_with(tmp_path, files):
-    return Inputs("x86_64-ioapic-fixed-l2", "STALL", ["--arch", "x86_64"], files, {}, "0", "now")
+    return Inputs("x86_64-ioapic-fixed-l2", "STALL", CELL, ["--arch", "x86_64"], files, {}, "0", "now")
 
 
 def test_a_users_file_missing_or_changed_is_named(tmp_path):
@@ -62,11 +65,13 @@ def test_a_users_file_missing_or_changed_is_named(tmp_path):
 
 
 def test_the_script_reruns_its_own_directory_and_says_what(tmp_path):
-    inputs = Inputs("ppc64-xive-unfixed-userspace", "STALL", ["--arch", "ppc64", "--l1-vfio", "unfixed"],
+    inputs = Inputs("ppc64-xive-unfixed-userspace", "STALL", CELL,
+                    options_of(spec_json.from_json(CELL, {}), {"kernel": Path("/k/vmlinux")}),
                     {"kernel": {"path": "/k/vmlinux", "sha256": "ab" * 32}}, {}, "0.9", "2026-12-02T00:00:00Z")
     inputs.write(tmp_path)
     text = (tmp_path / SCRIPT).read_text()
-    assert "rig run --arch ppc64 --l1-vfio unfixed" in text and "sha256 " + "ab" * 32 in text
+    assert "rig run --arch ppc64 --machine pseries --ic xive --consumer userspace --l1-vfio unfixed" \
+        in text and "sha256 " + "ab" * 32 in text
     assert 'rerun "$(dirname "$0")"' in text
     assert subprocess.run(["sh", "-n", str(tmp_path / SCRIPT)]).returncode == 0
     assert Inputs.load(tmp_path) == inputs
@@ -79,7 +84,7 @@ def test_the_script_reruns_its_own_directory_and_says_what(tmp_path):
     (["ERROR"], 125, "NOT reproduced"),
 ])
 def test_a_rerun_is_judged_against_the_recorded_verdict(tmp_path, capsys, verdicts, status, said):
-    inputs = Inputs("cell", "STALL", [], {}, {"l0_qemu": "QEMU 11.1.3"}, "0", "now")
+    inputs = Inputs("cell", "STALL", CELL, [], {}, {"l0_qemu": "QEMU 11.1.3"}, "0", "now")
     run1 = tmp_path / "run-1"
     run1.mkdir()
     (run1 / "result.json").write_text(json.dumps({"l0": {"qemu": "/q/qemu-system-x86_64 QEMU 11.2.0"}, "l1": None}))
@@ -95,7 +100,7 @@ def test_not_a_run_directory(tmp_path):
     with pytest.raises(UserError, match="no such results directory"):
         Inputs.load(tmp_path / "nothing")
     (tmp_path / INPUTS).write_text("{")
-    with pytest.raises(UserError, match="not a record"):
+    with pytest.raises(UserError, match="not JSON"):
         Inputs.load(Path(tmp_path))
 
 
@@ -108,7 +113,7 @@ def test_the_runs_package_versions_go_with_it_to_another_cache(tmp_path):
     here = Cache(tmp_path / "here")
     here.write_json({"resolved_at": "then", "packages": [{"name": "linux-image", "version": "1"}]},
                     "locks", "guest-ppc64el-abc.json")
-    inputs = Inputs("cell", "STALL", [], {}, {}, "0", "now", recorded_locks(here))
+    inputs = Inputs("cell", "STALL", CELL, [], {}, {}, "0", "now", recorded_locks(here))
     elsewhere = Cache(tmp_path / "elsewhere")
     notes = seed_locks(inputs, elsewhere)
     assert notes == ["package set guest-ppc64el-abc: the run's versions, fetched as recorded"]

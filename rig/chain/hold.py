@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -23,14 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from rig.chain.chain import Chain
-from rig.core import timeouts
+from rig.core import timeouts, untrusted
 from rig.core.errors import InfraError, UserError
+from rig.core.kinds import Outcome
 from rig.core.progress import Progress
 from rig.guests.l2 import SSH_PORT as L2_SSH_PORT
+from rig.host.rundir import run_base
 
 log = logging.getLogger(__name__)
 
 RECORD = "held.json"
+MAX_RECORD_BYTES = 64 << 10
+HOST_KEY = re.compile(r"ssh-ed25519 [A-Za-z0-9+/]+=*")
 KNOWN_HOSTS = "held-known_hosts"       # for OpenSSH's ssh: the guests' baked-in host key
 CONTROL = "hold.sock"                  # in the run directory (short: a UNIX socket path)
 MONITORS = ("l0", "l1")                # the QEMU in L0 (runs L1), the QEMU in L1 (runs L2)
@@ -58,19 +64,59 @@ class HoldRecord:
 
     @classmethod
     def load(cls, run_dir: Path) -> HoldRecord:
-        """The record of a chain held now; one-line bad input otherwise."""
+        """The record of a chain held now, checked as a stranger's (a planted held.json must
+        not make `rig ssh` read another key or `rig stop` talk to another socket); one-line
+        bad input otherwise."""
         if not run_dir.is_dir():
             raise UserError(f"{run_dir}: no such results directory; give the directory `rig run --hold` printed")
         path = run_dir / RECORD
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise UserError(f"{run_dir}: its chain is not held (no {RECORD}): run it with `rig run --hold`")
+        data = untrusted.read_json(path, MAX_RECORD_BYTES, "not a record of a chain held on this machine")
         try:
-            record = cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as e:
-            raise UserError(f"{path}: not a record of a held chain ({e})") from e
+            record = cls._checked(data)
+        except UserError as e:
+            raise UserError(f"{path}: {e}; not a record of a chain held on this machine by you") from None
         if not _process_exists(record.pid):
             raise UserError(f"{run_dir}: its chain is not held any more (rig process {record.pid} is gone)")
+        record._check_owner()
         return record
+
+    @classmethod
+    def _checked(cls, data: object) -> HoldRecord:
+        d = untrusted.expect(data, dict, "the record")
+        if set(d) != set(cls.__dataclass_fields__):
+            raise UserError(f"keys {sorted(set(d) ^ set(cls.__dataclass_fields__))} unknown or missing")
+        for key, types in (("pid", int), ("until", (int, float)), ("control", str), ("verdict", str),
+                           ("l1_port", int), ("l2_port", (int, type(None))), ("client_key", str), ("host_key", str)):
+            untrusted.expect(d[key], types, key)
+        if d["verdict"] not in tuple(Outcome):
+            raise UserError(f"verdict: {d['verdict'][:40]!r} is none of {', '.join(Outcome)}")
+        if not all(1 <= p <= 65535 for p in (d["l1_port"], d["l2_port"] or 1)) or d["pid"] <= 1:
+            raise UserError("a port or the pid is out of range")
+        if not HOST_KEY.fullmatch(d["host_key"]):
+            raise UserError(f"host_key: {d['host_key'][:40]!r} is not an ssh-ed25519 public key")
+        untrusted.absolute_path(d["control"], "control")
+        untrusted.absolute_path(d["client_key"], "client_key")
+        return cls(**d)
+
+    def _check_owner(self) -> None:
+        """The control socket is in a run directory of this user's, owned by the record's
+        pid; the key is a private file of this user's."""
+        control = Path(self.control)
+        owner = control.parent / "owner"
+        try:
+            st, key = os.lstat(control), os.lstat(self.client_key)
+            owner_pid = int(owner.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            owner_pid, st, key = -1, None, None
+        mine = st is not None and stat.S_ISSOCK(st.st_mode) and st.st_uid == os.geteuid()
+        if control.name != CONTROL or control.parent.parent != run_base() or owner_pid != self.pid or not mine:
+            raise UserError(f"control {self.control}: not the control socket of rig process {self.pid} in your "
+                            f"run directory ({run_base()}); not a record of a chain held on this machine by you")
+        if key is None or not stat.S_ISREG(key.st_mode) or key.st_uid != os.geteuid() or key.st_mode & 0o077:
+            raise UserError(f"client_key {self.client_key}: not a private key file of yours (mode 600, not a "
+                            "symlink); not a record of a chain held on this machine by you")
 
     def ask(self, request: dict[str, Any], timeout: float = timeouts.HOLD_REQUEST_S) -> dict[str, Any]:
         """One request to the held rig; its answer."""

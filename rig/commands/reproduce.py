@@ -12,26 +12,26 @@ any that resolved to another version is named beside the verdict.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
+import os
+import re
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rig import __version__
-from rig.commands.common import Subparsers
+from rig.core import spec_json, untrusted
 from rig.core.cache import Cache, sha256_file
 from rig.core.errors import UserError
+from rig.core.kinds import Outcome
 from rig.core.spec import RunSpec
 
 INPUTS = "inputs.json"
 SCRIPT = "reproduce.sh"
-RERUNS = "rerun.json"
 LOCKS = "locks"                  # the cache's package locks (rig.debian.packages)
 # Options of rig run that say where results go or how to look, not what is run.
 NOT_REPLAYED = ("out", "hold", "detach", "confirm")
@@ -83,16 +83,25 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
+SCHEMA_VERSION = 2
+MAX_INPUTS_BYTES = 8 << 20     # locks are about 100 KB
+LOCK_PACKAGE = {"name": str, "version": str, "arch": str, "filename": str, "sha256": str, "size": int}
+DEB_FILENAME = re.compile(r"pool/[A-Za-z0-9._+~-]+(/[A-Za-z0-9._+~-]+)*\.deb")
+REFUSE = "refusing to rerun it: `rig rerun` takes the directory `rig run` wrote, unchanged"
+
+
 @dataclass(frozen=True)
 class Inputs:
     name: str
     verdict: str
-    options: list[str]
+    spec: dict[str, Any]                  # the cell as JSON (rig.core.spec_json): read back, never argv
+    options: list[str]                    # the same as `rig run` options, for people (never read back)
     files: dict[str, dict[str, str]]      # role -> {path, sha256}
     provided: dict[str, Any]              # the rig's own: L0 QEMU, L1's kernel package
     rig_version: str
     recorded_at: str
     locks: dict[str, Any] = field(default_factory=dict)   # the cache's package locks: exact versions, sha256
+    schema_version: int = SCHEMA_VERSION
 
     def write(self, out: Path) -> None:
         (out / INPUTS).write_text(json.dumps(self.__dict__, indent=1) + "\n")
@@ -102,32 +111,113 @@ class Inputs:
 
     @classmethod
     def load(cls, run_dir: Path) -> Inputs:
-        path = run_dir / INPUTS
+        """A result directory's record, every value checked (it may be anyone's): one line
+        naming what is wrong otherwise."""
         if not run_dir.is_dir():
             raise UserError(f"{run_dir}: no such results directory; give a directory `rig run` wrote")
-        if not path.is_file():
+        path = run_dir / INPUTS
+        if not os.path.lexists(path):
             raise UserError(f"{run_dir}: not a result directory of `rig run` (no {INPUTS}); give one it wrote")
+        data = untrusted.read_json(path, MAX_INPUTS_BYTES, REFUSE)
         try:
-            return cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as e:
-            raise UserError(f"{path}: not a record of a run's inputs ({e})") from e
+            return cls._checked(data)
+        except UserError as e:
+            raise UserError(f"{path}: {e}; {REFUSE}") from None
+
+    @classmethod
+    def _checked(cls, data: object) -> Inputs:
+        d = untrusted.expect(data, dict, "the record")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise UserError(f"schema_version {version!r}, this rig reads {SCHEMA_VERSION} (a record of another "
+                            "version of the rig: rerun its cell with `rig run` and the options its reproduce.sh "
+                            "shows)")
+        expected = set(cls.__dataclass_fields__)
+        if set(d) != expected:
+            raise UserError(f"keys {sorted(set(d) ^ expected)} unknown or missing")
+        for key in ("name", "rig_version", "recorded_at"):
+            untrusted.expect(d[key], str, key)
+        if d["verdict"] not in tuple(Outcome):
+            raise UserError(f"verdict: {str(d['verdict'])[:40]!r} is none of {', '.join(Outcome)}")
+        options = untrusted.expect(d["options"], list, "options")
+        for i, o in enumerate(options):
+            untrusted.expect(o, str, f"options[{i}]")
+        provided = untrusted.expect(d["provided"], dict, "provided")
+        for k, v in provided.items():
+            untrusted.expect(v, (str, bool, type(None)), f"provided.{k}")
+        inputs = cls(d["name"], d["verdict"], untrusted.expect(d["spec"], dict, "spec"), options,
+                     checked_files(d["files"]), provided, d["rig_version"], d["recorded_at"],
+                     checked_locks(d["locks"]))
+        cell = spec_json.from_json(inputs.spec, {})      # the cell is one `rig run` takes (files: checked on use)
+        if options != options_of(cell, {role: Path(f["path"]) for role, f in inputs.files.items()}):
+            raise UserError("options: not the command line of the recorded spec and files (edited?)")
+        return inputs
+
+    def run_spec(self) -> RunSpec:
+        """The recorded cell with the user's files, validated as `rig run` validates it."""
+        return spec_json.from_json(self.spec, {role: Path(f["path"]) for role, f in self.files.items()})
 
     def check_files(self) -> None:
-        """Each of the user's files where it was, with the same content; else one line."""
+        """Each of the user's files where it was (itself, not a symlink to it), with the same
+        content; else one line."""
         for role, f in self.files.items():
             path = Path(f["path"])
-            if not path.exists():
+            if not os.path.lexists(path):
                 raise UserError(f"--{role} {path}: the file the run used is not here (sha256 {f['sha256'][:16]}...); "
                                 f"put it there, or edit {INPUTS} to where it is")
+            untrusted.regular_file(path, f"--{role}", directory=role == "modules")
             if digest(path) != f["sha256"]:
                 raise UserError(f"--{role} {path}: changed since the run (sha256 {f['sha256'][:16]}... then, "
                                 f"{digest(path)[:16]}... now); restore that file to rerun the same cell")
 
 
+def checked_files(value: object) -> dict[str, dict[str, str]]:
+    """role -> {path, sha256}: a role the rig records, an absolute path, a sha256."""
+    files: dict[str, dict[str, str]] = untrusted.expect(value, dict, "files")
+    for role, f in files.items():
+        if role not in spec_json.FILE_ROLES:
+            raise UserError(f"files: unknown role {str(role)[:40]!r}; the rig records only "
+                            f"{', '.join(spec_json.FILE_ROLES)}")
+        entry = untrusted.expect(f, dict, f"files.{role}")
+        if set(entry) != {"path", "sha256"}:
+            raise UserError(f"files.{role}: must have exactly path and sha256")
+        untrusted.absolute_path(entry["path"], f"files.{role}.path")
+        untrusted.sha256_hex(entry["sha256"], f"files.{role}.sha256")
+    return files
+
+
+def checked_locks(value: object) -> dict[str, Any]:
+    """Package locks: plain file names, and in each only exact packages of Debian's pool."""
+    locks: dict[str, Any] = untrusted.expect(value, dict, "locks")
+    for name, lock in locks.items():
+        where = f"locks.{str(name)[:60]}"
+        if not untrusted.plain_name(name, "locks: a lock name").endswith(".json"):
+            raise UserError(f"{where}: a lock's name ends in .json")
+        lock = untrusted.expect(lock, dict, where)
+        if set(lock) != {"resolved_at", "packages"}:
+            raise UserError(f"{where}: must have exactly resolved_at and packages")
+        untrusted.expect(lock["resolved_at"], str, f"{where}.resolved_at")
+        for i, pkg in enumerate(untrusted.expect(lock["packages"], list, f"{where}.packages")):
+            checked_package(pkg, f"{where}.packages[{i}]")
+    return locks
+
+
+def checked_package(value: object, where: str) -> None:
+    pkg = untrusted.expect(value, dict, where)
+    if set(pkg) != set(LOCK_PACKAGE):
+        raise UserError(f"{where}: must have exactly {', '.join(LOCK_PACKAGE)}")
+    for key, typ in LOCK_PACKAGE.items():
+        untrusted.expect(pkg[key], typ, f"{where}.{key}")
+    if not DEB_FILENAME.fullmatch(pkg["filename"]) or ".." in pkg["filename"]:
+        raise UserError(f"{where}.filename: {pkg['filename'][:80]!r} is not a .deb in Debian's pool")
+    untrusted.sha256_hex(pkg["sha256"], f"{where}.sha256")
+
+
 def record(out: Path, spec: RunSpec, name: str, verdict: str, kernel_path: Path | None,
            modules_dir: Path | None, result: dict[str, Any], cache: Cache) -> Inputs:
     files = kernel_files(spec, kernel_path, modules_dir)
-    inputs = Inputs(name, verdict, options_of(spec, files, result.get("device")),
+    inputs = Inputs(name, verdict, spec_json.to_json(spec, result.get("device")),
+                    options_of(spec, files, result.get("device")),
                     {role: {"path": str(p), "sha256": digest(p)} for role, p in files.items()},
                     provided_of(result), __version__, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     recorded_locks(cache))
@@ -168,13 +258,19 @@ def provided_of(result: dict[str, Any]) -> dict[str, Any]:
             "l1_kernel_package": l1.get("kernel_package"), "l1_vfio_intx_fix": l1.get("vfio_intx_fix")}
 
 
+def comment(text: str) -> str:
+    """text as one line of a shell comment: a newline or any other control character in a
+    path is shown escaped, never ends the comment."""
+    return text.encode("unicode_escape").decode("ascii")
+
+
 def reproduce_script(inputs: Inputs, python: Path) -> str:
-    command = shlex.join(["rig", "run", *inputs.options])
-    files = "".join(f"#   {role}: {f['path']} (sha256 {f['sha256']})\n" for role, f in inputs.files.items()) \
+    command = comment(shlex.join(["rig", "run", *inputs.options]))
+    files = "".join(f"#   {role}: {comment(f['path'])} (sha256 {f['sha256']})\n" for role, f in inputs.files.items()) \
         or "#   (none of yours: the rig's own, as pinned)\n"
     return (f"#!/bin/sh\n"
-            f"# Reruns {inputs.name} (verdict then: {inputs.verdict}; intx-rig {inputs.rig_version},"
-            f" {inputs.recorded_at}):\n#   {command}\n"
+            f"# Reruns {comment(inputs.name)} (verdict then: {inputs.verdict}; intx-rig {comment(inputs.rig_version)},"
+            f" {comment(inputs.recorded_at)}):\n#   {command}\n"
             f"# with the same inputs, checked by content before anything boots:\n{files}"
             "# `rig rerun` says whether the verdict matched; more runs: ./reproduce.sh --repeat 3\n"
             "# (the rig's global options, such as --cache-dir DIR, in $RIG_OPTS)\n"
@@ -183,60 +279,3 @@ def reproduce_script(inputs: Inputs, python: Path) -> str:
             '    exec "$PY" -m rig $RIG_OPTS rerun "$(dirname "$0")" "$@"\n'
             "fi\n"
             'exec rig $RIG_OPTS rerun "$(dirname "$0")" "$@"    # the rig installed on this machine\n')
-
-
-# -- rig rerun -------------------------------------------------------------------------
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser("rerun", help="run a result directory's cell again with the same inputs; "
-                                     "exit 0 if every verdict matched, 1 if one did not, 125 on an ERROR")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a results directory of `rig run` (its inputs.json)")
-    p.add_argument("--repeat", type=int, default=1, metavar="N", help="run it N times")
-    p.add_argument("--out", help="where the reruns go (default RUN_DIR/rerun-<time>)")
-    p.set_defaults(handler=cmd_rerun)
-
-
-def cmd_rerun(args: argparse.Namespace) -> int:
-    from rig.commands.run import spec_from_options
-    from rig.core.errors import SpecError
-    from rig.core.spec import MAX_REPEAT
-    run_dir = Path(args.run_dir)
-    inputs = Inputs.load(run_dir)
-    if not 1 <= args.repeat <= MAX_REPEAT:
-        raise SpecError("--repeat", f"--repeat {args.repeat}: must be a whole number from 1 to {MAX_REPEAT}")
-    inputs.check_files()
-    out = Path(args.out) if args.out else run_dir / f"rerun-{time.strftime('%Y%m%d-%H%M%S')}"
-    spec = spec_from_options(inputs.options)
-    print(f"rerunning {inputs.name} (verdict then: {inputs.verdict}) {args.repeat} time(s); results in {out}")
-    from rig.commands.common import session
-    from rig.commands.run_chain import run_once, user_kernel
-    s = session(args, qemu=spec.qemu)
-    for note in seed_locks(inputs, s.cache):
-        print(f"  {note}")
-    with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:
-        kernel = user_kernel(spec, Path(unpack), s)
-        verdicts = [str(run_once(s, spec, kernel, out / f"run-{i}").verdict) for i in range(1, args.repeat + 1)]
-    return judge(inputs, verdicts, out)
-
-
-def judge(inputs: Inputs, verdicts: list[str], out: Path) -> int:
-    """Print and record whether the reruns matched; the exit status."""
-    matched = all(v == inputs.verdict for v in verdicts)
-    differences = provided_differences(inputs, out)
-    (out / RERUNS).write_text(json.dumps({"recorded": inputs.verdict, "verdicts": verdicts, "matched": matched,
-                                          "provided_differences": differences}, indent=1) + "\n")
-    for d in differences:
-        print(f"  not the same as the run's: {d}")
-    if matched:
-        print(f"reproduced: {len(verdicts)} of {len(verdicts)} rerun(s) gave {inputs.verdict}, as recorded")
-        return 0
-    print(f"NOT reproduced: the run gave {inputs.verdict}, the rerun(s) {', '.join(verdicts)}")
-    return 125 if "ERROR" in verdicts else 1
-
-
-def provided_differences(inputs: Inputs, out: Path) -> list[str]:
-    now: dict[str, Any] = {}
-    for result in sorted(out.glob("run-*/result.json")):
-        now = provided_of(json.loads(result.read_text()))
-        break
-    return [f"{k}: {inputs.provided.get(k)!r} then, {v!r} now" for k, v in now.items()
-            if v is not None and inputs.provided.get(k) is not None and v != inputs.provided.get(k)]

@@ -93,12 +93,6 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
     return spec
 
 
-def spec_from_options(options: list[str]) -> RunSpec:
-    """The spec of `rig run OPTIONS` (rig rerun: the options a reproducer recorded)."""
-    from rig.commands.cli import parser
-    return spec_of(parser().parse_args(["run", *options]))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_of(args)
     if spec.detach:
