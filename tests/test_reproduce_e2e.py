@@ -1,6 +1,7 @@
 """reproduce.sh from a STALL reproduces the STALL, for real (ppc64 XIVE, L1 without the fix,
 fast mode), from a copy of the result directory elsewhere, as on another machine: about a
-minute."""
+minute. The directories' names have a comma (spliced into QEMU's options unless escaped),
+spaces, quotes and a command substitution (a shell must not run it)."""
 
 import json
 import os
@@ -8,19 +9,19 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import load_result, nothing_left, run_rig
+from conftest import ROOT, load_result, nothing_left, run_rig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rig_chain")]
 
 
 def test_reproduce_sh_from_a_stall_reproduces_the_stall(rig_cache_dir, run_base, short_tmp):
-    out = short_tmp / "stall"
+    out = short_tmp / "a stall, 'quoted' $(touch pwned)"
     env = {"RIG_RUN_DIR": str(run_base.parent)}
     r = run_rig("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--consumer", "userspace",
                 "--duration", "20", "--out", str(out), cache=rig_cache_dir, env=env)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"rerun it: {out}/reproduce.sh" in r.stdout
-    copied = short_tmp / "copied"               # the directory as someone else received it
+    copied = short_tmp / "copied, \"too\" `touch pwned`"   # the directory as someone else received it
     shutil.copytree(out, copied)
     rerun = subprocess.run([str(copied / "reproduce.sh"), "--out", str(short_tmp / "again")],
                            capture_output=True, text=True, timeout=900,
@@ -32,3 +33,4 @@ def test_reproduce_sh_from_a_stall_reproduces_the_stall(rig_cache_dir, run_base,
     record = json.loads((short_tmp / "again" / "rerun.json").read_text())
     assert record["matched"] and record["provided_differences"] == []     # same QEMU, image, kernel
     assert nothing_left(run_base)
+    assert not list(short_tmp.rglob("pwned")) and not (ROOT / "pwned").exists()

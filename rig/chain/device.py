@@ -25,7 +25,7 @@ from rig.core.errors import InfraError, UserError
 from rig.core.kinds import DeviceKind
 from rig.core.targets import MachineProfile
 from rig.host.children import die_with_parent, wait_or_kill
-from rig.host.qemu import QemuBinary
+from rig.host.qemu import QemuBinary, option_value
 from rig.host.rundir import RunDir
 from rig.trace.l0_ic import VFIO_USER_EVENTS, VIRTIO_CONSOLE_EVENTS
 
@@ -77,7 +77,7 @@ class SocketDevice:
         raise NotImplementedError
 
     def qemu_args(self) -> list[str]:
-        return [*self.machine.device_bus_args, "-chardev", f"socket,id=dev0,path={self.sock_path}",
+        return [*self.machine.device_bus_args, "-chardev", f"socket,id=dev0,path={option_value(self.sock_path)}",
                 *self.device_args()]
 
     def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ def add_parser(sub: Subparsers) -> None:
 def new_directory(option: str, path: Path) -> Path:
     """A directory made now for this rerun alone: never one that exists (nor a symlink
     planted under its name)."""
+    if os.path.lexists(path):
+        raise UserError(f"{option} {path}: exists; give a new directory for the rerun's results")
     writable_dir(option, path)
     try:
         path.mkdir(parents=True)

@@ -46,9 +46,9 @@ def _typed(where: str, data: object, fields: dict[str, tuple[type, ...]],
     """data is an object with exactly these keys, each of its types; else one line."""
     if not isinstance(data, dict):
         raise UserError(f"{where}: not a JSON object")
-    keys = set(data)
-    if keys != set(fields) | set(extra):
-        unknown, missing = sorted(keys - set(fields) - set(extra)), sorted(set(fields) | set(extra) - keys)
+    keys, known = set(data), set(fields) | set(extra)
+    if keys != known:
+        unknown, missing = sorted(keys - known), sorted(known - keys)
         raise UserError(f"{where}: " + "; ".join(x for x in (f"unknown {unknown}" if unknown else "",
                                                              f"missing {missing}" if missing else "") if x))
     for key, types in fields.items():

@@ -24,7 +24,7 @@ from rig.core.errors import InfraError
 from rig.core.progress import Progress
 from rig.guests.console import Console, ConsoleTimeout
 from rig.host.children import die_with_parent
-from rig.host.qemu import QemuBinary
+from rig.host.qemu import QemuBinary, option_value
 from rig.host.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,9 @@ class QemuMachine:
         return self.qemu.argv(
             "-name", self.name, "-nodefaults", "-no-user-config", "-display", "none",
             "-no-reboot",  # a guest panic (panic=-1) ends QEMU instead of looping
-            "-chardev", f"socket,id=qmp,path={qmp_sock}",
+            "-chardev", f"socket,id=qmp,path={option_value(qmp_sock)}",
             "-mon", "chardev=qmp,mode=control",
-            "-chardev", f"socket,id=con0,path={con_sock},logfile={self.console_log}",
+            "-chardev", f"socket,id=con0,path={option_value(con_sock)},logfile={option_value(self.console_log)}",
             "-serial", "chardev:con0",
             "-pidfile", str(self.run_dir / f"{self.name}.pid"),
             # Wall-clock times on every message and trace line: the interrupt-path

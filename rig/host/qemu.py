@@ -57,6 +57,12 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
+def option_value(value: object) -> str:
+    """A value inside a QEMU option string (path=..., logfile=...): a comma is doubled, or
+    QEMU would take what follows it for the next option (an --out with a comma)."""
+    return str(value).replace(",", ",,")
+
+
 @dataclass
 class QemuBinary:
     """How to start one qemu-system-* and what it is."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.reports.result import RunResult
+from rig.reports.text import xml_text
 
 REPORT = "report.html"
 STYLE = """
@@ -38,7 +39,9 @@ window.addEventListener("load", () => {
 
 
 def page(title: str, body: list[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    """The document, with any control character a console put in its text escaped (HTML
+    takes them as parse errors, and a lone surrogate cannot be written as UTF-8)."""
+    return xml_text("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{STYLE}</style><script>{COUNT_IMAGES}</script></head>"
             f"<body><h1>{escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
 

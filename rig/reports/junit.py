@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.reports.text import xml_text
+
 
 @dataclass(frozen=True)
 class JunitCase:
@@ -19,21 +21,23 @@ class JunitCase:
 
 
 def write_junit(path: Path, suite: str, classname: str, cases: list[JunitCase]) -> Path:
-    root = ET.Element("testsuite", name=suite, tests=str(len(cases)),
+    """Every name, message and text through xml_text: a console's control characters would
+    make the file invalid XML that a CI system refuses whole."""
+    root = ET.Element("testsuite", name=xml_text(suite), tests=str(len(cases)),
                       failures=str(sum(1 for c in cases if c.failure)),
                       errors=str(sum(1 for c in cases if c.error)))
     total = sum(c.seconds or 0.0 for c in cases)
     if any(c.seconds is not None for c in cases):
         root.set("time", f"{total:.1f}")
     for c in cases:
-        case = ET.SubElement(root, "testcase", classname=classname, name=c.name)
+        case = ET.SubElement(root, "testcase", classname=xml_text(classname), name=xml_text(c.name))
         if c.seconds is not None:
             case.set("time", f"{c.seconds:.1f}")
         for tag, what in (("failure", c.failure), ("error", c.error)):
             if what:
-                ET.SubElement(case, tag, message=what[0]).text = what[1]
+                ET.SubElement(case, tag, message=xml_text(what[0])).text = xml_text(what[1])
         if c.output:
-            ET.SubElement(case, "system-out").text = c.output
+            ET.SubElement(case, "system-out").text = xml_text(c.output)
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="UTF-8", xml_declaration=True)
     return path

@@ -16,6 +16,7 @@ from pathlib import Path
 from rig.chain.verdict import describe_stop
 from rig.core.kinds import Outcome
 from rig.reports.result import RunResult
+from rig.reports.text import one_line
 
 VERSION = "KTAP version 1"
 INDENT = "  "          # one nesting level
@@ -23,8 +24,8 @@ KTAP_NAME = "results.ktap"
 
 
 def clean(text: str) -> str:
-    """One line, and no '#' (it would start the directive field)."""
-    return " ".join(text.replace("#", "No.").split())
+    """One line of printable characters, and no '#' (it would start the directive field)."""
+    return one_line(text.replace("#", "No."))
 
 
 @dataclass
