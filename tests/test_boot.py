@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -16,11 +17,24 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("arch, machine", [("x86_64", "q35"), ("ppc64", "pseries"), ("ppc64", "powernv")])
 def test_boot_reaches_ssh_and_powers_off(arch, machine, rig_cache_dir, run_base, tmp_path):
+    """...and L1 (the kernel under test) reaches nothing on L0: a port listening on L0's
+    loopback, which QEMU's user network would otherwise give it as 10.0.2.2; its QEMU runs
+    in QEMU's seccomp sandbox."""
     out = tmp_path / "out"
-    r = run_rig("boot", "--arch", arch, "--machine", machine, "--out", str(out),
-                "--command", "uname -m; cat /proc/cmdline; cat /proc/device-tree/compatible 2>/dev/null; true",
-                cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)})
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0)
+        port = listener.getsockname()[1]
+        r = run_rig("boot", "--arch", arch, "--machine", machine, "--out", str(out),
+                    "--command", "uname -m; cat /proc/cmdline; cat /proc/device-tree/compatible 2>/dev/null; "
+                    f"nc -w 3 10.0.2.2 {port} </dev/null && echo L0-REACHED || echo L0-UNREACHABLE; true",
+                    cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)})
+        with pytest.raises(BlockingIOError):
+            listener.accept()                   # nobody connected
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "L0-UNREACHABLE" in r.stdout and "L0-REACHED" not in r.stdout, r.stdout[-1000:]
+    assert " -sandbox on,obsolete=deny," in (out / "l1-qemu.log").read_text().splitlines()[0]
     summary = json.loads((out / "boot.json").read_text())
     assert summary["shutdown"] == "powerdown"     # on PowerNV through the BMC and OPAL
     assert summary["arch"] == arch and summary["machine"] == machine and summary["kernel"].startswith("6.12.")

@@ -39,3 +39,13 @@ def test_probe_bios_puts_the_exit_write_at_the_reset_vector():
 def test_foreign_arch_guest_gets_tcg_and_says_why():
     accel = choose_accel(PPC64, QemuBinary(path="/nonexistent", source="test"))
     assert accel.name == "tcg" and "ppc64 guest on a" in accel.reason
+
+
+def test_a_qemu_given_by_a_bare_name_runs_the_file_that_was_checked(tmp_path, monkeypatch):
+    """`--qemu ./qemu` is "qemu" to pathlib: run as such, PATH would pick another program."""
+    prog = tmp_path / "qemu"
+    prog.write_text("#!/bin/sh\necho 'QEMU emulator version 11.1.3'\n")
+    prog.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    q = explicit_qemu("./qemu")
+    assert q.path == prog and q.argv()[0] == str(prog)

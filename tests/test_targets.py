@@ -74,7 +74,7 @@ def test_l1_command_line_comes_from_the_profiles(mach):
     assert args[args.index("-M") + 1] == mach.l1_machine("tcg")
     assert ("-cpu" in args) == bool(mach.cpu) and (not mach.cpu or args[args.index("-cpu") + 1] == mach.cpu)
     assert f"console={prof.console}" in args[args.index("-append") + 1]
-    assert "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22" in args
+    assert "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22" in args
 
 
 def test_kvm_changes_cpu_and_machine_options_only_where_the_profile_says():
@@ -114,3 +114,14 @@ def test_a_chain_with_a_kvm_l2_is_saved_only_where_it_can_come_back():
     assert problem(Q35, "kvm") is None
     assert PSERIES.nested_kvm_restore_helper.module == "rig_nested_ptcr"
     assert (ROOT / "guest_images/l1_helper/rig_nested_ptcr.c").is_file()
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "ppc64"])
+def test_l2_reaches_nothing_in_l1_and_its_qemu_is_sandboxed(arch):
+    """L2's user network is restricted (L1's QMP for L2's QEMU listens on L1's loopback,
+    which 10.0.2.2 would reach), and L2's QEMU runs in QEMU's seccomp sandbox."""
+    from rig.guests.l2 import l2_command
+    from rig.host.qemu import SANDBOX
+    cmd = l2_command(PROFILES[arch], "kvm", "0000:00:01.0")
+    assert any(a.startswith("user,") and ",restrict=on," in a for a in cmd)
+    assert cmd[cmd.index("-sandbox") + 1] == SANDBOX

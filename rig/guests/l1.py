@@ -67,7 +67,9 @@ def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_po
             *(("-cpu", cpu) if cpu else ()), "-m", str(config.memory_mb), "-smp", str(config.smp),
             "-kernel", str(config.kernel or image.kernel), "-initrd", str(image.initrd),
             "-append", kernel_cmdline(profile, config.extra_cmdline),
-            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            # restrict=on: L1 (the kernel under test) reaches nothing on L0 or beyond, not even
+            # L0's loopback (other chains' SSH ports); only the forwarded SSH port reaches it.
+            "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
             # romfile= : no PXE option ROM to load, nothing to boot from the network
             *mach.l0_args,
             "-device", f"{profile.nic_model},netdev=net0,romfile={nic_bus}"]

@@ -28,6 +28,7 @@ from rig.guests.console import Console, ConsoleTimeout
 from rig.guests.l1 import READY_LINE, L1Guest
 from rig.guests.relay import ChannelRelay
 from rig.guests.ssh import GuestSSH
+from rig.host.qemu import SANDBOX
 
 SSH_PORT = 2222          # in L1, forwarded to L2's dropbear
 QMP_PORT = 4444          # in L1, L2 QEMU's QMP
@@ -89,7 +90,8 @@ def l2_command(profile: TargetProfile, accel: str, l1_device: str) -> list[str]:
             "-cpu", l2.cpu(accel), "-m", str(l2.memory_mb), "-smp", "1",
             "-kernel", "/l2/kernel", "-initrd", "/l2/initrd", "-append", kernel_cmdline_l2(profile),
             "-chardev", f"file,id=con,path={CONSOLE_FILE},append=on", "-serial", "chardev:con",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",
+            "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",   # L2 reaches nothing in L1
+            "-sandbox", SANDBOX,
             "-device", f"{profile.nic_model},netdev=n0,romfile=",
             "-device", f"vfio-pci,host={l1_device},id=passthrough0",
             "-qmp", f"tcp:127.0.0.1:{QMP_PORT},server=on,wait=off",

@@ -24,7 +24,7 @@ from rig.core.errors import InfraError
 from rig.core.progress import Progress
 from rig.guests.console import Console, ConsoleTimeout
 from rig.host.children import die_with_parent
-from rig.host.qemu import QemuBinary, option_value
+from rig.host.qemu import SANDBOX, QemuBinary, option_value
 from rig.host.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class QemuMachine:
             # Wall-clock times on every message and trace line: the interrupt-path
             # timeline puts QEMU's trace events next to L1's and the rig's.
             "-msg", "timestamp=on",
+            *(("-sandbox", SANDBOX) if self.qemu.has_sandbox else ()),
             *(self.args if args is None else args))
 
     def launch(self, connect_timeout: float = timeouts.QEMU_CONNECT_S) -> None:

@@ -57,6 +57,12 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
+# QEMU's seccomp filter: no obsolete system calls, no setuid, no fork or exec, no
+# scheduler or resource changes. Nothing the rig's QEMUs do needs them (migration to a file
+# opens it; vfio-user and QMP are sockets the rig made).
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+
 def option_value(value: object) -> str:
     """A value inside a QEMU option string (path=..., logfile=...): a comma is doubled, or
     QEMU would take what follows it for the next option (an --out with a comma)."""
@@ -92,6 +98,11 @@ class QemuBinary:
         except (ValueError, IndexError):
             raise UserError(f"{self.path} does not run as QEMU: it printed {self.version_text!r} "
                             "for -version") from None
+
+    @cached_property
+    def has_sandbox(self) -> bool:
+        """Built with seccomp: -help lists -sandbox only then."""
+        return "-sandbox" in self.run("-help")
 
     @cached_property
     def devices(self) -> set[str]:
