@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,3 +76,16 @@ def test_sigkill_of_the_rig_leaves_nothing_after_the_next_start(rig_cache_dir, r
     runtime.reap_stale(run_base)  # what the next rig start does first
     assert list(run_base.iterdir()) == []
     assert list(tmp_path.iterdir()) == [], "the killed rig left something in its TMPDIR"
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0, reason="needs root and unshare(1)")
+def test_boot_as_pid_1_of_a_new_pid_namespace(rig_cache_dir, run_base, tmp_path):
+    """As `docker run IMAGE rig boot ...` starts it: the rig is PID 1, its children's parent
+    pid is 1 from the start; they must run (and still die with it)."""
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "rig",
+                        "--cache-dir", str(rig_cache_dir), "boot", "--arch", "x86_64", "--out", str(tmp_path / "out"),
+                        "--command", "echo l1-answered"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "l1-answered" in r.stdout
+    assert list(run_base.iterdir()) == [] and qemu_processes_under(run_base) == []

@@ -121,3 +121,18 @@ def test_a_private_run_dir_base_is_used_as_it_is(tmp_path, monkeypatch):
     monkeypatch.setenv("RIG_RUN_DIR", str(tmp_path))
     assert runtime.run_base() == tmp_path / "intx-rig"
     assert (tmp_path / "intx-rig").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_run_dir_of_another_pid_namespace_is_never_reaped(short_tmp, monkeypatch):
+    # A container's rig shares /tmp with the host's: its pids mean nothing here, so "no such
+    # pid" proves nothing; only a rig of this namespace whose process is gone is reaped.
+    monkeypatch.setenv("RIG_RUN_DIR", str(short_tmp))
+    base = runtime.run_base()
+    theirs = base / "run-999999-abc"
+    theirs.mkdir()
+    (theirs / "owner").write_text("999999 1 pid:[1]\n")
+    ours = base / "run-999998-def"
+    ours.mkdir()
+    (ours / "owner").write_text(f"999998 1 {os.readlink('/proc/self/ns/pid')}\n")
+    assert runtime.reap_stale(base) == [ours]
+    assert theirs.exists()

@@ -63,6 +63,14 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace ("pid:[4026531836]"): pids are compared only within one."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
+
+
 # sun_path holds 108 bytes; the longest socket name the rig puts in a run dir is ~20.
 MAX_RUN_DIR_LEN = 108 - 1 - 24
 
@@ -78,7 +86,7 @@ class RunDir:
         reap_stale(base)
         pid = os.getpid()
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{label}-{pid}-", dir=base))
-        (staging / "owner").write_text(f"{pid} {_start_time(pid)}\n")
+        (staging / "owner").write_text(f"{pid} {_start_time(pid)} {_pid_namespace()}\n")
         self.path = base / staging.name.removeprefix(STAGING)
         os.rename(staging, self.path)   # atomic: seen complete, with its owner, or not at all
         log.debug("run directory %s", self.path)
@@ -110,7 +118,9 @@ def abandoned(d: Path) -> bool:
         pid = _pid_in_name(d)
         return pid is not None and _start_time(pid) is None
     try:
-        pid_s, start = (d / "owner").read_text().split()
+        pid_s, start, *ns = (d / "owner").read_text().split()
+        if ns and ns[0] != _pid_namespace():
+            return False            # another PID namespace's rig (a container's): its pids mean nothing here
         return _start_time(int(pid_s)) != start
     except FileNotFoundError:
         # Made before run directories were renamed into place, or damaged: its name's pid decides.
