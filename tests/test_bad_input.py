@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from conftest import run_rig
 
-from rig.commands.reproduce import Inputs, options_of
+from rig.commands.reproduce import Inputs
 from rig.core import spec_json
 from rig.core.spec import RunSpec
 
@@ -49,7 +49,7 @@ def files(tmp_path_factory):
     spec = RunSpec("x86_64").validate()
     for name, files in (("recorded", {}), ("recorded-gone", {"kernel": d / "gone"})):
         (d / name).mkdir()
-        Inputs("x86_64-ioapic-fixed-l2", "PASS", spec_json.to_json(spec), options_of(spec, files),
+        Inputs("x86_64-ioapic-fixed-l2", "PASS", spec_json.to_json(spec), spec_json.to_argv(spec, files),
                {role: {"path": str(p), "sha256": "0" * 64} for role, p in files.items()}, {}, "0", "now"
                ).write(d / name)
     return d

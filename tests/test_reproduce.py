@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.commands.reproduce import INPUTS, SCRIPT, Inputs, digest, kernel_files, options_of
+from rig.commands.reproduce import INPUTS, SCRIPT, Inputs, digest, kernel_files
 from rig.commands.rerun import RERUNS, judge
 from rig.core import spec_json
 from rig.core.errors import UserError
@@ -66,12 +66,11 @@ def test_a_users_file_missing_or_changed_is_named(tmp_path):
 
 def test_the_script_reruns_its_own_directory_and_says_what(tmp_path):
     inputs = Inputs("ppc64-xive-unfixed-userspace", "STALL", CELL,
-                    options_of(spec_json.from_json(CELL, {}), {"kernel": Path("/k/vmlinux")}),
+                    spec_json.to_argv(spec_json.from_json(CELL, {}), {"kernel": Path("/k/vmlinux")}),
                     {"kernel": {"path": "/k/vmlinux", "sha256": "ab" * 32}}, {}, "0.9", "2026-12-02T00:00:00Z")
     inputs.write(tmp_path)
     text = (tmp_path / SCRIPT).read_text()
-    assert "rig run --arch ppc64 --machine pseries --ic xive --consumer userspace --l1-vfio unfixed" \
-        in text and "sha256 " + "ab" * 32 in text
+    assert "rig run --arch ppc64 --machine pseries --ic xive --consumer userspace --l2-accel auto" in text and "sha256 " + "ab" * 32 in text
     assert 'rerun "$(dirname "$0")"' in text
     assert subprocess.run(["sh", "-n", str(tmp_path / SCRIPT)]).returncode == 0
     assert Inputs.load(tmp_path) == inputs
@@ -124,3 +123,16 @@ def test_the_runs_package_versions_go_with_it_to_another_cache(tmp_path):
                      "locks", "guest-ppc64el-abc.json")
     assert "resolved other versions" in seed_locks(inputs, newer)[0]
     assert newer.read_json("locks", "guest-ppc64el-abc.json")["packages"][0]["version"] == "2"
+
+
+@pytest.mark.parametrize("spec", [
+    RunSpec("ppc64", ic="xive", l1_vfio="unfixed", consumer="userspace", drive=DriveSpec(30, 4, 100)),
+    RunSpec("ppc64", machine="powernv", snapshot=False, boot_timeout=600.5),
+    RunSpec("x86_64", device="pci-serial", l2_accel="tcg", l1_smp=2, drive=DriveSpec(12.345678, 2.5, 0)),
+], ids=["ppc64-fast", "powernv", "x86-nested"])
+def test_the_command_line_of_a_spec_is_that_spec_to_rig_run(spec):
+    """to_argv is the inverse of `rig run`'s parser: the matrix runs what it shows."""
+    from rig.commands.cli import parser
+    from rig.commands.run import spec_of
+    again = spec_of(parser().parse_args(["run", *spec_json.to_argv(spec.validate(), {})]))
+    assert spec_json.to_json(again) == spec_json.to_json(spec)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import run_rig
 
-from rig.commands.reproduce import INPUTS, Inputs, options_of
+from rig.commands.reproduce import INPUTS, Inputs
 from rig.core import spec_json
 from rig.core.spec import RunSpec
 
@@ -41,7 +41,7 @@ def genuine(root: Path) -> dict:
     lock = {"resolved_at": "2026-12-01", "packages": [
         {"name": "busybox-static", "version": "1:1.35.0-4", "arch": "ppc64el",
          "filename": "pool/main/b/busybox/busybox-static_1.35.0-4_ppc64el.deb", "sha256": "1" * 64, "size": 9}]}
-    inputs = Inputs("ppc64-xive-own-kernel-userspace", "STALL", spec_json.to_json(spec), options_of(spec, files),
+    inputs = Inputs("ppc64-xive-own-kernel-userspace", "STALL", spec_json.to_json(spec), spec_json.to_argv(spec, files),
                     {"kernel": {"path": str(kernel), "sha256": sha(kernel)}}, {"l0_qemu": "QEMU 11.1.3"},
                     "0.1.0", "2026-12-06T00:00:00Z", {"guest-ppc64el-0123456789abcdef0123.json": lock})
     return json.loads(json.dumps(inputs.__dict__))

@@ -37,24 +37,6 @@ LOCKS = "locks"                  # the cache's package locks (rig.debian.package
 NOT_REPLAYED = ("out", "hold", "detach", "confirm")
 
 
-def options_of(spec: RunSpec, kernel_files: dict[str, Path], device: str | None = None) -> list[str]:
-    """rig run's options for the same cell (the inverse of rig.commands.run.spec_of); the
-    device the run chose when it was not asked for (the default may change)."""
-    opts = ["--arch", spec.arch, "--machine", spec.machine_profile.name, "--ic", spec.interrupt_controller,
-            "--consumer", str(spec.consumer), "--l1-vfio", str(spec.l1_vfio), "--l2-accel", str(spec.l2_accel),
-            "--l1-smp", str(spec.l1_smp), "--duration", f"{spec.drive.duration:g}",
-            "--stall-window", f"{spec.drive.stall_window:g}", "--pass-after", str(spec.drive.pass_after)]
-    if spec.device or device:
-        opts += ["--device", str(spec.device or device)]
-    if spec.boot_timeout is not None:
-        opts += ["--boot-timeout", f"{spec.boot_timeout:g}"]
-    if not spec.snapshot:
-        opts.append("--no-snapshot")
-    for role, path in kernel_files.items():
-        opts += [f"--{role}", str(path)]
-    return opts
-
-
 def kernel_files(spec: RunSpec, kernel_path: Path | None, modules_dir: Path | None) -> dict[str, Path]:
     """The user's kernel as the rerun gives it: the package, the files, or (from a tree) the
     binary and modules that were built and ran."""
@@ -147,7 +129,7 @@ class Inputs:
                      checked_files(d["files"]), provided, d["rig_version"], d["recorded_at"],
                      checked_locks(d["locks"]))
         cell = spec_json.from_json(inputs.spec, {})      # the cell is one `rig run` takes (files: checked on use)
-        if options != options_of(cell, {role: Path(f["path"]) for role, f in inputs.files.items()}):
+        if options != spec_json.to_argv(cell, {role: Path(f["path"]) for role, f in inputs.files.items()}):
             raise UserError("options: not the command line of the recorded spec and files (edited?)")
         return inputs
 
@@ -215,7 +197,7 @@ def record(out: Path, spec: RunSpec, name: str, verdict: str, kernel_path: Path 
            modules_dir: Path | None, result: dict[str, Any], cache: Cache) -> Inputs:
     files = kernel_files(spec, kernel_path, modules_dir)
     inputs = Inputs(name, verdict, spec_json.to_json(spec, result.get("device")),
-                    options_of(spec, files, result.get("device")),
+                    spec_json.to_argv(spec, files, result.get("device")),
                     {role: {"path": str(p), "sha256": digest(p)} for role, p in files.items()},
                     provided_of(result), __version__, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     recorded_locks(cache))

@@ -41,6 +41,34 @@ def to_json(spec: RunSpec, device: str | None = None) -> dict[str, Any]:
             "drive": {"duration": d.duration, "stall_window": d.stall_window, "pass_after": d.pass_after}}
 
 
+def _number(x: float) -> str:
+    """A number as a command line gives it back: short where that loses nothing."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(x)
+
+
+def to_argv(spec: RunSpec, files: dict[str, Path], device: str | None = None) -> list[str]:
+    """`rig run`'s options for the same cell (the inverse of rig.commands.run.spec_of), with
+    the user's files by role (kernel, modules, kernel-deb, qemu); `device` as in to_json.
+    The one place a spec becomes a command line: the reproducer shows it, the matrix runs it."""
+    d = spec.drive
+    opts = ["--arch", spec.arch, "--machine", spec.machine_profile.name, "--ic", spec.interrupt_controller,
+            "--consumer", str(spec.consumer)]
+    if not {"kernel", "kernel-deb"} & set(files):
+        opts += ["--l1-vfio", str(spec.l1_vfio)]       # a user's kernel is as it was built
+    opts += ["--l2-accel", str(spec.l2_accel), "--l1-smp", str(spec.l1_smp), "--duration", _number(d.duration),
+             "--stall-window", _number(d.stall_window), "--pass-after", str(d.pass_after)]
+    if spec.device or device:
+        opts += ["--device", str(spec.device or device)]
+    if spec.boot_timeout is not None:
+        opts += ["--boot-timeout", _number(spec.boot_timeout)]
+    if not spec.snapshot:
+        opts.append("--no-snapshot")
+    for role, path in files.items():
+        opts += [f"--{role}", str(path)]
+    return opts
+
+
 def _typed(where: str, data: object, fields: dict[str, tuple[type, ...]],
            extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """data is an object with exactly these keys, each of its types; else one line."""

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.core import spec_json
 from rig.core.errors import UserError
 from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, Outcome
 from rig.core.spec import DriveSpec, KernelUnderTestSpec, MatrixSpec, RunSpec
@@ -114,19 +115,10 @@ class Cell:
                        drive=drive, kernel=own).validate()
 
     def run_args(self, drive: DriveSpec) -> list[str]:
-        """`rig run`'s arguments for one run of the cell."""
+        """`rig run`'s arguments for one run of the cell (rig.core.spec_json.to_argv)."""
         s = self.spec(drive)
-        if s.kernel.kernel:
-            l1 = ["--kernel", str(s.kernel.kernel)] + (["--modules", str(s.kernel.modules)] if s.kernel.modules
-                                                       else [])
-        else:
-            l1 = ["--l1-vfio", s.l1_vfio]
-        args = ["run", "--arch", s.arch, "--machine", s.machine_profile.name, *l1, "--device", str(s.device),
-                "--duration", f"{drive.duration:g}", "--stall-window", f"{drive.stall_window:g}",
-                "--pass-after", str(drive.pass_after), "--ic", s.interrupt_controller]
-        if s.consumer == Consumer.USERSPACE:
-            return args + ["--consumer", "userspace"]
-        return args + ["--l2-accel", s.l2_accel]
+        files = {role: path for role, path in (("kernel", s.kernel.kernel), ("modules", s.kernel.modules)) if path}
+        return ["run", *spec_json.to_argv(s, files)]
 
 
 def all_cells(own: Mapping[str, OwnKernel] | None = None) -> list[Cell]:
