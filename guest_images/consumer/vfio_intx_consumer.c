@@ -6,9 +6,10 @@
  * modern-only virtio console (1af4:1043, MSI-X off; reading its ISR deasserts), whose
  * receive queue lives in DMA memory mapped through the VFIO IOMMU (type1 or sPAPR TCE).
  *
- * Usage: vfio_intx_consumer <pci address> <iommu group>
- * Prints "READER dev=... tty=vfio irq=..." once, then one "R" line per byte read, which
- * is what the rig's drive loop counts (the same protocol as the reader in L2).
+ * Usage: vfio_intx_consumer <pci address> <iommu group> [unmask delay in us]
+ * Prints "READER dev=... tty=vfio irq=..." once, then one "R" line per byte read, once
+ * the line is unmasked again, which is what the rig's drive loop counts (the same protocol
+ * as the reader in L2). The delay makes it a slow VMM, between servicing and unmasking.
  */
 #define _GNU_SOURCE
 #include <endian.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 static int dev, container, iommu_type;
+static useconds_t unmask_delay_us;
 static off_t config_space;
 
 static void die(const char *what)
@@ -326,10 +328,12 @@ int main(int argc, char **argv)
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	struct vfio_irq_info irq = { .argsz = sizeof(irq), .index = VFIO_PCI_INTX_IRQ_INDEX };
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s <pci address> <iommu group>\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s <pci address> <iommu group> [unmask delay in us]\n", argv[0]);
 		return 2;
 	}
+	if (argc == 4)
+		unmask_delay_us = (useconds_t)strtoul(argv[3], NULL, 10);
 	container = open("/dev/vfio/vfio", O_RDWR);
 	if (container < 0)
 		die("/dev/vfio/vfio");
@@ -371,9 +375,20 @@ int main(int argc, char **argv)
 			continue; /* no interrupt: keep waiting, as a VMM would */
 		if (read(efd, &n, sizeof(n)) != sizeof(n))
 			die("eventfd read");
-		for (int bytes = drv->service(); bytes > 0; bytes--)
+		int bytes = drv->service();
+
+		/*
+		 * Unmask first, then say what was read: the rig pushes the next byte once it
+		 * has read the last "R", and a byte that asserts the line while the source is
+		 * still masked is lost on QEMU's XIVE (it re-sends an asserted LSI on EOI, not
+		 * on unmask). Said before the unmask, a slow unmask (a loaded machine) let
+		 * that happen: a kernel with the fix STALLed (docs/facts.md).
+		 */
+		if (unmask_delay_us)
+			usleep(unmask_delay_us); /* a slow VMM (a test's): the report still waits */
+		set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, -1);
+		for (; bytes > 0; bytes--)
 			if (puts("R") == EOF || fflush(stdout))
 				return 0; /* the rig went away */
-		set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, -1);
 	}
 }

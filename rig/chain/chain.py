@@ -19,7 +19,7 @@ from rig.chain.bind import bind_in_l1
 from rig.chain.device import Device
 from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts
-from rig.chain.reader import ConsumerReader, open_reader
+from rig.chain.reader import ConsumerReader, consumer_command, open_reader
 from rig.chain.tracer import PathTracer
 from rig.chain.verdict import Sample, Verdict, unless_paused
 from rig.core import timeouts
@@ -40,7 +40,6 @@ from rig.trace.path import InterruptPath
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every L1 image
 CHAIN_SH = Path(__file__).parent / "sh"
 # How a chain snapshot is taken, part of its key: one taken otherwise is never restored.
 SAVED_WITH = "L2 stopped (QMP stop) while L1 is saved"
@@ -102,7 +101,7 @@ class Chain:
     def _start_consumer(self) -> None:
         if self.consumer == Consumer.USERSPACE:
             # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
-            self._start_reader(self.l1.ssh, f"{CONSUMER} {self.facts.l1_device} {self.facts.iommu_group}",
+            self._start_reader(self.l1.ssh, consumer_command(self.facts.l1_device, self.facts.iommu_group),
                                "L1's userspace VFIO consumer")
         else:
             self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,

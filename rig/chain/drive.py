@@ -4,7 +4,8 @@ come in as small interfaces, so the loop is tested with fakes (tests/test_drive.
 the chain plugs in the real ones.
 
 Pacing: a new byte only after the consumer read the previous one (plus a gap), so the
-device never asserts while the previous interrupt is still in flight. QEMU's XIVE model
+device never asserts while the previous interrupt is still in flight (the userspace
+consumer says it read a byte only once it has unmasked the line again). QEMU's XIVE model
 loses an assertion that arrives while masked and is still asserted at unmask even with
 the fix (docs/mechanism.md); a paced device keeps a fixed kernel from ever looking stalled.
 """

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "held.json"
 MAX_RECORD_BYTES = 64 << 10
-HOST_KEY = re.compile(r"ssh-ed25519 [A-Za-z0-9+/]+=*")
+HOST_KEY = re.compile(r"ssh-ed25519 [A-Za-z0-9+/]+=*( [!-~]{1,100})?")  # the key, and its comment
 KNOWN_HOSTS = "held-known_hosts"       # for OpenSSH's ssh: the guests' baked-in host key
 CONTROL = "hold.sock"                  # in the run directory (short: a UNIX socket path)
 MONITORS = ("l0", "l1")                # the QEMU in L0 (runs L1), the QEMU in L1 (runs L2)

@@ -4,6 +4,7 @@ channel. This counts those lines, and keeps one drive's late bytes out of the ne
 
 from __future__ import annotations
 
+import os
 import select
 import threading
 import time
@@ -12,6 +13,17 @@ from typing import Protocol
 from rig.core import timeouts
 from rig.core.errors import InfraError
 from rig.guests.ssh import GuestSSH
+
+CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every L1 image
+# A slow VMM on demand: the consumer waits this many microseconds between servicing the
+# device and unmasking its INTx (a test makes it slower than the drive's push gap).
+SLOW_UNMASK_ENV = "RIG_CONSUMER_UNMASK_DELAY_US"
+
+
+def consumer_command(device: str, iommu_group: str) -> str:
+    """The userspace consumer's command line in L1 (fast mode)."""
+    delay = os.environ.get(SLOW_UNMASK_ENV, "")
+    return f"{CONSUMER} {device} {iommu_group}" + (f" {int(delay)}" if delay.isdigit() else "")
 
 
 class Channel(Protocol):
