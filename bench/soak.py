@@ -46,6 +46,8 @@ def run_phase(name: str, repeat: int, out: Path, extra: list[str]) -> dict:
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[1:])}", flush=True)
     t0 = time.monotonic()
     subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=6 * 3600)
+    if not (phase_out / "tally.json").is_file():
+        raise SystemExit(f"{name}: the matrix ended without its tally (interrupted?); see {phase_out}")
     tally = json.loads((phase_out / "tally.json").read_text())
     tally.update(phase=name, wall_s=round(time.monotonic() - t0, 1), jobs=jobs, out=str(phase_out))
     print(f"  {tally['runs']} runs, {tally['wrong']} wrong, {tally['errors']} ERROR in {tally['wall_s']:.0f} s",
