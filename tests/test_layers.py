@@ -1,4 +1,4 @@
-"""The architecture, kept: each package imports only the packages below it (the README's
+"""The architecture, kept: each package imports only the packages below it (docs/architecture.md's
 picture of the system), and no module imports itself back through another."""
 
 import ast

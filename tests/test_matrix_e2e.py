@@ -2,7 +2,7 @@
 a second matrix run builds and downloads nothing; Ctrl-C stops a matrix and its runs. Both
 run one at a time (--jobs 1): under pytest-xdist another worker runs a chain
 beside this one already, and two is what 2 cores hold. (Side by side is measured by
-bench/parallel.py and the 5-repeat run in the README.)"""
+bench/parallel.py and the 5-repeat run in docs/matrix.md.)"""
 
 import json
 import os

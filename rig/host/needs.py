@@ -50,7 +50,7 @@ def host_needs(host: HostProfile) -> tuple[HostNeed, ...]:
         HostNeed("bison", "bison", "builds kconfig (checking the shipped config fragments)"),
         HostNeed("shellcheck", "shellcheck", "checks the shell scripts the rig runs in guests (unit tests)"),
         HostNeed("chromium", "chromium", "opens report.html in a real browser (integration tests)"),
-        # Building an L1 kernel from source (the README's recipe): objtool needs libelf's
+        # Building an L1 kernel from source (docs/usage.md's recipe): objtool needs libelf's
         # headers, certificates need OpenSSL's, timeconst needs bc, modules_install depmod.
         HostNeed("libelf-dev", "/usr/include/libelf.h", "builds a kernel from source (objtool)"),
         HostNeed("libssl-dev", "/usr/include/openssl/ssl.h", "builds a kernel from source (certificates)"),

@@ -118,7 +118,7 @@ def _run(cmd: list[str], tree: Path, env: dict[str, str] | None = None) -> None:
 
 
 def merged_config(tree: Path, profile: TargetProfile, out: Path) -> dict[str, str]:
-    """defconfig + the chain's fragment, as the README's recipe makes it (in out/, O=)."""
+    """defconfig + the chain's fragment, as docs/usage.md's recipe makes it (in out/, O=)."""
     out.mkdir(parents=True, exist_ok=True)
     p = ConfigPlan(DEFCONFIG, (profile.defconfig,), "alldefconfig", "", fragment_path(profile).read_text())
     return configure(tree, out, profile, p)

@@ -116,7 +116,7 @@ class MachineProfile:
     name: str                     # --machine value
     arch: str                     # the TargetProfile whose guests it runs
     tag: str                      # how run names and matrix cells spell it (the arch's default: the arch)
-    description: str              # one line for rig doctor and the README
+    description: str              # one line for rig doctor and the docs
     machine: str                  # -M value ({ic} where the controller is a machine option)
     cpu: str | None               # -cpu value under TCG; None: the machine's own
     interrupt_controllers: tuple[InterruptController, ...]   # --ic choices; the first is the default
