@@ -35,3 +35,25 @@ class InfraError(RigError):
     """The machinery failed (boot, SSH, QMP, download). An ERROR verdict, never a STALL."""
 
     exit_status = 125
+
+
+class QemuError(InfraError):
+    """A QEMU process of the rig's failed. The message is the one line; the command line and
+    the last lines of QEMU's own output come with it, for the log and for whoever catches it."""
+
+    def __init__(self, message: str, argv: list[str] | None = None, log_tail: str = ""):
+        super().__init__(message)
+        self.argv = argv or []
+        self.log_tail = log_tail
+
+
+class LaunchFailed(QemuError):
+    """QEMU did not start: it exited at once, or never connected to its monitor."""
+
+
+class GuestDied(QemuError):
+    """A QEMU that ran has exited, or its guest stopped for good (panic, internal error)."""
+
+
+class QmpTimeout(QemuError):
+    """A QMP command had no answer in time: the QEMU is wedged."""

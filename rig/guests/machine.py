@@ -20,7 +20,7 @@ from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from rig.core import timeouts
-from rig.core.errors import InfraError
+from rig.core.errors import GuestDied, InfraError, LaunchFailed, QmpTimeout
 from rig.core.progress import Progress
 from rig.guests.console import Console, ConsoleTimeout
 from rig.host.children import die_with_parent
@@ -91,15 +91,17 @@ class QemuMachine:
         try:
             self.qmp.accept(timeout=connect_timeout)
         except (QMPError, OSError, TimeoutError) as e:
-            raise InfraError(f"{self.name}: QEMU did not connect to QMP within "
-                             f"{connect_timeout:.0f} s ({type(e).__name__}): {self._tail()}") from e
+            status = self.proc.poll()
+            why = (f"QEMU exited at once with status {status}" if status is not None else
+                   f"QEMU did not connect to QMP within {connect_timeout:.0f} s ({type(e).__name__})")
+            raise LaunchFailed(f"{self.name}: {why}: {self._tail()}", argv, self._tail(20)) from e
         # Every QMP command from here on is bounded: a wedged QEMU must not hang the rig.
         self.qmp.settimeout(timeouts.QMP_COMMAND_S)
         self.console.accept(timeout=connect_timeout)
 
     def _tail(self, lines: int = 3) -> str:
         try:
-            text = self.qemu_log.read_text().strip().splitlines()[1:]
+            text = self.qemu_log.read_text(errors="replace").strip().splitlines()[1:]
         except OSError:
             return ""
         return " | ".join(text[-lines:]) or (f"exit status {self.proc.poll()}" if self.proc else "")
@@ -110,7 +112,8 @@ class QemuMachine:
     def check_alive(self) -> None:
         if not self.alive():
             status = self.proc.poll() if self.proc else "never started"
-            raise InfraError(f"{self.name}: QEMU exited (status {status}): {self._tail()}")
+            raise GuestDied(f"{self.name}: QEMU exited (status {status}): {self._tail()}",
+                            self.command_line(), self._tail(20))
 
     # Run states in which a guest will never print another line.
     DEAD_STATES = ("internal-error", "guest-panicked", "shutdown", "io-error")
@@ -121,7 +124,8 @@ class QemuMachine:
         self.check_alive()
         status = self.cmd("query-status").get("status")
         if status in self.DEAD_STATES:
-            raise InfraError(f"{self.name}: guest is in state {status!r}: {self._tail()}")
+            raise GuestDied(f"{self.name}: guest is in state {status!r}: {self._tail()}",
+                            self.command_line(), self._tail(20))
 
     def run_state(self) -> str:
         """QEMU's run state of its guest (QMP query-status): "running", "paused",
@@ -147,6 +151,9 @@ class QemuMachine:
         log.debug("%s: QMP %s %s", self.name, command, args or "")
         try:
             return self._monitor().cmd(command, **args)
+        except TimeoutError as e:
+            raise QmpTimeout(f"{self.name}: QMP {command} had no answer in {timeouts.QMP_COMMAND_S:.0f} s",
+                             self.command_line(), self._tail(20)) from e
         except (QMPError, OSError) as e:
             raise InfraError(f"{self.name}: QMP {command} failed: {e}") from e
 
