@@ -36,14 +36,19 @@ def test_git_bisect_run_finds_the_commit_that_brings_the_stall(rig_cache_dir, sh
     check.write_text(
         "#!/bin/sh\n"
         f"exec {sys.executable} -m rig --bisect --cache-dir {rig_cache_dir} run --arch ppc64 "
-        f"--ic xive --l1-vfio \"$(cat variant)\" --duration 12 --out {short_tmp}/out-$(git rev-parse --short HEAD)\n")
+        f"--ic xive --l1-vfio \"$(cat variant)\" --duration 12\n")
     check.chmod(0o755)
     git(repo, "bisect", "start", shas[-1], shas[0])
+    tmp = short_tmp / "tmp"
+    tmp.mkdir()
     r = subprocess.run(["git", "-C", str(repo), "bisect", "run", str(check)], capture_output=True,
                        text=True, timeout=1800, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
-                                                      "RIG_RUN_DIR": str(run_base.parent)})
+                                                      "RIG_RUN_DIR": str(run_base.parent), "TMPDIR": str(tmp)})
     assert f"{shas[2]} is the first bad commit" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
-    ran = sorted(p.name for p in short_tmp.glob("out-*"))
+    # Each step's results go to the temporary directory, never into the tree being bisected.
+    assert not (repo / "results").exists() and git(repo, "status", "--porcelain") == ""
+    ran = sorted((tmp / "intx-rig-bisect").iterdir())
     assert 1 <= len(ran) <= 3  # bisection, not a linear scan
-    for out in short_tmp.glob("out-*"):
-        load_result(out)
+    for out in ran:
+        result = load_result(out)
+        assert result["drive"]["pass_after"] == 100     # a good step ends once it is certain

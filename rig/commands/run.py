@@ -8,7 +8,9 @@ The chain's modules (QEMU, SSH, images) load only once the spec is valid
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+import time
 from pathlib import Path
 
 from rig.commands.common import Subparsers, optional_path, session
@@ -16,6 +18,11 @@ from rig.commands.kernel import add_build_options, build_spec_of
 from rig.core import timeouts
 from rig.core.errors import SpecError
 from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, DriveSpec, KernelUnderTestSpec, RunSpec
+
+# With --bisect a step that PASSes ends once this many interrupts were serviced (and a stall
+# window went by), as the matrix's runs do: a STALL is decided in seconds, and a good step
+# need not drive a whole minute to be certain.
+BISECT_PASS_AFTER = 100
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -34,9 +41,10 @@ def add_parser(sub: Subparsers) -> None:
                          "faked the same way; MMIO only), the PCI 2.2 UART over vfio-user (legacy), "
                          "or its PCI 2.3 twin; default: legacy on x86_64 where usable, pci-serial on "
                          "pseries, virtio-serial on powernv")
-    ru.add_argument("--pass-after", type=int, default=0, metavar="N",
+    ru.add_argument("--pass-after", type=int, default=None, metavar="N",
                     help="PASS as soon as N interrupts were serviced and a stall window went by "
-                         "(default 0: drive for the whole --duration)")
+                         f"(default 0: drive for the whole --duration; with --bisect {BISECT_PASS_AFTER}, "
+                         "as the matrix: a good step ends as soon as it is certain)")
     ru.add_argument("--l2-accel", default="auto", choices=ACCELS)
     ru.add_argument("--l1-vfio", default="fixed", choices=L1_VFIO,
                     help="L1's vfio modules: Debian's (with the INTx fix) or rebuilt without it")
@@ -83,14 +91,30 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
         detach=args.detach, l2_accel=args.l2_accel, l1_smp=args.l1_smp, expect=args.expect,
         hold_unexpected=args.hold_unexpected is not None,
         boot_timeout=args.boot_timeout,
-        drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
+        drive=DriveSpec(args.duration, args.stall_window, pass_after_of(args)),
         kernel=KernelUnderTestSpec(optional_path(args.kernel), optional_path(args.modules),
                                    optional_path(args.kernel_deb), build_spec_of(args)),
-        qemu=optional_path(args.qemu), out=optional_path(args.out)).validate()
+        qemu=optional_path(args.qemu), out=optional_path(args.out) or bisect_out(args)).validate()
     if spec.qemu:
         from rig.commands.preflight import check_qemu
         check_qemu(str(spec.qemu), spec.profile, spec.machine_profile)
     return spec
+
+
+def pass_after_of(args: argparse.Namespace) -> int:
+    if args.pass_after is not None:
+        return int(args.pass_after)
+    return BISECT_PASS_AFTER if args.bisect else 0
+
+
+def bisect_out(args: argparse.Namespace) -> Path | None:
+    """Where a `git bisect run` step's results go when --out is not given: not the cwd,
+    which is the kernel tree being bisected (a results/ there would be in every step's
+    checkout, and in `git status`)."""
+    if not args.bisect:
+        return None
+    step = f"{args.arch}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    return Path(tempfile.gettempdir()) / "intx-rig-bisect" / step
 
 
 def cmd_run(args: argparse.Namespace) -> int:
