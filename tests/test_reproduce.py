@@ -137,3 +137,16 @@ def test_the_command_line_of_a_spec_is_that_spec_to_rig_run(spec):
     from rig.commands.run import spec_of
     again = spec_of(parser().parse_args(["run", *spec_json.to_argv(spec.validate(), {})]))
     assert spec_json.to_json(again) == spec_json.to_json(spec)
+
+
+def test_a_path_with_a_newline_or_a_substitution_stays_in_its_comment(tmp_path):
+    """A user's path is shown in reproduce.sh's comments: a newline in it must not start a
+    command line, and nothing in it is ever expanded."""
+    evil = "/k/vm\nlinux $(touch /tmp/pwned) `id`"
+    inputs = Inputs("cell\nrm -rf /", "STALL", CELL, ["--arch", "ppc64", "--kernel", evil],
+                    {"kernel": {"path": evil, "sha256": "ab" * 32}}, {}, "0.9\nid", "now")
+    inputs.write(tmp_path)
+    script = (tmp_path / SCRIPT).read_text()
+    commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert all("pwned" not in ln and "rm -rf" not in ln and "id" != ln.strip() for ln in commands), commands
+    assert "\\n" in script and subprocess.run(["sh", "-n", str(tmp_path / SCRIPT)]).returncode == 0
