@@ -141,3 +141,48 @@ def test_a_stall_while_a_guest_is_paused_is_an_error_naming_its_state():
 def test_only_a_stall_is_checked_against_the_run_states():
     passed = final(flowing(30), WINDOW, MIN)
     assert unless_paused(passed, {"L1 (L0's QEMU)": "paused"}) is passed
+
+
+@pytest.mark.parametrize("recorded", ["result-powernv-fixed-pushed-while-masked.json",
+                                      "result-pseries-fixed-pushed-while-masked.json"])
+def test_a_push_into_xives_model_gap_is_the_rigs_error_not_a_stall(recorded):
+    """Recorded STALLs of kernels with the fix: the soak's on PowerNV (the consumer said it had
+    read the byte 21 ms before it unmasked) and a consumer made slow to unmask on pseries.
+    In both the pushed byte asserted while L1 had the source masked (PQ=01), L1 unmasked it
+    after, and QEMU's XIVE never re-sent it: the rig's doing, an ERROR."""
+    import json
+
+    from conftest import ROOT
+
+    from rig.chain.verdict import stall_stands
+    from rig.reports.result import RunResult
+    r = RunResult.from_json(json.loads((ROOT / "tests" / "data" / recorded).read_text()))
+    assert r.verdict.verdict == Outcome.STALL
+    v = stall_stands(r.verdict, lambda: {"L1 (L0's QEMU)": "running"}, r.interrupt_path)
+    assert v.verdict == Outcome.ERROR and "while L1 had the source masked (PQ=01)" in v.reason
+    assert "the rig pushed too early" in v.reason
+
+
+def test_the_bugs_stall_stands():
+    """The unfixed XIVE STALL: the push held back at PQ=10 (pending, no EOI): the kernel's."""
+    import json
+
+    from conftest import ROOT
+
+    from rig.chain.verdict import stall_stands
+    from rig.reports.result import RunResult
+    recorded = ROOT / "tests" / "data" / "result-ppc64-xive-unfixed-userspace.json"
+    r = RunResult.from_json(json.loads(recorded.read_text()))
+    assert stall_stands(r.verdict, lambda: {"L1 (L0's QEMU)": "running"}, r.interrupt_path) == r.verdict
+
+
+def test_a_source_left_masked_is_a_real_stall():
+    """Held at PQ=01 and never unmasked: nobody unmasked it, which is a kernel's (or vfio's) bug."""
+    from rig.chain.verdict import unless_pushed_while_masked
+    from rig.trace.path import InterruptPath, PathEvent
+    stall = judge(stalled_after_first(10), WINDOW)
+    events = [PathEvent(1.0, "device", "push"), PathEvent(1.0, "l0_ic", "held", "source not forwarded: PQ=01 (masked)")]
+    left_masked = InterruptPath("xive", pending_from=1.0, events=events)
+    assert unless_pushed_while_masked(stall, left_masked) is stall
+    unmasked = InterruptPath("xive", pending_from=1.0, events=[*events, PathEvent(1.2, "l0_ic", "unmask")])
+    assert unless_pushed_while_masked(stall, unmasked).verdict == Outcome.ERROR

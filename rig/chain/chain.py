@@ -21,11 +21,11 @@ from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts
 from rig.chain.reader import ConsumerReader, consumer_command, open_reader
 from rig.chain.tracer import PathTracer
-from rig.chain.verdict import Sample, Verdict, unless_paused
+from rig.chain.verdict import Sample, Verdict, stall_stands
 from rig.core import timeouts
 from rig.core.cache import content_key
 from rig.core.errors import InfraError
-from rig.core.kinds import Consumer, Outcome
+from rig.core.kinds import Consumer
 from rig.core.progress import Progress
 from rig.core.shell import guest_script
 from rig.core.spec import DriveSpec
@@ -360,9 +360,8 @@ class Chain:
         except InfraError as e:
             raise InfraError(f"{e}; {self._guests_state()}") from e
         self.samples = d.samples
-        if verdict.verdict == Outcome.STALL:
-            verdict = unless_paused(verdict, self.run_states())
         self.interrupt_path = self.tracer.collect(self.samples, verdict)
+        verdict = stall_stands(verdict, self.run_states, self.interrupt_path)
         self._record_final_tables()
         return verdict
 

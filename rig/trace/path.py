@@ -28,6 +28,10 @@ FORWARD = {"push", "assert", "line", "signal", "notify", "deliver", "handler", "
 MAX_EVENTS = 6000   # result.json stays readable; the first and last ones are what explain
 
 
+# A push reaches the device's assertion within this much (QEMU's trace: well under 1 ms).
+PUSH_TO_ASSERT_S = 0.05
+
+
 @dataclass(frozen=True)
 class PathEvent:
     t: float          # seconds since the drive started (L0's clock)
@@ -159,3 +163,25 @@ def explain(events: list[PathEvent], stopped: str | None, pending_from: float | 
     if ic_state:
         parts.append(f"L0's controller at the end: {ic_state.strip()}")
     return "; ".join(parts)
+
+
+def pushed_while_masked(path: InterruptPath) -> str | None:
+    """Why a STALL is the rig's push landing in QEMU's XIVE model gap, not the kernel's
+    doing: the unserviced push's assertion was held back because L1 had the source masked
+    (PQ=01, the fix's mask while the previous interrupt is serviced), L1 unmasked it after,
+    and nothing was forwarded since. QEMU's XIVE re-sends an asserted LSI on EOI but not on
+    unmask (docs/mechanism.md), so that assertion is lost whatever the kernel does: the push
+    came too early. A source left masked (no unmask after) is a real stall. None otherwise."""
+    if path.pending_from is None:
+        return None
+    after = [e for e in path.events if e.lane == "l0_ic" and e.t >= path.pending_from - PUSH_TO_ASSERT_S]
+    held = next((e for e in after if e.kind == "held" and "PQ=01" in e.detail), None)
+    if held is None:
+        return None
+    unmask = next((e for e in after if e.kind == "unmask" and e.t >= held.t), None)
+    if unmask is None or any(e.kind == "notify" and e.t >= held.t for e in after):
+        return None
+    return (f"the push at t={path.pending_from:.3f} s asserted the line while L1 had the source masked "
+            f"(PQ=01) and L1 unmasked it {1000 * (unmask.t - held.t):.0f} ms later; QEMU's XIVE does not "
+            "re-send an LSI asserted while masked at unmask: the rig pushed too early, this says "
+            "nothing of the kernel")
