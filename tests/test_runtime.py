@@ -136,3 +136,9 @@ def test_a_run_dir_of_another_pid_namespace_is_never_reaped(short_tmp, monkeypat
     (ours / "owner").write_text(f"999998 1 {os.readlink('/proc/self/ns/pid')}\n")
     assert runtime.reap_stale(base) == [ours]
     assert theirs.exists()
+
+
+def test_a_run_dir_base_that_cannot_be_made_is_bad_input(monkeypatch):
+    monkeypatch.setenv("RIG_RUN_DIR", "/proc/no-such-place")
+    with pytest.raises(runtime.UserError, match="cannot be made"):
+        runtime.run_base()

@@ -45,7 +45,11 @@ def run_base() -> Path:
     made the first, or left it open to all); else bad input."""
     parent = Path(os.environ.get("RIG_RUN_DIR") or tempfile.gettempdir())
     first = parent / "intx-rig"
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"run directory base {parent}: cannot be made ({e.strerror}); set RIG_RUN_DIR to a "
+                        "directory of your own") from e
     for base in (first, parent / f"intx-rig-{os.geteuid()}"):
         if _own_private_dir(base):
             if base != first:
