@@ -196,11 +196,30 @@ def test_recorded_l1_ftrace():
 
 
 def test_l1_setup_filters_the_handler_by_name_and_fails_loudly_without_kprobes():
-    script = l1_trace.setup_script()
-    assert script.startswith("set -- /sys/kernel/tracing vfio-intx disable_irq_nosync enable_irq\n")
+    script = l1_trace.setup_script("xive")
+    assert script.startswith("set -- /sys/kernel/tracing vfio-intx 'disable_irq_nosync=$arg1:u32' "
+                             "'enable_irq=$arg1:u32' -- 'xive_irq_mask=+4($arg1):u32' ")
+    assert " vfio_pci_intx_unmask_handler=\n" in script
     assert 'echo "name ~ \\"$handler*\\"" > events/irq/irq_handler_entry/filter' in script
-    assert 'echo "p:rig/$f $f irq=\\$arg1:u32" >> kprobe_events' in script
     assert "CONFIG_KPROBE_EVENTS" in script and "\nset -e\n" in script
+
+
+def test_l1_chip_and_vfio_events_say_who_masked_unmasked_and_eoied():
+    """The chip's callbacks (their irq read from the irq_data) and vfio's unmask (no irq:
+    vfio has one device in L1) on the device's line; another IRQ's chip events are not."""
+    trace = ("  <idle>-0 [000] d.h.. 11.0001: tracing_mark_write: rig-sync\n"
+             "  <idle>-0 [000] d.h.. 11.5000: irq_handler_entry: irq=37 name=vfio-intx(0001:01:00.0)\n"
+             "  <idle>-0 [000] d.h.. 11.5001: disable_irq_nosync: (disable_irq_nosync+0xc/0x14) irq=37\n"
+             "  <idle>-0 [000] d.h.. 11.5002: xive_irq_mask: (xive_irq_mask+0x0/0x80) irq=37\n"
+             "  <idle>-0 [000] d.h.. 11.5003: xive_irq_eoi: (xive_irq_eoi+0x0/0x90) irq=41\n"
+             "  consumer-199 [000] d.... 11.5300: vfio_pci_intx_unmask_handler: (vfio_pci_intx_unmask_handler+0x0/0x90)\n"
+             "  consumer-199 [000] d.... 11.5301: enable_irq: (enable_irq+0xc/0xd4) irq=37\n"
+             "  consumer-199 [000] d.... 11.5302: xive_irq_unmask: (xive_irq_unmask+0x0/0x80) irq=37\n")
+    ev = l1_trace.parse(trace, marker_t=0.0, irq=37)
+    assert [(e.kind, e.detail.split(" ")[0]) for e in ev] == [
+        ("handler", "irq=37"), ("disable", "irq=37"), ("mask", "chip:"), ("unmask", "vfio:"),
+        ("enable", "irq=37"), ("unmask", "chip:")]
+    assert ev[2].detail == "chip: xive_irq_mask irq=37" and ev[0].t == pytest.approx(0.4999)
 
 
 def ev(t, lane, kind):

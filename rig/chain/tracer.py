@@ -112,10 +112,11 @@ class PathTracer:
         self._l0_on = on
 
     def _l1_start(self) -> float | None:
-        r = self.l1.ssh.run(l1_trace.setup_script(), timeout=timeouts.TRACE_SETUP_S)
+        r = self.l1.ssh.run(l1_trace.setup_script(self.ic.name), timeout=timeouts.TRACE_SETUP_S)
         if r.status != 0:
             self.notes.append(f"L1 ftrace unavailable: {(r.stderr or r.stdout).strip()[-200:]}")
             return None
+        self.notes += [f"L1 ftrace: {line}" for line in r.stderr.strip().splitlines()[:10]]   # probes left out
         t_a = time.monotonic()
         r = self.l1.ssh.run(l1_trace.SYNC_COMMAND, timeout=timeouts.SSH_QUICK_S)
         t_b = time.monotonic()
