@@ -212,7 +212,7 @@ def test_l1_chip_and_vfio_events_say_who_masked_unmasked_and_eoied():
              "  <idle>-0 [000] d.h.. 11.5001: disable_irq_nosync: (disable_irq_nosync+0xc/0x14) irq=37\n"
              "  <idle>-0 [000] d.h.. 11.5002: xive_irq_mask: (xive_irq_mask+0x0/0x80) irq=37\n"
              "  <idle>-0 [000] d.h.. 11.5003: xive_irq_eoi: (xive_irq_eoi+0x0/0x90) irq=41\n"
-             "  consumer-199 [000] d.... 11.5300: vfio_pci_intx_unmask_handler: (vfio_pci_intx_unmask_handler+0x0/0x90)\n"
+             "  consumer-199 [000] d.... 11.5300: vfio_pci_intx_unmask_handler: (vfio_pci_intx_unmask_handler+0x0)\n"
              "  consumer-199 [000] d.... 11.5301: enable_irq: (enable_irq+0xc/0xd4) irq=37\n"
              "  consumer-199 [000] d.... 11.5302: xive_irq_unmask: (xive_irq_unmask+0x0/0x80) irq=37\n")
     ev = l1_trace.parse(trace, marker_t=0.0, irq=37)
