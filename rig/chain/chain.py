@@ -25,7 +25,7 @@ from rig.chain.verdict import Sample, Verdict, stall_stands
 from rig.core import timeouts
 from rig.core.cache import content_key
 from rig.core.errors import InfraError
-from rig.core.kinds import Consumer
+from rig.core.kinds import Accelerator, Consumer
 from rig.core.progress import Progress
 from rig.core.shell import guest_script
 from rig.core.spec import DriveSpec
@@ -91,7 +91,7 @@ class Chain:
             return
         self.tracer.arm()
         self._choose_l2_accel(kvm)
-        tcg = self.facts.l2_accel == "tcg"
+        tcg = self.facts.l2_accel == Accelerator.TCG
         self._start_l2(boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
         self.facts.l2_started = "booted"
@@ -117,7 +117,7 @@ class Chain:
         how the device is bound, how L2 is chosen and started."""
         return content_key("chain", SAVED_WITH, self.l1.snapshot_key(), self.consumer, self.l2_accel_request,
                            self.nointxmask, (CHAIN_SH / "bind.sh").read_text(),
-                           l2_command(self.profile, "kvm", "DEV"), l2_command(self.profile, "tcg", "DEV"))
+                           *(l2_command(self.profile, a, "DEV") for a in (Accelerator.KVM, Accelerator.TCG)))
 
     def _save_chain(self) -> None:
         """Once the device is bound and L2 (if any) up, nothing driven yet: L1 saved as it
@@ -155,7 +155,7 @@ class Chain:
             self.facts.bound_snapshot = key
 
     def _needs_restore_helper(self, l2_accel: str) -> bool:
-        return (l2_accel == "kvm" and bool(self.machine.nested_kvm_snapshot_problem)
+        return (l2_accel == Accelerator.KVM and bool(self.machine.nested_kvm_snapshot_problem)
                 and self.machine.nested_kvm_restore_helper is not None)
 
     def _restore_helper_address(self) -> str:
@@ -213,7 +213,7 @@ class Chain:
         """Why L1 cannot be saved with this L2 running in it (a KVM L2 on a machine whose
         L0 leaves its nested-guest state out of the migration, with no helper module for
         L1's kernel to put it back), or None."""
-        problem = self.machine.nested_kvm_snapshot_problem if l2_accel == "kvm" else None
+        problem = self.machine.nested_kvm_snapshot_problem if l2_accel == Accelerator.KVM else None
         if problem is None or self.restore_helper is not None:
             return None
         if self.machine.nested_kvm_restore_helper:
@@ -289,11 +289,11 @@ class Chain:
 
     def _choose_l2_accel(self, kvm: bool) -> None:
         req = self.l2_accel_request
-        if req == "kvm" and not kvm:
+        if req == Accelerator.KVM and not kvm:
             raise InfraError("--l2-accel kvm asked for, but L1 has no /dev/kvm after loading "
                              f"{self.facts.l1_kvm_module or 'no KVM module (its CPU shows no virtualization)'}")
-        use_kvm = kvm and req != "tcg"
-        self.facts.l2_accel = "kvm" if use_kvm else "tcg"
+        use_kvm = kvm and req != Accelerator.TCG
+        self.facts.l2_accel = Accelerator.KVM if use_kvm else Accelerator.TCG
         self.facts.l2_accel_reason = ("requested" if req != "auto" else
                                       f"/dev/kvm works in L1 ({self.facts.l1_kvm_module})" if kvm
                                       else "no /dev/kvm in L1")
@@ -302,7 +302,7 @@ class Chain:
     def _start_l2(self, timeout: float, hang_s: float) -> None:
         cmd = l2_command(self.profile, self.facts.l2_accel, self.facts.l1_device)
         self.facts.l2_command = cmd
-        self.l2, took = boot_l2(self.l1, cmd, self.out, self.progress, self.facts.l2_accel == "kvm",
+        self.l2, took = boot_l2(self.l1, cmd, self.out, self.progress, self.facts.l2_accel == Accelerator.KVM,
                                 timeout, hang_s, self.facts.l2_boot_failures)
         self.facts.l2_kernel = self.l2.kernel_release
         self.times["l2_console_s"] = took

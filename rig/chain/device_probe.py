@@ -15,6 +15,7 @@ import subprocess
 
 from rig.core import timeouts
 from rig.core.cache import Cache
+from rig.core.kinds import Accelerator
 from rig.core.targets import MachineProfile
 from rig.host.children import die_with_parent
 from rig.host.qemu import QemuBinary
@@ -48,7 +49,8 @@ def probe(mach: MachineProfile, qemu: QemuBinary, timeout: float = timeouts.VFIO
     with RunDir("probe") as run_dir:
         device = LegacyDevice(mach, run_dir)
         try:
-            argv = qemu.argv("-M", mach.l1_machine("tcg"), "-accel", "tcg", *(("-cpu", mach.cpu) if mach.cpu else ()),
+            argv = qemu.argv("-M", mach.l1_machine(Accelerator.TCG), "-accel", Accelerator.TCG,
+                             *(("-cpu", mach.cpu) if mach.cpu else ()),
                              "-m", "2048", "-S", "-nodefaults", "-display", "none", "-monitor", "stdio",
                              *[a for d in mach.l1_devices for a in ("-device", d)], *device.qemu_args())
             try:

@@ -34,6 +34,12 @@ class AccelChoice(StrEnum):
     TCG = "tcg"
 
 
+class Accelerator(StrEnum):
+    """How a guest runs, once chosen (AccelChoice is what a user asks for)."""
+    KVM = "kvm"
+    TCG = "tcg"
+
+
 class InterruptController(StrEnum):
     XIVE = "xive"
     XICS = "xics"

@@ -12,6 +12,7 @@ from pathlib import Path
 from guest_images.build import GuestImage
 from rig.core import timeouts
 from rig.core.errors import InfraError
+from rig.core.kinds import Accelerator
 from rig.core.progress import Progress
 from rig.core.targets import MachineProfile, TargetProfile, machine
 from rig.guests.machine import QemuMachine
@@ -61,7 +62,7 @@ def kernel_cmdline(profile: TargetProfile, extra: str = "") -> str:
 def l1_qemu_args(profile: TargetProfile, image: GuestImage, accel: Accel, ssh_port: int,
                  config: GuestConfig) -> list[str]:
     mach = config.machine or machine(profile.name)
-    cpu = profile.kvm_cpu if accel.name == "kvm" else mach.cpu
+    cpu = profile.kvm_cpu if accel.name == Accelerator.KVM else mach.cpu
     nic_bus = f",bus={mach.nic_bus}" if mach.nic_bus else ""
     args = ["-M", mach.l1_machine(accel.name, config.ic, nesting=accel.l1_nests), *accel.qemu_args(),
             *(("-cpu", cpu) if cpu else ()), "-m", str(config.memory_mb), "-smp", str(config.smp),

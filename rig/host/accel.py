@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rig.core import timeouts
 from rig.core.errors import UserError
+from rig.core.kinds import Accelerator
 from rig.core.targets import MachineProfile, TargetProfile
 from rig.host import virt
 from rig.host.profiles import HostProfile, host_profile
@@ -37,10 +38,10 @@ class Accel:
     def l1_nests(self) -> bool:
         """Whether L1 gets virtualization to offer L2: always emulated under TCG; under KVM
         only if the host nests."""
-        return self.name == "tcg" or self.plan is None or self.plan.l2 == "kvm"
+        return self.name == Accelerator.TCG or self.plan is None or self.plan.l2 == Accelerator.KVM
 
     def qemu_args(self) -> list[str]:
-        return ["-accel", self.name] if self.name == "kvm" else ["-accel", "tcg,thread=multi"]
+        return ["-accel", self.name] if self.name == Accelerator.KVM else ["-accel", "tcg,thread=multi"]
 
     def __str__(self) -> str:
         return f"{self.name.upper()} ({self.reason})"
@@ -61,7 +62,7 @@ def _test_guest(qemu: QemuBinary, profile: TargetProfile, timeout: float) -> tup
     with tempfile.TemporaryDirectory(prefix="intx-rig-kvmprobe-") as d:
         bios = Path(d) / "bios.bin"
         bios.write_bytes(probe_bios())
-        r = _run(qemu, qemu.argv("-M", "pc", "-accel", "kvm", "-nodefaults", "-display", "none",
+        r = _run(qemu, qemu.argv("-M", "pc", "-accel", Accelerator.KVM, "-nodefaults", "-display", "none",
                                  "-bios", str(bios), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"),
                  None, timeout)
     if r.returncode == _EXIT_CODE:
@@ -72,7 +73,7 @@ def _test_guest(qemu: QemuBinary, profile: TargetProfile, timeout: float) -> tup
 
 def _create_vm(qemu: QemuBinary, profile: TargetProfile, timeout: float) -> tuple[bool, str]:
     machine = profile.kvm_probe_machine
-    r = _run(qemu, qemu.argv("-M", machine, "-accel", "kvm", "-nodefaults", "-display", "none", "-S",
+    r = _run(qemu, qemu.argv("-M", machine, "-accel", Accelerator.KVM, "-nodefaults", "-display", "none", "-S",
                              "-monitor", "stdio"), "info kvm\nquit\n", timeout)
     if "kvm support: enabled" in r.stdout:
         return True, "/dev/kvm created a VM"
@@ -105,13 +106,13 @@ def host_plan(profile: TargetProfile, qemu: QemuBinary, host: HostProfile | None
 
 def choose_accel(profile: TargetProfile, qemu: QemuBinary, requested: str = "auto",
                  machine: MachineProfile | None = None) -> Accel:
-    if requested == "tcg":
-        return Accel("tcg", "requested")
+    if requested == Accelerator.TCG:
+        return Accel(Accelerator.TCG, "requested")
     if machine and machine.tcg_only:
-        return Accel("tcg", machine.tcg_only)
+        return Accel(Accelerator.TCG, machine.tcg_only)
     p = host_plan(profile, qemu)
-    if p.l1 == "kvm":
-        return Accel("kvm", p.l1_why, p)
-    if requested == "kvm":
+    if p.l1 == Accelerator.KVM:
+        return Accel(Accelerator.KVM, p.l1_why, p)
+    if requested == Accelerator.KVM:
         raise UserError(f"--accel kvm asked for, but {p.l1_why}")
-    return Accel("tcg", p.l1_why, p)
+    return Accel(Accelerator.TCG, p.l1_why, p)

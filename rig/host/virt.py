@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.core.kinds import Accelerator
 from rig.core.targets import KvmModule, TargetProfile
 from rig.host.profiles import HostProfile
 
@@ -61,7 +62,7 @@ class VirtPlan:
     @property
     def warning(self) -> str | None:
         """What to say before a run starts: the host gives L1 KVM but not nesting."""
-        if self.l1 == "kvm" and self.l2 == "tcg":
+        if self.l1 == Accelerator.KVM and self.l2 == Accelerator.TCG:
             return f"the host cannot give L1 nested virtualization: {self.l2_why}"
         return None
 
@@ -74,18 +75,18 @@ def plan(host: HostProfile, target: TargetProfile, cpuinfo: str, kvm: tuple[bool
     emulated = ("L1's emulated CPU offers virtualization: "
                 f"{' or '.join(str(m) for m in target.l2.kvm_modules)} in L1")
     if host.kvm_target != target.name:
-        return VirtPlan("tcg", f"{target.name} guest on a {host.machine} host", "kvm", emulated)
+        return VirtPlan(Accelerator.TCG, f"{target.name} guest on a {host.machine} host", Accelerator.KVM, emulated)
     module = kvm_module_for(target.l2.kvm_modules, cpuinfo)
     if module is None:
         flags = ", ".join(m.cpu_flag for m in target.l2.kvm_modules if m.cpu_flag)
-        return VirtPlan("tcg", f"the CPU shows no virtualization ({flags})", "kvm", emulated)
+        return VirtPlan(Accelerator.TCG, f"the CPU shows no virtualization ({flags})", Accelerator.KVM, emulated)
     if not kvm[0]:
-        return VirtPlan("tcg", kvm[1], "kvm", emulated, module.sysfs)
+        return VirtPlan(Accelerator.TCG, kvm[1], Accelerator.KVM, emulated, module.sysfs)
     value = nested_param(module, read)
     nested = nested_on(value)
     if nested:
-        return VirtPlan("kvm", kvm[1], "kvm", f"nested KVM: the host's {module.sysfs} has nested={value}",
-                        module.sysfs, value)
+        return VirtPlan(Accelerator.KVM, kvm[1], Accelerator.KVM,
+                        f"nested KVM: the host's {module.sysfs} has nested={value}", module.sysfs, value)
     fix = f"modprobe -r {module.name} && modprobe {module.name} nested=1"
     if nested is None:
         why = (f"the host's {module.sysfs} has no nested parameter to read: L2 runs under TCG inside "
@@ -93,4 +94,4 @@ def plan(host: HostProfile, target: TargetProfile, cpuinfo: str, kvm: tuple[bool
     else:
         why = (f"the host's {module.sysfs} has nested={value}: L2 runs under TCG inside L1 (minutes "
                f"per boot instead of seconds); to nest: {fix}")
-    return VirtPlan("kvm", kvm[1], "tcg", why, module.sysfs, value)
+    return VirtPlan(Accelerator.KVM, kvm[1], Accelerator.TCG, why, module.sysfs, value)

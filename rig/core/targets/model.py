@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rig.core.errors import UserError
-from rig.core.kinds import DeviceKind, InterruptController
+from rig.core.kinds import Accelerator, DeviceKind, InterruptController
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,10 @@ class L2Profile:
     memory_mb: int = 512
 
     def machine(self, accel: str) -> str:
-        return self.machine_kvm if accel == "kvm" else self.machine_tcg
+        return self.machine_kvm if accel == Accelerator.KVM else self.machine_tcg
 
     def cpu(self, accel: str) -> str:
-        return self.cpu_kvm if accel == "kvm" else self.cpu_tcg
+        return self.cpu_kvm if accel == Accelerator.KVM else self.cpu_tcg
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class MachineProfile:
 
     def machine_options(self, accel: str, nesting: bool = True) -> tuple[str, ...]:
         return (self.nesting_machine_options if nesting else ()) + \
-            (self.kvm_machine_options if accel == "kvm" else ())
+            (self.kvm_machine_options if accel == Accelerator.KVM else ())
 
     def l1_machine(self, accel: str, ic: str | None = None, nesting: bool = True) -> str:
         ic = ic or self.interrupt_controllers[0]
