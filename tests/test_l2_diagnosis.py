@@ -47,3 +47,25 @@ def test_l2_qemu_is_started_in_a_session_of_its_own_and_followed():
     assert script.endswith(f"exec tail -n +1 -f {CONSOLE_FILE}")
     assert 'echo "rig-l2-exit: $?"' in script
     assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+
+
+def test_l2_qemu_is_sandboxed_only_where_l1_s_kernel_has_seccomp_filters(tmp_path):
+    """QEMU offers -sandbox only on a kernel with seccomp filters (the rig's minimal L1
+    kernel has none): the launch script adds it only where /proc/self/status says so.
+    Run with a stand-in QEMU that prints its arguments."""
+    import subprocess
+
+    from rig.core.targets import PROFILES
+    from rig.guests.l2 import l2_command, launch_script
+    cmd = l2_command(PROFILES["x86_64"], "kvm", "0000:00:01.0")
+    fake = tmp_path / "qemu"
+    fake.write_text('#!/bin/sh\necho "$@" >&2\n')
+    fake.chmod(0o755)
+    console = tmp_path / "console"
+    script = launch_script([str(fake), *cmd[1:]]).replace("/run/l2-console.log", str(console))
+    inner = script.split("setsid sh -c ", 1)[1].rsplit(" < /dev/null", 1)[0]
+    subprocess.run(["sh", "-c", f"sh -c {inner}"], check=True, timeout=30)
+    has_filters = "Seccomp_filters:" in open("/proc/self/status").read()
+    assert (" -sandbox on,obsolete=deny," in console.read_text()) is has_filters
+    assert "rig-l2-exit: 0" in console.read_text()
+    assert "-sandbox" in script and "Seccomp_filters" in script

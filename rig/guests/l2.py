@@ -40,8 +40,14 @@ EXIT_LINE = r"rig-l2-exit: (\d+)"
 def launch_script(command: list[str]) -> str:
     """What the SSH channel runs in L1: L2 QEMU in a session of its own, its console file
     (emptied first, so the follower never waits on a missing file), then the follower."""
+    if "-sandbox" in command:       # QEMU has -sandbox only on a kernel with seccomp filters
+        at = command.index("-sandbox")
+        command, sandbox = command[:at] + command[at + 2:], command[at:at + 2]
+        where = f"if grep -q '^Seccomp_filters:' /proc/self/status; then set -- {shlex.join(sandbox)}; fi; "
+    else:
+        where = ""
     qemu = " ".join(shlex.quote(c) for c in command)
-    inner = f"{qemu} 2>> {CONSOLE_FILE}; echo \"rig-l2-exit: $?\" >> {CONSOLE_FILE}"
+    inner = f'set --; {where}{qemu} "$@" 2>> {CONSOLE_FILE}; echo "rig-l2-exit: $?" >> {CONSOLE_FILE}'
     return (f": > {CONSOLE_FILE}; setsid sh -c {shlex.quote(inner)} < /dev/null > /dev/null 2>&1 & "
             f"exec tail -n +1 -f {CONSOLE_FILE}")
 

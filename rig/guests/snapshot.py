@@ -138,7 +138,12 @@ class SnapshotStore:
         seconds it took. BadSnapshot if QEMU could not load it, InfraError if it did not
         finish (a stuck or loaded machine proves nothing about the snapshot)."""
         t0 = time.monotonic()
-        status = migrate(machine, "migrate-incoming", stream, timeouts.SNAPSHOT_RESTORE_S)
+        try:
+            status = migrate(machine, "migrate-incoming", stream, timeouts.SNAPSHOT_RESTORE_S)
+        except InfraError as e:
+            if not machine.alive():    # QEMU exits when the stream it loads is bad (a truncated one)
+                raise BadSnapshot(f"snapshot {stream.parent.name}: QEMU exited loading it ({e})") from e
+            raise
         if status.startswith("failed"):
             raise BadSnapshot(f"snapshot {stream.parent.name} did not restore (migration {status})")
         if status != "completed":
