@@ -107,3 +107,15 @@ def test_a_snapshot_is_removed_only_when_proven_bad(tmp_path):
     put(store, "k2", 10, 1000.0)
     assert store.failed(store.root / "k2", "migration failed: stream truncated", proven=True) is True
     assert not (store.root / "k2").exists()
+
+
+def test_a_kept_snapshot_is_replaced_by_the_next_save(tmp_path):
+    """A snapshot kept after a failed restore is replaced when the same run, having booted,
+    saves the guest again: the cache ends with one known to restore."""
+    store = SnapshotStore(Cache(tmp_path / "cache"))
+    put(store, "k1", 10, 1000.0)
+    assert not store.suspect("k1")
+    store.failed(store.root / "k1", "SSH timeout", proven=False)
+    assert store.suspect("k1") and (store.root / "k1").exists()
+    store.restored(store.root / "k1")
+    assert not store.suspect("k1")

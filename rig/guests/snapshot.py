@@ -108,14 +108,17 @@ class SnapshotStore:
     def save(self, machine: QemuMachine, key: str, extra: dict[str, Any] | None = None) -> float | None:
         """Save the running guest under key (it runs on afterwards), with `extra` recorded
         beside it; seconds it took, or None if it was not saved (QEMU refused: a device
-        that cannot migrate)."""
-        if self.lookup(key):
+        that cannot migrate). An entry kept after a failed restore (its meta counts the
+        failures) is replaced: this run booted the same guest, so the new one is known good."""
+        if self.lookup(key) and not self.suspect(key):
             return None
         self.root.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         with self.cache.exclusive(f"snapshot-{key}"):
             if (self.root / key).exists():
-                return None
+                if not self.suspect(key):
+                    return None
+                self.discard(self.root / key)
             staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
             try:
                 status = migrate(machine, "migrate", staging / STREAM, timeouts.SNAPSHOT_SAVE_S)
@@ -165,6 +168,10 @@ class SnapshotStore:
             return True
         write_atomically(entry / META, json.dumps({**meta, "failed_restores": failures}))
         return False
+
+    def suspect(self, key: str) -> bool:
+        """A restore of it failed since it was saved (for a reason that proved nothing)."""
+        return bool(self.meta(key).get("failed_restores"))
 
     def restored(self, entry: Path) -> None:
         """A restore of this entry worked: earlier failures were the machine's, not its own."""
