@@ -192,6 +192,10 @@ class QemuMachine:
             self._wait_exit(timeouts.QEMU_EXIT_S)
         return how
 
+    def exits_within(self, timeout: float) -> bool:
+        """True if QEMU has exited, or does within timeout (it is not asked to)."""
+        return self.proc is not None and self._wait_exit(timeout)
+
     def _wait_exit(self, timeout: float) -> bool:
         if self.proc is None:
             return True

@@ -144,7 +144,9 @@ class SnapshotStore:
         try:
             status = migrate(machine, "migrate-incoming", stream, timeouts.SNAPSHOT_RESTORE_S)
         except InfraError as e:
-            if not machine.alive():    # QEMU exits when the stream it loads is bad (a truncated one)
+            # QEMU exits when the stream it loads is bad (a truncated one); its monitor may
+            # go a moment before the process does.
+            if machine.exits_within(timeouts.QEMU_EXIT_S):
                 raise BadSnapshot(f"snapshot {stream.parent.name}: QEMU exited loading it ({e})") from e
             raise
         if status.startswith("failed"):
