@@ -13,8 +13,9 @@ kernel is not). Written atomically (a staging directory renamed into place) unde
 bounded in disk by an LRU limit. A snapshot that fails to restore is removed only when it
 is proven bad (QEMU could not load its stream); any other failure (an SSH timeout on a loaded
 machine, a port taken) keeps it, recorded, and the run boots cold (and saves a fresh one
-over it); MAX_FAILED_RESTORES such failures in a row remove it too. Checksums are not computed on use (300 MB would cost more than the restore
-saves): QEMU's stream has its own framing, and a stream that does not load is discarded.
+over it); MAX_FAILED_RESTORES such failures in a row remove it too. Checksums are not
+computed on use (300 MB would cost more than the restore saves): QEMU's stream has its own
+framing, and a stream that does not load is discarded.
 """
 
 from __future__ import annotations
