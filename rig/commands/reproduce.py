@@ -129,13 +129,16 @@ class Inputs:
                      checked_files(d["files"]), provided, d["rig_version"], d["recorded_at"],
                      checked_locks(d["locks"]))
         cell = spec_json.from_json(inputs.spec, {})      # the cell is one `rig run` takes (files: checked on use)
-        if options != spec_json.to_argv(cell, {role: Path(f["path"]) for role, f in inputs.files.items()}):
+        if options != spec_json.to_argv(cell, inputs.file_paths()):
             raise UserError("options: not the command line of the recorded spec and files (edited?)")
         return inputs
 
+    def file_paths(self) -> dict[str, Path]:
+        return {role: Path(f["path"]) for role, f in self.files.items()}
+
     def run_spec(self) -> RunSpec:
         """The recorded cell with the user's files, validated as `rig run` validates it."""
-        return spec_json.from_json(self.spec, {role: Path(f["path"]) for role, f in self.files.items()})
+        return spec_json.from_json(self.spec, self.file_paths())
 
     def check_files(self) -> None:
         """Each of the user's files where it was (itself, not a symlink to it), with the same

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rig.core import untrusted
 from rig.core.errors import UserError
 from rig.core.spec import MAX_SECONDS, DriveSpec, KernelUnderTestSpec, RunSpec
 
@@ -72,19 +73,15 @@ def to_argv(spec: RunSpec, files: dict[str, Path], device: str | None = None) ->
 def _typed(where: str, data: object, fields: dict[str, tuple[type, ...]],
            extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """data is an object with exactly these keys, each of its types; else one line."""
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: not a JSON object")
-    keys, known = set(data), set(fields) | set(extra)
+    d: dict[str, Any] = untrusted.expect(data, dict, where)
+    keys, known = set(d), set(fields) | set(extra)
     if keys != known:
         unknown, missing = sorted(keys - known), sorted(known - keys)
         raise UserError(f"{where}: " + "; ".join(x for x in (f"unknown {unknown}" if unknown else "",
                                                              f"missing {missing}" if missing else "") if x))
     for key, types in fields.items():
-        value = data[key]
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            raise UserError(f"{where}.{key}: {value!r} is not of the type it must be "
-                            f"({' or '.join('null' if t is type(None) else t.__name__ for t in types)})")
-    return data
+        untrusted.expect(d[key], types, f"{where}.{key}")
+    return d
 
 
 def from_json(data: object, files: dict[str, Path], where: str = "spec") -> RunSpec:

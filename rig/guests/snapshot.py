@@ -169,7 +169,7 @@ class SnapshotStore:
         if proven or len(failures) >= MAX_FAILED_RESTORES:
             self.discard(entry)
             return True
-        write_atomically(entry / META, json.dumps({**meta, "failed_restores": failures}))
+        self.cache.write_json({**meta, "failed_restores": failures}, KIND, entry.name, META)
         return False
 
     def suspect(self, key: str) -> bool:
@@ -180,7 +180,7 @@ class SnapshotStore:
         """A restore of this entry worked: earlier failures were the machine's, not its own."""
         meta = self.meta(entry.name)
         if meta.pop("failed_restores", None) is not None:
-            write_atomically(entry / META, json.dumps(meta))
+            self.cache.write_json(meta, KIND, entry.name, META)
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last used, bytes, entry) of every snapshot, least recently used first."""
@@ -211,12 +211,6 @@ class SnapshotStore:
             self.discard(entry)
             total, removed, freed = total - size, removed + 1, freed + size
         return removed, freed
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def migrate(machine: QemuMachine, command: str, path: Path, timeout: float) -> str:
