@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rig.core.cache import Cache
-from rig.guests.snapshot import MAX_FAILED_RESTORES, META, STREAM, SnapshotStore, snapshot_key
+from rig.core.errors import InfraError
+from rig.guests.snapshot import MAX_FAILED_RESTORES, META, STREAM, BadSnapshot, SnapshotStore, snapshot_key
 from rig.host.qemu import QemuBinary
 
 pytestmark = pytest.mark.unit
@@ -119,3 +120,41 @@ def test_a_kept_snapshot_is_replaced_by_the_next_save(tmp_path):
     assert store.suspect("k1") and (store.root / "k1").exists()
     store.restored(store.root / "k1")
     assert not store.suspect("k1")
+
+
+class LoadingQemu:
+    """A QEMU loading a stream, as its monitor shows it: `answers` is what
+    migrate-incoming does (None: accepted; an error: the monitor went with the process)."""
+
+    def __init__(self, answers: Exception | None, status: str, exits: bool):
+        self.answers, self.status, self.exits = answers, status, exits
+
+    def cmd(self, name: str, **_: object) -> dict:
+        if name == "migrate-incoming" and self.answers:
+            raise self.answers
+        return {"status": self.status} if name == "query-migrate" else {"status": "running"}
+
+    def wait_event(self, *_: object) -> None:
+        return None
+
+    def exits_within(self, _: float) -> bool:
+        return self.exits
+
+
+@pytest.mark.parametrize("machine, bad", [
+    # QEMU read the truncated end before it answered: the monitor is gone, then the process.
+    (LoadingQemu(InfraError("QMP socket closed"), "", exits=True), True),
+    (LoadingQemu(None, "failed", exits=False), True),
+    # No answer, and QEMU still there: a loaded machine, not proof against the snapshot.
+    (LoadingQemu(InfraError("QMP timeout"), "", exits=False), False),
+    (LoadingQemu(None, "completed", exits=False), None),
+])
+def test_a_restore_that_fails_says_whether_the_snapshot_is_to_blame(tmp_path, machine, bad):
+    store = SnapshotStore(Cache(tmp_path / "cache"))
+    put(store, "k1", 10, 1000.0)
+    if bad is None:
+        assert store.restore(machine, store.root / "k1" / STREAM) >= 0
+        return
+    with pytest.raises(InfraError) as e:
+        store.restore(machine, store.root / "k1" / STREAM)
+    assert isinstance(e.value, BadSnapshot) is bad

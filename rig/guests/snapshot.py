@@ -145,13 +145,14 @@ class SnapshotStore:
         try:
             status = migrate(machine, "migrate-incoming", stream, timeouts.SNAPSHOT_RESTORE_S)
         except InfraError as e:
-            # QEMU exits when the stream it loads is bad (a truncated one); its monitor may
-            # go a moment before the process does.
-            if machine.exits_within(timeouts.QEMU_EXIT_S):
-                raise BadSnapshot(f"snapshot {stream.parent.name}: QEMU exited loading it ({e})") from e
-            raise
+            status = f"lost the monitor: {e}"
         if status.startswith("failed"):
             raise BadSnapshot(f"snapshot {stream.parent.name} did not restore (migration {status})")
+        # QEMU exits when the stream it loads is bad (a truncated one): as soon as it reads the
+        # end, sometimes before its answer to migrate-incoming, and its monitor may go a
+        # moment before the process does.
+        if status != "completed" and machine.exits_within(timeouts.QEMU_EXIT_S):
+            raise BadSnapshot(f"snapshot {stream.parent.name}: QEMU exited loading it ({status})")
         if status != "completed":
             raise InfraError(f"snapshot {stream.parent.name} did not restore (migration {status})")
         if machine.cmd("query-status").get("status") != "running":
