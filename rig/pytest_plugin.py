@@ -5,7 +5,7 @@ against. Installed with the rig (entry point pytest11), so any test can use it:
         print(rig_chain.l1.ssh.run("lspci -v").stdout)        # L1, over SSH
         print(rig_chain.l2_ssh.run("cat /proc/interrupts").stdout)  # L2, through L1
         verdict = rig_chain.drive(DriveSpec(duration=10))    # rig.chain.drive: push, count, judge
-        assert verdict.verdict == "PASS"
+        assert verdict.outcome == "PASS"
 
 Options: --rig-arch (x86_64|ppc64), --rig-machine (ppc64: pseries|powernv), --rig-ic,
 --rig-l2-accel, --rig-out DIR.

@@ -58,7 +58,7 @@ def assert_a_later_l2_serves(chain, out):
     pids = chain.l1.ssh.run("pidof qemu-system-x86_64").stdout.split()
     assert len(pids) == 1, pids
     verdict = chain.drive(DriveSpec(duration=5, min_serviced=5))
-    assert verdict.verdict == "PASS", verdict.reason
+    assert verdict.outcome == "PASS", verdict.reason
 
 
 def test_a_hung_l2_boot_is_diagnosed_and_restarted(rig_cache_dir, short_tmp, run_base, monkeypatch):

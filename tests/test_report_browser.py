@@ -35,7 +35,7 @@ def recorded_run(out: Path) -> RunResult:
     out.mkdir(parents=True)
     r = RunResult.from_json(json.loads(RECORDED.read_text()))
     r.write(out)
-    write_timeline(out, r.samples, f"{r.name}: {r.verdict.verdict}", pending_since(r.samples), r.interrupt_path)
+    write_timeline(out, r.samples, f"{r.name}: {r.verdict.outcome}", pending_since(r.samples), r.interrupt_path)
     write_run_report(out, r)
     return r
 

@@ -29,7 +29,7 @@ def test_the_schema_is_valid_and_takes_a_real_result(recorded):
 
 def test_the_type_reads_it_and_writes_it_back_unchanged(recorded, tmp_path):
     r = RunResult.from_json(recorded)
-    assert r.verdict.verdict == "STALL" and r.interrupt_path.stopped_layer == "l0_ic"
+    assert r.verdict.outcome == "STALL" and r.interrupt_path.stopped_layer == "l0_ic"
     assert r.facts.l1.vfio_intx_fix is False and r.chain.l1_device
     r.write(tmp_path)
     written = json.loads((tmp_path / "result.json").read_text())

@@ -26,7 +26,7 @@ def test_flowing_series_passes_and_is_never_stall():
     for i in range(1, len(s) + 1):
         assert judge(s[:i], WINDOW) is None
     v = final(s, WINDOW, MIN)
-    assert v.verdict == Outcome.PASS and v.exit_status == 0
+    assert v.outcome == Outcome.PASS and v.exit_status == 0
 
 
 def test_stall_is_decided_as_soon_as_the_window_is_over():
@@ -34,7 +34,7 @@ def test_stall_is_decided_as_soon_as_the_window_is_over():
     decided = next(i for i in range(1, len(s) + 1) if judge(s[:i], WINDOW))
     assert s[decided - 1].t == 1 + WINDOW  # the first sample where it is certain
     v = judge(s[:decided], WINDOW)
-    assert v.verdict == Outcome.STALL and v.exit_status == 1
+    assert v.outcome == Outcome.STALL and v.exit_status == 1
     assert v.stopped_at["l1_vfio_intx"] == 1 and v.stopped_at["serviced"] == 1
 
 
@@ -96,7 +96,7 @@ def test_everything_drawn_is_inside_the_picture(tmp_path):
 def test_nothing_ever_arriving_is_error_not_stall():
     s = [Sample(t, 1, 0, 0, 0) for t in range(0, 10)]
     v = judge(s, WINDOW)
-    assert v.verdict == Outcome.ERROR and "ever reached L1" in v.reason and v.exit_status == 125
+    assert v.outcome == Outcome.ERROR and "ever reached L1" in v.reason and v.exit_status == 125
 
 
 def test_timeline_with_the_interrupt_path_marks_the_stopped_layer(tmp_path):
@@ -133,7 +133,7 @@ def test_a_stall_while_a_guest_is_paused_is_an_error_naming_its_state():
     assert stall.verdict == Outcome.STALL
     for state in ("paused", "postmigrate", "inmigrate", "finish-migrate", "suspended"):
         v = unless_paused(stall, {"L1 (L0's QEMU)": "running", "L2 (L1's QEMU)": state})
-        assert v.verdict == Outcome.ERROR and v.exit_status == 125
+        assert v.outcome == Outcome.ERROR and v.exit_status == 125
         assert f"L2 (L1's QEMU) is '{state}'" in v.reason and "not a STALL" in v.reason
     assert unless_paused(stall, {"L1 (L0's QEMU)": "running", "L2 (L1's QEMU)": "running"}) is stall
 
@@ -157,9 +157,9 @@ def test_a_push_into_xives_model_gap_is_the_rigs_error_not_a_stall(recorded):
     from rig.chain.verdict import stall_stands
     from rig.reports.result import RunResult
     r = RunResult.from_json(json.loads((ROOT / "tests" / "data" / recorded).read_text()))
-    assert r.verdict.verdict == Outcome.STALL
+    assert r.verdict.outcome == Outcome.STALL
     v = stall_stands(r.verdict, lambda: {"L1 (L0's QEMU)": "running"}, r.interrupt_path)
-    assert v.verdict == Outcome.ERROR and "while L1 had the source masked (PQ=01)" in v.reason
+    assert v.outcome == Outcome.ERROR and "while L1 had the source masked (PQ=01)" in v.reason
     assert "the rig pushed too early" in v.reason
 
 

@@ -92,7 +92,7 @@ class Drive:
             self._sample(time.monotonic() - t0)
             verdict = final(self.samples, cfg.stall_window, cfg.min_serviced)
         self.reader.unserviced = self.sent - self.serviced
-        log.info("drive ended: %s (%s); pushed %d, serviced %d", verdict.verdict, verdict.reason,
+        log.info("drive ended: %s (%s); pushed %d, serviced %d", verdict.outcome, verdict.reason,
                  self.sent, self.serviced)
         return verdict
 

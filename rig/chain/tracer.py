@@ -143,7 +143,7 @@ class PathTracer:
         l0 = self._l0_path()
         l1 = self._causal(l0, self._l1_path())
         events = sorted(self.rig_events + self._l2_counts(samples) + l0 + l1, key=lambda e: e.t)
-        pending = self._pending_from() if verdict.verdict == Outcome.STALL else None
+        pending = self._pending_from() if verdict.outcome == Outcome.STALL else None
         stopped = stopped_layer(events, pending)
         self.seconds["collect"] = round(time.monotonic() - t, 3)
         self._collected = True

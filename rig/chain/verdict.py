@@ -9,7 +9,7 @@ of the machinery is ERROR, never STALL.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from rig.core.kinds import Outcome
@@ -30,16 +30,25 @@ class Sample:
 
 @dataclass
 class Verdict:
-    verdict: Outcome
+    outcome: Outcome
     reason: str
     stopped_at: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def verdict(self) -> Outcome:
+        """The outcome, by the name result.json gives it (and pytest plugin users read)."""
+        return self.outcome
+
+    @property
     def exit_status(self) -> int:
-        return EXIT_STATUS[self.verdict]
+        return EXIT_STATUS[self.outcome]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"verdict": self.outcome, "reason": self.reason, "stopped_at": self.stopped_at}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Verdict:
+        return cls(Outcome(d["verdict"]), d["reason"], d.get("stopped_at", {}))
 
 
 def confirmed(outcomes: list[Outcome]) -> tuple[int, str]:
@@ -120,7 +129,7 @@ def unless_paused(verdict: Verdict, run_states: dict[str, str]) -> Verdict:
     """A STALL only while every QEMU of the chain runs its guest: a guest that is paused,
     migrating or left stopped after a migration (postmigrate) stops its device's interrupts
     exactly as a stall does. run_states: QEMU's QMP run state per layer ("L0's QEMU": L1)."""
-    if verdict.verdict != Outcome.STALL:
+    if verdict.outcome != Outcome.STALL:
         return verdict
     stopped = {who: state for who, state in run_states.items() if state != "running"}
     if not stopped:
@@ -134,7 +143,7 @@ def unless_pushed_while_masked(verdict: Verdict, path: InterruptPath | None) -> 
     """A STALL only if the interrupt was lost by the kernel's doing: one whose push landed in
     QEMU's XIVE model gap (asserted while L1 had the source masked, not re-sent at unmask:
     rig.trace.path.pushed_while_masked) is an ERROR, the rig's, never a verdict."""
-    if verdict.verdict != Outcome.STALL or path is None or not (why := pushed_while_masked(path)):
+    if verdict.outcome != Outcome.STALL or path is None or not (why := pushed_while_masked(path)):
         return verdict
     return Verdict(Outcome.ERROR, f"the counts stopped, but {why}", verdict.stopped_at)
 
@@ -143,7 +152,7 @@ def stall_stands(verdict: Verdict, run_states: Callable[[], dict[str, str]],
                  path: InterruptPath | None) -> Verdict:
     """A STALL checked against what would make it the machinery's: a guest not running, a
     push into the model gap. Anything else is returned as it is."""
-    if verdict.verdict != Outcome.STALL:
+    if verdict.outcome != Outcome.STALL:
         return verdict
     return unless_pushed_while_masked(unless_paused(verdict, run_states()), path)
 
@@ -154,7 +163,7 @@ def stopped_at(s: Sample) -> dict[str, Any]:
 
 def describe_stop(v: Verdict) -> str:
     s = v.stopped_at
-    verb = "stopped at" if v.verdict == Outcome.STALL else "at"
+    verb = "stopped at" if v.outcome == Outcome.STALL else "at"
     parts = [f"L1 vfio-intx {verb} {s.get('l1_vfio_intx')}"]
     if s.get("l2_irq") is not None:
         parts.append(f"L2 IRQ count {verb} {s.get('l2_irq')}")

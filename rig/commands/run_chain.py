@@ -87,8 +87,8 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
             with running_chain(s, spec, out, facts, kernel) as chain:
                 verdict = chain.drive(spec.drive)
                 report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s)   # before a hold
-                if spec.hold is not None and spec.holds(verdict.verdict):
-                    why = Hold(chain, out, spec.hold, verdict.verdict, s.progress).wait()
+                if spec.hold is not None and spec.holds(verdict.outcome):
+                    why = Hold(chain, out, spec.hold, verdict.outcome, s.progress).wait()
                     s.progress.step(f"hold ended: {why}; tearing the chain down")
                 return verdict
         except UserError:
@@ -117,14 +117,14 @@ def result_of(spec: RunSpec, verdict: Verdict, t0: float, facts: RunFacts, chain
 def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | None, s: Session) -> None:
     """The result files and the reproducer, and what the terminal shows of them."""
     r.write(out)
-    reproducer(out, spec, r.name, r.verdict.verdict, kernel.kernel if kernel else None,
+    reproducer(out, spec, r.name, r.verdict.outcome, kernel.kernel if kernel else None,
                kernel.modules_dir if kernel else None, r.to_json(), s.cache)
     write_run_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
     write_ktap(out, r)
-    stall_at = pending_since(r.samples) if r.verdict.verdict == Outcome.STALL else None
-    write_timeline(out, r.samples, f"{r.name}: {r.verdict.verdict}", stall_at, r.interrupt_path)
+    stall_at = pending_since(r.samples) if r.verdict.outcome == Outcome.STALL else None
+    write_timeline(out, r.samples, f"{r.name}: {r.verdict.outcome}", stall_at, r.interrupt_path)
     write_run_report(out, r)
-    print(f"{r.verdict.verdict}: {r.verdict.reason}")
+    print(f"{r.verdict.outcome}: {r.verdict.reason}")
     if r.samples:
         print(f"  {describe_stop(r.verdict)}")
     if r.interrupt_path and r.interrupt_path.stopped_layer:

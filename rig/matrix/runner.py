@@ -110,7 +110,7 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
         return RunOutcome(Outcome.ERROR, seconds, str(out), f"rig exited {proc.returncode}: {last}")
     failures = len(result.chain.l2_boot_failures) if result.chain else 0
     path = result.interrupt_path
-    return RunOutcome(result.verdict.verdict, seconds, str(out), result.verdict.reason, failures,
+    return RunOutcome(result.verdict.outcome, seconds, str(out), result.verdict.reason, failures,
                       path.explanation if path and path.stopped_layer else "",
                       result.facts.l1.vfio_intx_fix if result.facts.l1 else None,
                       path.deliveries_per_serviced if path else None)

@@ -58,7 +58,7 @@ def run_case(r: RunResult, name: str | None = None, expected: str = Outcome.PASS
     """A run as a test: ok when its verdict is the expected one (a kernel's contract is
     PASS; the matrix's STALL cells expect a STALL)."""
     v = r.verdict
-    diags = [f"{v.verdict}: {v.reason}"]
+    diags = [f"{v.outcome}: {v.reason}"]
     if r.samples:
         diags.append(describe_stop(v))
     if r.interrupt_path and r.interrupt_path.stopped_layer:
@@ -73,8 +73,8 @@ def run_case(r: RunResult, name: str | None = None, expected: str = Outcome.PASS
         diags.append(f"L0: {r.facts.l0.qemu}, L1 under {r.facts.l0.accel.upper()}")
     if r.chain and r.chain.l2_accel:
         diags.append(f"L2 under {r.chain.l2_accel.upper()} ({r.chain.l2_accel_reason})")
-    error = v.reason if v.verdict == Outcome.ERROR else None
-    return Case(name or r.name, v.verdict == expected and error is None, diags, error)
+    error = v.reason if v.outcome == Outcome.ERROR else None
+    return Case(name or r.name, v.outcome == expected and error is None, diags, error)
 
 
 def write_run(out: Path, r: RunResult) -> Path:

@@ -39,7 +39,7 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         f = self.facts
         return {"schema_version": self.schema_version, "name": self.name,
-                "verdict": asdict(self.verdict), "seconds": round(self.seconds, 1),
+                "verdict": self.verdict.to_json(), "seconds": round(self.seconds, 1),
                 "drive": asdict(self.drive),
                 "arch": f.arch, "machine": f.machine, "ic": f.ic, "consumer": f.consumer,
                 "device": f.device, "device_reason": f.device_reason,
@@ -60,7 +60,7 @@ class RunResult:
                          KernelInputFacts(**d["l1_kernel_input"]) if d["l1_kernel_input"] else None,
                          d.get("machine") or machine(d["arch"]).name)
         path = d["interrupt_path"]
-        return cls(d["name"], Verdict(**d["verdict"]), d["seconds"], DriveSpec(**d["drive"]), facts,
+        return cls(d["name"], Verdict.from_json(d["verdict"]), d["seconds"], DriveSpec(**d["drive"]), facts,
                    [Sample(**s) for s in d["samples"]], ChainFacts(**d["chain"]) if d["chain"] else None,
                    d["times"], InterruptPath.from_json(path) if path else None)
 
@@ -76,7 +76,7 @@ class RunResult:
 
 def write_run_junit(out: Path, name: str, verdict: Verdict, seconds: float, log_hint: str) -> Path:
     """junit.xml of one run: a STALL fails, an ERROR is an error (the machinery, not the kernel)."""
-    case = JunitCase(name, seconds, output=f"{verdict.verdict}: {verdict.reason}",
-                     failure=(describe_stop(verdict), verdict.reason) if verdict.verdict == Outcome.STALL else None,
-                     error=(verdict.reason, log_hint) if verdict.verdict == Outcome.ERROR else None)
+    case = JunitCase(name, seconds, output=f"{verdict.outcome}: {verdict.reason}",
+                     failure=(describe_stop(verdict), verdict.reason) if verdict.outcome == Outcome.STALL else None,
+                     error=(verdict.reason, log_hint) if verdict.outcome == Outcome.ERROR else None)
     return write_junit(out / "junit.xml", "intx-rig", "intx-rig", [case])
