@@ -142,11 +142,11 @@ def test_run_names_say_what_was_read_in_a_users_kernel(tmp_path):
     k = tmp_path / "bzImage"
     k.write_bytes(b"x")
     own = RunSpec("x86_64", kernel=KernelUnderTestSpec(kernel=k))
-    assert own.run_name(True) == "x86_64-ioapic-own-kernel-with-fix-l2"
-    assert own.run_name(False) == "x86_64-ioapic-own-kernel-without-fix-l2"
-    assert own.run_name(None) == own.name == "x86_64-ioapic-own-kernel-l2"
+    assert own.run_name(True) == "x86_64-q35-ioapic-own-kernel-with-fix-l2"
+    assert own.run_name(False) == "x86_64-q35-ioapic-own-kernel-without-fix-l2"
+    assert own.run_name(None) == own.name == "x86_64-q35-ioapic-own-kernel-l2"
     # Debian's variants keep their names whatever is read
-    assert RunSpec("ppc64", l1_vfio="unfixed").run_name(True) == "ppc64-xive-unfixed-l2"
+    assert RunSpec("ppc64", l1_vfio="unfixed").run_name(True) == "ppc64-pseries-xive-unfixed-l2"
 
 
 def test_every_cell_of_a_users_kernel_expects_pass(tmp_path):

@@ -113,7 +113,7 @@ def matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir,
     """The fast cells of every machine and one nested cell per arch, each expected to PASS,
     with the fix state read from each run's L1 binary beside its verdict."""
     out = short_tmp / "matrix"
-    cells = "*-userspace,ppc64-xive-own-pci-serial-l2-kvm,x86_64-ioapic-own-pci-serial-l2-kvm"
+    cells = "*-userspace,ppc64-pseries-xive-own-pci-serial-l2-kvm,x86_64-q35-ioapic-own-pci-serial-l2-kvm"
     r = run_rig("matrix", "--kernel-tree", str(tree), "--build-dir", str(work / "build"), "--cells", cells,
                 "--duration", "40", "--out", str(out), "--no-snapshot", cache=rig_cache_dir, timeout=3600,
                 env={"RIG_RUN_DIR": str(short_tmp)})

@@ -180,14 +180,27 @@ def test_no_snapshot_reaches_every_run(tmp_path, monkeypatch, snapshot):
 
 
 def test_cells_are_picked_by_glob_and_a_pattern_matching_nothing_is_bad_input():
-    picked = matrix.select(matrix.all_cells(),
-                           MatrixSpec(cells=MatrixSpec.parse_cells("ppc64-xive-*-userspace, x86_64-*-fixed-legacy-*")))
-    assert [c.id for c in picked] == ["ppc64-xive-fixed-pci-serial-userspace",
-                                      "ppc64-xive-unfixed-pci-serial-userspace",
-                                      "x86_64-ioapic-fixed-legacy-l2-kvm",
-                                      "x86_64-ioapic-fixed-legacy-userspace"]
+    picked = matrix.select(matrix.all_cells(), MatrixSpec(cells=MatrixSpec.parse_cells(
+        "ppc64-pseries-xive-*-userspace, x86_64-*-fixed-legacy-*")))
+    assert [c.id for c in picked] == ["ppc64-pseries-xive-fixed-pci-serial-userspace",
+                                      "ppc64-pseries-xive-unfixed-pci-serial-userspace",
+                                      "x86_64-q35-ioapic-fixed-legacy-l2-kvm",
+                                      "x86_64-q35-ioapic-fixed-legacy-userspace"]
     with pytest.raises(UserError, match="no runnable cell matches"):
         matrix.select(matrix.all_cells(), MatrixSpec(cells=("ppc64-*-legacy-*",)))   # unavailable
+
+
+def test_every_cell_id_names_its_machine_and_the_old_ids_still_pick_the_same_cells():
+    every = matrix.all_cells()
+    assert all(c.id.startswith(f"{c.arch}-{c.machine}-") for c in every)
+    assert len({c.id for c in every}) == len({c.legacy_id for c in every}) == len(every)
+
+    def ids(patterns: str) -> list[str]:
+        return [c.id for c in matrix.select(every, MatrixSpec(cells=MatrixSpec.parse_cells(patterns)))]
+    assert ids("ppc64-xive-unfixed-pci-serial-userspace") == ["ppc64-pseries-xive-unfixed-pci-serial-userspace"]
+    assert ids("ppc64-xive-*,x86_64-ioapic-*") == ids("ppc64-pseries-xive-*,x86_64-q35-ioapic-*")
+    assert ids("ppc64-powernv-*") == [c.id for c in matrix.select(every, MatrixSpec())
+                                      if c.machine == "powernv"]
 
 
 def test_the_tally_counts_wrong_verdicts_and_errors_apart(tmp_path):

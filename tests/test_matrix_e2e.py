@@ -16,7 +16,7 @@ from ktap_reader import parse as parse_ktap
 
 pytestmark = pytest.mark.e2e
 
-CELLS = "ppc64-xive-unfixed-pci-serial-userspace,x86_64-ioapic-fixed-legacy-userspace"
+CELLS = "ppc64-pseries-xive-unfixed-pci-serial-userspace,x86_64-q35-ioapic-fixed-legacy-userspace"
 
 
 def cache_state(cache) -> dict[str, int]:
@@ -33,14 +33,14 @@ def matrix_run(cache, out, run_base):
     results = json.loads((out / "matrix.json").read_text())
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert {x["id"]: x["verdicts"] for x in results} == {
-        "ppc64-xive-unfixed-pci-serial-userspace": ["STALL"],
-        "x86_64-ioapic-fixed-legacy-userspace": ["PASS"]}
+        "ppc64-pseries-xive-unfixed-pci-serial-userspace": ["STALL"],
+        "x86_64-q35-ioapic-fixed-legacy-userspace": ["PASS"]}
     assert all(x["jobs"] == 1 for x in results)
     for run in out.glob("*/run*"):
         load_result(run)                       # every run's result.json against its schema
     ktap = {c.name: c for c in parse_ktap((out / "results.ktap").read_text())}
     assert set(ktap) == {x["id"] for x in results} and all(c.ok for c in ktap.values())
-    assert [s.name for s in ktap["ppc64-xive-unfixed-pci-serial-userspace"].subtests] == ["run1"]
+    assert [s.name for s in ktap["ppc64-pseries-xive-unfixed-pci-serial-userspace"].subtests] == ["run1"]
     return results
 
 
@@ -57,7 +57,7 @@ def test_matrix_leaves_nothing_and_a_second_run_reuses_the_cache(rig_cache_dir, 
     for run in (short_tmp / "m2").glob("*/run*"):
         assert f"images/{load_result(run)['l1']['image']}/manifest.json" in before
     # each run kept its own logs, the STALL's picture among them
-    stall = short_tmp / "m2" / "ppc64-xive-unfixed-pci-serial-userspace" / "run1"
+    stall = short_tmp / "m2" / "ppc64-pseries-xive-unfixed-pci-serial-userspace" / "run1"
     assert (stall / "timeline.png").stat().st_size > 0 and (stall / "l1-qemu.log").exists()
     junit = (short_tmp / "m2" / "junit.xml").read_text()
     assert 'tests="2"' in junit and 'failures="0"' in junit
@@ -71,7 +71,7 @@ def test_ctrl_c_stops_the_matrix_and_every_run_in_it(rig_cache_dir, short_tmp, r
     as the test above (the signal path with two in flight: tests/test_matrix.py)."""
     out = short_tmp / "m"
     cmd = [sys.executable, "-m", "rig", "--cache-dir", str(rig_cache_dir), "matrix", "--cells",
-           "x86_64-ioapic-fixed-*-userspace", "--repeat", "3", "--jobs", "1", "--out", str(out)]
+           "x86_64-q35-ioapic-fixed-*-userspace", "--repeat", "3", "--jobs", "1", "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})
     wait_for_line(proc, "run 1: PASS", 600)      # one run finished: it stays

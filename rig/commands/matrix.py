@@ -30,7 +30,7 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--shard", help="K/N: run the K-th of N deterministic shares of the cells")
     ma.add_argument("--slow", action="store_true", help="include TCG-inside-TCG L2 cells")
     ma.add_argument("--cells", help="only cells whose id matches one of these comma-separated "
-                                    "globs, e.g. 'ppc64-xive-*,*-userspace'")
+                                    "globs, e.g. 'ppc64-pseries-xive-*,*-userspace'")
     ma.add_argument("--jobs", default="auto",
                     help="runs at a time (default auto: one per core, as memory allows; RIG_JOBS)")
     ma.add_argument("--list", action="store_true", help="list the cells and expectations, run nothing")
@@ -75,10 +75,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     every = matrix_cells.all_cells(own={} if build else None)
     if args.list:
         chosen = matrix_cells.select(every, MatrixSpec(slow=True, cells=spec.cells, shard=spec.shard))
+        width = max(len(c.id) for c in every)
         for c in every:
             state = c.unavailable() or ("runs" if c in chosen and (spec.slow or not c.slow)
                                         else "slow: --slow" if c.slow else "not picked (--shard, --cells)")
-            print(f"{c.id:44} {c.expectation().verdict:6} {state}")
+            print(f"{c.id:{width}} {c.expectation().verdict:6} {state}")
         return 0
     cells = matrix_cells.select(every, spec)
     for c in cells:

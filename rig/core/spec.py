@@ -363,7 +363,7 @@ class MatrixSpec:
         patterns = tuple(p.strip() for p in text.split(","))
         if not all(patterns):
             raise SpecError("--cells", f"--cells {text!r}: an empty pattern; give comma-separated globs, "
-                            "e.g. 'ppc64-xive-*,*-userspace'")
+                            "e.g. 'ppc64-pseries-xive-*,*-userspace'")
         return patterns
 
     def validate(self) -> MatrixSpec:

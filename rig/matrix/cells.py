@@ -92,6 +92,12 @@ class Cell:
     def id(self) -> str:
         return f"{self.machine_profile.tag}-{self.ic}-{self.vfio}-{self.device}-{self.consumer}"
 
+    @property
+    def legacy_id(self) -> str:
+        """The id as it was spelled before every machine was named (pseries' and q35's
+        cells without their machine): `--cells` patterns may still use it."""
+        return f"{self.machine_profile.legacy_tag}-{self.ic}-{self.vfio}-{self.device}-{self.consumer}"
+
     def expectation(self) -> Expectation:
         return next(e for e in EXPECTED if e.matches(self))
 
@@ -150,4 +156,5 @@ def select(cells: list[Cell], spec: MatrixSpec) -> list[Cell]:
 
 
 def matches(cell: Cell, patterns: tuple[str, ...]) -> bool:
-    return not patterns or any(fnmatch.fnmatchcase(cell.id, p) for p in patterns)
+    return not patterns or any(fnmatch.fnmatchcase(cell.id, p) or fnmatch.fnmatchcase(cell.legacy_id, p)
+                               for p in patterns)

@@ -115,7 +115,9 @@ class MachineProfile:
 
     name: str                     # --machine value
     arch: str                     # the TargetProfile whose guests it runs
-    tag: str                      # how run names and matrix cells spell it (the arch's default: the arch)
+    # How cell ids and run names spelled it before every machine was named (pseries was just
+    # "ppc64", q35 "x86_64"): still accepted by `rig matrix --cells`, for users' scripts.
+    legacy_tag: str
     description: str              # one line for rig doctor and the docs
     machine: str                  # -M value ({ic} where the controller is a machine option)
     cpu: str | None               # -cpu value under TCG; None: the machine's own
@@ -151,6 +153,11 @@ class MachineProfile:
     # for L1's kernel: its own Debian kernel); None: nothing does.
     nested_kvm_restore_helper: NestedRestoreHelper | None = None
     required_config: tuple[str, ...] = ()   # kernel options L1 needs on this machine
+
+    @property
+    def tag(self) -> str:
+        """How cell ids and run names spell it: the arch, then the machine (as its key)."""
+        return self.key
 
     @property
     def key(self) -> str:

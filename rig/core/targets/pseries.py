@@ -7,7 +7,7 @@ from rig.core.targets.model import MachineProfile, NestedRestoreHelper
 PSERIES = MachineProfile(
     name="pseries",
     arch="ppc64",
-    tag="ppc64",
+    legacy_tag="ppc64",
     description="POWER9 guest of a hypervisor (pseries), XIVE or XICS through hypercalls",
     # ic-mode=dual (default) reboots the guest once early in boot; POWER8 means XICS,
     # which can never show the bug. cap-nested-hv lets L1 run KVM-HV under TCG. x-vof: the

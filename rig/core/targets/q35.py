@@ -6,7 +6,7 @@ from rig.core.targets.model import MachineProfile
 Q35 = MachineProfile(
     name="q35",
     arch="x86_64",
-    tag="x86_64",
+    legacy_tag="x86_64",
     description="PC with PCIe (q35), IO-APIC, Intel vIOMMU",
     machine="q35",
     # -cpu max under TCG is an AMD CPU with SVM+NPT: kvm_amd nested=1 works in L1.
