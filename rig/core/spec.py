@@ -194,8 +194,23 @@ class DriveSpec:
                             f"{self.stall_window:g}: a stall could never be seen")
 
 
+class OnAMachine:
+    """A spec that names an arch and, optionally, one of its machines."""
+
+    arch: str
+    machine: str | None
+
+    @property
+    def profile(self) -> TargetProfile:
+        return profile(self.arch)
+
+    @property
+    def machine_profile(self) -> MachineProfile:
+        return machine(self.arch, self.machine)
+
+
 @dataclass(frozen=True)
-class RunSpec:
+class RunSpec(OnAMachine):
     """One `rig run`: the chain to build and how to drive it."""
 
     arch: str
@@ -218,14 +233,6 @@ class RunSpec:
     kernel: KernelUnderTestSpec = field(default_factory=KernelUnderTestSpec)
     qemu: Path | None = None
     out: Path | None = None                # None: results/<arch>-<ic>-<time>
-
-    @property
-    def profile(self) -> TargetProfile:
-        return profile(self.arch)
-
-    @property
-    def machine_profile(self) -> MachineProfile:
-        return machine(self.arch, self.machine)
 
     @property
     def interrupt_controller(self) -> str:
@@ -293,7 +300,7 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
-class BootSpec:
+class BootSpec(OnAMachine):
     """`rig boot`: L1 up, one command over SSH, powered off."""
 
     arch: str
@@ -304,14 +311,6 @@ class BootSpec:
     timeout: float = timeouts.BOOT_COMMAND_BOOT_S
     qemu: Path | None = None
     out: Path | None = None
-
-    @property
-    def profile(self) -> TargetProfile:
-        return profile(self.arch)
-
-    @property
-    def machine_profile(self) -> MachineProfile:
-        return machine(self.arch, self.machine)
 
     def validate(self) -> BootSpec:
         _choice("--arch", self.arch, tuple(PROFILES))
