@@ -13,18 +13,17 @@ from guest_images.l1_helper import L1Helper
 from rig.chain.chain import Chain
 from rig.chain.device import make_device
 from rig.chain.device_probe import vfio_user_usable
-from rig.chain.facts import KernelInputFacts, L0Facts, L1Facts, RunFacts
+from rig.chain.facts import KernelInputFacts, L1Facts, RunFacts
+from rig.chain.launch import start_l0
 from rig.chain.session import Session
 from rig.core import timeouts
-from rig.core.cache import sha256_file
 from rig.core.errors import UserError
 from rig.core.kinds import Consumer, DeviceKind
 from rig.core.spec import RunSpec
 from rig.core.targets import MachineProfile
-from rig.guests.l1 import GuestConfig, L1Guest
+from rig.guests.l1 import GuestConfig
 from rig.guests.snapshot import SnapshotStore
-from rig.host.accel import choose_accel
-from rig.host.qemu import MINIMUM_VERSION, QemuBinary
+from rig.host.qemu import QemuBinary
 from rig.host.rundir import RunDir
 from rig.kernel.under_test import KernelUnderTest
 
@@ -90,21 +89,18 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
     """L0 -> L1 -> L2 up, the device bound and read by the consumer; torn down on exit
     however it ends. `facts` is filled in as things become known."""
     prof, mach, ic = spec.profile, spec.machine_profile, spec.interrupt_controller
-    qemu = s.qemu(prof)
-    qemu.require(MINIMUM_VERSION, f"running {prof.name}")
-    accel = choose_accel(prof, qemu, "auto", mach)
+    l0 = start_l0(s, mach)
+    qemu = l0.qemu
     image = l1_image(s, spec, kernel, facts)
     fix = image.meta["vfio_intx_fix"]
     fix_from = image.meta.get("vfio_intx_fix_from") or "vfio-pci-core.ko"
-    s.progress.step(f"L0 QEMU: {qemu.describe()}; L1 accelerator: {accel}; "
-                    f"{describe_fix(fix, f'L1 {fix_from}')}")
+    s.progress.step(f"{l0.describe()}; {describe_fix(fix, f'L1 {fix_from}')}")
     kind, why = choose_device(spec.device, mach, qemu, s)
     s.progress.step(f"device: {kind} ({why})")
     facts.device, facts.device_reason = kind, why
-    facts.l0 = L0Facts(qemu.describe(), accel.name, accel.reason, accel.plan.l2_why if accel.plan else "",
-                       qemu_sha256=sha256_file(qemu.path))
-    if accel.plan and accel.plan.warning:
-        s.progress.note(f"warning: {accel.plan.warning}")
+    facts.l0 = l0.facts()
+    if l0.accel.plan and l0.accel.plan.warning:
+        s.progress.note(f"warning: {l0.accel.plan.warning}")
     facts.l1 = L1Facts(image.kernel_version, image.meta["kernel_package"],
                        "the kernel under test's" if kernel else spec.l1_vfio,
                        image.meta["vfio_rebuilt"], fix, image.kernel.parent.name)
@@ -118,7 +114,7 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
                                  snapshots=snapshots,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
             helper = restore_helper(s, spec, image) if snapshots and kernel is None else None
-            with L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress, config) as l1:
+            with l0.l1(s, image, run_dir, out, config) as l1:
                 facts.l0.command = l1.machine.command_line()
                 chain = Chain(prof, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
                               consumer=spec.consumer, restore_helper=helper)

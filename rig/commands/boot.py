@@ -40,17 +40,15 @@ def spec_of(args: argparse.Namespace) -> BootSpec:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
-    from rig.guests.l1 import GuestConfig, L1Guest
-    from rig.host.accel import choose_accel
-    from rig.host.qemu import MINIMUM_VERSION
+    from rig.chain.launch import start_l0
+    from rig.guests.l1 import GuestConfig
     from rig.host.rundir import RunDir
     spec = spec_of(args)
     prof = spec.profile
     s = session(args, qemu=spec.qemu)
-    qemu = s.qemu(prof)
-    qemu.require(MINIMUM_VERSION, f"booting {prof.name}")
     mach = spec.machine_profile
-    accel = choose_accel(prof, qemu, spec.accel, mach)
+    l0 = start_l0(s, mach, spec.accel, purpose="booting")
+    qemu, accel = l0.qemu, l0.accel
     print(f"L0 QEMU: {qemu.describe()}")
     print(f"L1 accelerator: {accel}")
     with s.builder() as b:
@@ -60,8 +58,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
     with RunDir("boot") as run_dir:
         out = spec.out or run_dir / "logs"
         out.mkdir(parents=True, exist_ok=True)
-        with LogFile(out), L1Guest(prof, qemu, image, accel, s.keys, run_dir, out, s.progress,
-                                   GuestConfig(kernel=spec.kernel, machine=mach)) as guest:
+        with LogFile(out), l0.l1(s, image, run_dir, out, GuestConfig(kernel=spec.kernel, machine=mach)) as guest:
             try:
                 times = guest.boot(timeout=spec.timeout)
                 result = guest.ssh.run(spec.command, timeout=timeouts.USER_COMMAND_S)

@@ -40,12 +40,11 @@ def command_writes(qemu_log: str, device: str = "pci-serial") -> list[int]:
 
 def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) -> dict[str, Any]:
     from rig.chain.device import PciSerial
-    from rig.guests.l1 import GuestConfig, L1Guest
+    from rig.chain.launch import start_l0
+    from rig.guests.l1 import GuestConfig
     from rig.guests.machine import QemuMachine
-    from rig.host.accel import choose_accel
     from rig.host.rundir import RunDir
-    qemu = s.qemu(prof)
-    accel = choose_accel(prof, qemu, "auto")
+    l0 = start_l0(s, machine(prof.name), purpose="probing INTx masking on")
     with s.builder() as b:
         image = b.l1(prof)
     with RunDir("finding") as run_dir:
@@ -57,7 +56,7 @@ def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) 
             def trace_on(machine: QemuMachine) -> None:
                 machine.cmd("trace-event-set-state", name="pci_cfg_write", enable=True)
             config = GuestConfig(extra_args=device.qemu_args(), before_start=trace_on)
-            with L1Guest(prof, qemu, image, accel, s.keys, run_dir, logs, s.progress, config) as l1:
+            with l0.l1(s, image, run_dir, logs, config) as l1:
                 l1.boot()
                 device.connected()
                 l1.shutdown()
@@ -66,7 +65,7 @@ def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) 
             device.close()
     writes = command_writes(text)
     probes = [w for w in writes if w & INTX_DISABLE]
-    return {"arch": prof.name, "kernel": image.kernel_version, "qemu": qemu.describe(),
+    return {"arch": prof.name, "kernel": image.kernel_version, "qemu": l0.qemu.describe(),
             "command_writes": [f"0x{w:04x}" for w in writes],
             "intx_disable_probe_writes": [f"0x{w:04x}" for w in probes],
             "probed": bool(probes), "log": str(l1.machine.qemu_log) if out else "--out DIR keeps it"}
