@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rig.chain.hold import CONTROL, KNOWN_HOSTS, RECORD, Hold, HoldRecord, how_to_get_in
+from rig.chain.hold_server import CONTROL, KNOWN_HOSTS, RECORD, Hold, HoldRecord, how_to_get_in
 from rig.core.errors import InfraError, UserError
 from rig.core.progress import Progress
 from rig.host.rundir import RunDir

@@ -4,7 +4,7 @@ never a STALL; the result files are written all the same."""
 import pytest
 from conftest import load_result
 
-from rig.commands.run_chain import run
+from rig.commands.run_pipeline import run
 from rig.core.cache import Cache
 from rig.core.progress import Progress
 from rig.core.spec import RunSpec

@@ -83,3 +83,7 @@ class RunFacts:
     l1: L1Facts | None = None
     l1_kernel_input: KernelInputFacts | None = None
     machine: str = ""
+
+    def record(self, l0: L0Facts, l1: L1Facts, device: str, device_reason: str) -> None:
+        """What the L0, image and device stages returned, once they have all run."""
+        self.l0, self.l1, self.device, self.device_reason = l0, l1, device, device_reason

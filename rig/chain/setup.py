@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from guest_images.build import GuestImage, KernelSource
 from guest_images.l1_helper import L1Helper
@@ -28,25 +30,52 @@ from rig.host.rundir import RunDir
 from rig.kernel.under_test import KernelUnderTest
 
 
-def l1_image(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, facts: RunFacts) -> GuestImage:
-    """The L1 image: Debian's kernel (vfio as shipped or rebuilt unfixed), or the user's."""
+@dataclass(frozen=True)
+class L1Image:
+    """The image stage's result: L1's image (Debian's kernel, or the user's)."""
+
+    image: GuestImage
+
+    @property
+    def fix(self) -> bool | None:
+        """Whether L1's vfio-pci has the INTx fix, read from the binary (None: unreadable)."""
+        fix: bool | None = self.image.meta["vfio_intx_fix"]
+        return fix
+
+    def describe_fix(self) -> str:
+        where = f"L1 {self.image.meta.get('vfio_intx_fix_from') or 'vfio-pci-core.ko'}"
+        return describe_fix(self.fix, where)
+
+    def facts(self, vfio_modules: str) -> L1Facts:
+        meta = self.image.meta
+        return L1Facts(self.image.kernel_version, meta["kernel_package"], vfio_modules, meta["vfio_rebuilt"],
+                       self.fix, self.image.kernel.parent.name)
+
+
+def l1_image(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> L1Image:
+    """The image stage: Debian's kernel (vfio as shipped or rebuilt unfixed), or the user's."""
     prof = spec.profile
     with s.builder() as b:
         if kernel is None:
-            return b.l1(prof, spec.l1_vfio)
+            return L1Image(b.l1(prof, spec.l1_vfio))
         for w in kernel.warnings:
             s.progress.note(f"warning: {w}")
-        facts.l1_kernel_input = KernelInputFacts(kernel.source, kernel.version_string,
-                                                 kernel.config_source, kernel.warnings)
-        return b.l1_with_kernel(prof, KernelSource(kernel.kernel, kernel.modules_dir, kernel.release,
-                                                   {"from": kernel.source,
-                                                    "version_string": kernel.version_string}))
+        return L1Image(b.l1_with_kernel(prof, KernelSource(kernel.kernel, kernel.modules_dir, kernel.release,
+                                                           {"from": kernel.source,
+                                                            "version_string": kernel.version_string})))
+
+
+class DeviceChoice(NamedTuple):
+    """The device stage's result: the device under test, and why it."""
+
+    kind: str
+    why: str
 
 
 VFIO_USER_DEVICES = (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3)   # served over vfio-user: probed first
 
 
-def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary, s: Session) -> tuple[str, str]:
+def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary, s: Session) -> DeviceChoice:
     """The requested device, or the machine's first that this QEMU can run here: a
     vfio-user device only where the probe says this QEMU survives it on this machine."""
     if requested:
@@ -55,14 +84,14 @@ def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary,
             if not ok:
                 raise UserError(f"--device {requested} --arch {mach.arch} --machine {mach.name} is "
                                 f"unsupported by this QEMU: {why}")
-        return requested, "requested"
+        return DeviceChoice(requested, "requested")
     skipped = ""
     for kind in mach.devices:
         if kind not in VFIO_USER_DEVICES:
-            return kind, f"default on {mach.name}{skipped}"
+            return DeviceChoice(kind, f"default on {mach.name}{skipped}")
         ok, why = vfio_user_usable(mach, qemu, s.cache)
         if ok:
-            return kind, "default: a true PCI 2.2 device over vfio-user"
+            return DeviceChoice(kind, "default: a true PCI 2.2 device over vfio-user")
         skipped = f"; the legacy device is not usable here: {why}"
     raise UserError(f"--machine {mach.name}: none of its devices runs with {qemu.describe()}{skipped}")
 
@@ -90,22 +119,21 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
     however it ends. `facts` is filled in as things become known."""
     prof, mach, ic = spec.profile, spec.machine_profile, spec.interrupt_controller
     l0 = start_l0(s, mach)
-    qemu = l0.qemu
-    image = l1_image(s, spec, kernel, facts)
-    fix = image.meta["vfio_intx_fix"]
-    fix_from = image.meta.get("vfio_intx_fix_from") or "vfio-pci-core.ko"
-    s.progress.step(f"{l0.describe()}; {describe_fix(fix, f'L1 {fix_from}')}")
-    kind, why = choose_device(spec.device, mach, qemu, s)
-    s.progress.step(f"device: {kind} ({why})")
-    facts.device, facts.device_reason = kind, why
-    facts.l0 = l0.facts()
+    if kernel:          # known before its image is built: an ERROR building it still says what was given
+        facts.l1_kernel_input = KernelInputFacts(kernel.source, kernel.version_string, kernel.config_source,
+                                                 kernel.warnings)
+    img = l1_image(s, spec, kernel)
+    image = img.image
+    s.progress.step(f"{l0.describe()}; {img.describe_fix()}")
+    device_choice = choose_device(spec.device, mach, l0.qemu, s)
+    kind = device_choice.kind
+    s.progress.step(f"device: {kind} ({device_choice.why})")
     if l0.accel.plan and l0.accel.plan.warning:
         s.progress.note(f"warning: {l0.accel.plan.warning}")
-    facts.l1 = L1Facts(image.kernel_version, image.meta["kernel_package"],
-                       "the kernel under test's" if kernel else spec.l1_vfio,
-                       image.meta["vfio_rebuilt"], fix, image.kernel.parent.name)
+    l0_facts = l0.facts()
+    facts.record(l0_facts, img.facts("the kernel under test's" if kernel else spec.l1_vfio), *device_choice)
     with RunDir("run") as run_dir:
-        device = make_device(kind, mach, qemu, run_dir, out)
+        device = make_device(kind, mach, l0.qemu, run_dir, out)
         try:
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
             snapshots = SnapshotStore(s.cache) if spec.snapshot and device.migratable \
@@ -115,7 +143,7 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
             helper = restore_helper(s, spec, image) if snapshots and kernel is None else None
             with l0.l1(s, image, run_dir, out, config) as l1:
-                facts.l0.command = l1.machine.command_line()
+                l0_facts.command = l1.machine.command_line()
                 chain = Chain(prof, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
                               consumer=spec.consumer, restore_helper=helper)
                 try:

@@ -19,7 +19,7 @@ from typing import Any
 
 from rig.commands.common import Subparsers, session
 from rig.commands.reproduce import Inputs, provided_of, seed_locks
-from rig.commands.run_chain import run_once, user_kernel
+from rig.commands.run_pipeline import run_once, user_kernel
 from rig.core.errors import SpecError, UserError
 from rig.core.spec import MAX_REPEAT, writable_dir
 

@@ -2,7 +2,7 @@
 
 Exit status for `git bisect run`: 0 PASS, 1 STALL, 125 ERROR (bisect: skip), 2 bad input.
 The chain's modules (QEMU, SSH, images) load only once the spec is valid
-(rig.commands.run_chain): bad input is rejected in a fraction of a second.
+(rig.commands.run_pipeline): bad input is rejected in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ def bisect_out(args: argparse.Namespace) -> Path | None:
 def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_of(args)
     if spec.detach:
-        from rig.commands.held import run_detached
-        from rig.commands.run_chain import default_out
+        from rig.commands.hold_client import run_detached
+        from rig.commands.run_pipeline import default_out
         return run_detached(args.argv, spec.out or default_out(spec))
-    from rig.commands.run_chain import run, user_kernel
+    from rig.commands.run_pipeline import run, user_kernel
     s = session(args, qemu=spec.qemu)
     with tempfile.TemporaryDirectory(prefix="intx-rig-kernel-") as unpack:
         kernel = user_kernel(spec, Path(unpack), s)    # built, then checked, before anything boots

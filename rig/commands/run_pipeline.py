@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rig.chain.chain import Chain
 from rig.chain.facts import RunFacts
-from rig.chain.hold import Hold
+from rig.chain.hold_server import Hold
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
 from rig.chain.verdict import Verdict, confirmed, describe_stop, pending_since

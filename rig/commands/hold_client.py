@@ -43,7 +43,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def _record(run_dir: str) -> Any:
-    from rig.chain.hold import HoldRecord
+    from rig.chain.hold_server import HoldRecord
     return HoldRecord.load(Path(run_dir))
 
 
@@ -150,7 +150,7 @@ def _ask(rec: Any, request: dict[str, Any], as_json: bool = False) -> int:
 
 # -- rig stop --------------------------------------------------------------------------
 def cmd_stop(args: argparse.Namespace) -> int:
-    from rig.chain.hold import RECORD
+    from rig.chain.hold_server import RECORD
     rec = _record(args.run_dir)
     rec.ask({"op": "stop"})
     record = Path(args.run_dir) / RECORD
@@ -191,7 +191,7 @@ def run_detached(argv: list[str], out: Path) -> int:
     """The same rig run without --detach, in its own session (a closing terminal does not end
     it), its output in OUT/hold.log shown here until the chain is held; then the prompt
     comes back with the verdict's exit status."""
-    from rig.chain.hold import HELD_LINE, RECORD, HoldRecord, how_to_get_in
+    from rig.chain.hold_server import HELD_LINE, RECORD, HoldRecord, how_to_get_in
     from rig.chain.verdict import EXIT_STATUS
     from rig.core.kinds import Outcome
     out.mkdir(parents=True, exist_ok=True)
