@@ -251,7 +251,7 @@ def test_explanation_says_what_the_controller_did():
 
 def test_lane_summary_and_trimming():
     s = lane_summary(FLOWING)
-    assert s["l0_ic"]["kinds"] == {"notify": 1, "mask": 1, "unmask": 1} and s["consumer"]["last_forward_t"] == 0.02
+    assert s["l0_ic"].kinds == {"notify": 1, "mask": 1, "unmask": 1} and s["consumer"].last_forward_t == 0.02
     many = [ev(i, "device", "push") for i in range(100)]
     t = trimmed(many, 10)
     assert len(t) == 10 and t[0].t == 0 and t[-1].t == 99
@@ -282,11 +282,14 @@ def test_l1_clock_is_shifted_so_the_first_handler_follows_the_first_delivery():
 def test_deliveries_per_serviced_interrupt_from_the_lanes():
     """The patch's x86 claim as a figure: the unfixed IO-APIC delivered each interrupt
     twice (the second one masks the lazily disabled line), not a storm; fixed, once."""
-    from rig.trace.path import deliveries
-    unfixed = {"l0_ic": {"kinds": {"deliver": 424, "eoi": 424}}, "consumer": {"kinds": {"serviced": 212}}}
+    from rig.trace.path import LaneSummary, deliveries
+
+    def lanes(l0_ic: dict[str, int], consumer: dict[str, int]) -> dict[str, LaneSummary]:
+        return {"l0_ic": LaneSummary("", l0_ic, None), "consumer": LaneSummary("", consumer, None)}
+    unfixed = lanes({"deliver": 424, "eoi": 424}, {"serviced": 212})
     assert deliveries(unfixed) == (424, 2.0)
-    xive = {"l0_ic": {"kinds": {"notify": 197, "mask": 197, "unmask": 198}}, "consumer": {"kinds": {"serviced": 197}}}
+    xive = lanes({"notify": 197, "mask": 197, "unmask": 198}, {"serviced": 197})
     assert deliveries(xive) == (197, 1.0)
-    stalled = {"l0_ic": {"kinds": {"notify": 1, "held": 1}}, "consumer": {"kinds": {}}}
+    stalled = lanes({"notify": 1, "held": 1}, {})
     assert deliveries(stalled) == (1, None)            # nothing serviced: no ratio
     assert deliveries({}) == (None, None)              # nothing traced

@@ -25,7 +25,7 @@ from rig.chain.verdict import Sample, Verdict, stall_stands
 from rig.core import timeouts
 from rig.core.cache import content_key
 from rig.core.errors import InfraError
-from rig.core.kinds import Accelerator, Consumer
+from rig.core.kinds import Accelerator, Consumer, GuestStart
 from rig.core.progress import Progress
 from rig.core.shell import guest_script
 from rig.core.spec import DriveSpec
@@ -79,7 +79,7 @@ class Chain:
         booted = self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
-        self.facts.l1_started = "restored" if booted.restored else "booted"
+        self.facts.l1_started = GuestStart.RESTORED if booted.restored else GuestStart.BOOTED
         self.facts.l1_snapshot = booted.snapshot
         if booted.snapshot_s:
             self.times["l1_restore_s" if booted.restored else "l1_snapshot_save_s"] = round(booted.snapshot_s, 2)
@@ -94,7 +94,7 @@ class Chain:
         tcg = self.facts.l2_accel == Accelerator.TCG
         self._start_l2(boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
-        self.facts.l2_started = "booted"
+        self.facts.l2_started = GuestStart.BOOTED
         self._save_chain()
         self._start_consumer()
 
@@ -249,8 +249,8 @@ class Chain:
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
-        self.facts = ChainFacts(**{**saved["chain"], "l1_started": "restored",
-                                   "l2_started": "restored" if self.consumer == Consumer.L2 else "",
+        self.facts = ChainFacts(**{**saved["chain"], "l1_started": GuestStart.RESTORED,
+                                   "l2_started": GuestStart.RESTORED if self.consumer == Consumer.L2 else "",
                                    "l1_snapshot": self.l1.times.snapshot, "l2_boot_failures": [],
                                    "l1_restore_helper": self.facts.l1_restore_helper})
         if self.consumer == Consumer.USERSPACE:

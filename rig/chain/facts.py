@@ -40,7 +40,7 @@ class ChainFacts:
     """What the chain found out about itself."""
 
     l1_device: str = ""
-    l1_started: str = ""          # "booted", or "restored" from a snapshot of a booted L1
+    l1_started: str = ""          # a GuestStart: booted, or restored from a snapshot of a booted L1
     l1_snapshot: str = ""         # the snapshot's key (restored, or saved by this boot); "": none
     iommu_group: str = ""
     l1_qemu: str = ""             # L1's qemu-system-* (runs L2): its -version line
@@ -56,7 +56,7 @@ class ChainFacts:
     l2_command: list[str] = field(default_factory=list)
     l2_kernel: str = ""
     l2_boot_failures: list[str] = field(default_factory=list)   # why L2 boots failed (restarted)
-    l2_started: str = ""          # "booted", or "restored" inside L1 from a snapshot of the chain; "": no L2
+    l2_started: str = ""          # a GuestStart: booted, or restored inside L1 with a snapshot of it; "": no L2
     l2_snapshot: str = ""         # the chain snapshot's key (restored, or saved after this L2 booted)
     bound_snapshot: str = ""      # fast mode: the key of L1's snapshot with the device bound (restored or saved)
     # The rig's helper module loaded in L1 after the restore (rig.core.targets'

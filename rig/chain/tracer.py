@@ -26,6 +26,7 @@ if TYPE_CHECKING:    # rig.chain.device imports the trace events from rig.trace
 from rig.trace.l0_ic import IC_TRACES, StartState, device_path_events, parse_log
 from rig.trace.path import (
     InterruptPath,
+    Lane,
     PathEvent,
     TraceClock,
     deliveries,
@@ -130,7 +131,7 @@ class PathTracer:
     def mark(self, kind: str, n: int = 1) -> None:
         """The rig's own events: "push" (a byte into the device), "serviced" (read)."""
         t = time.monotonic() - self.t0
-        lane = "device" if kind == "push" else "consumer"
+        lane = Lane.DEVICE if kind == "push" else Lane.CONSUMER
         self.rig_events.extend(PathEvent(t, lane, kind) for _ in range(n))
 
     # -- after the drive ------------------------------------------------------------
@@ -207,7 +208,7 @@ class PathTracer:
         the IO-APIC deliver a still-high line again while L1 has it disabled). Measured on
         a 350-interrupt XIVE run, the delivery-to-handler offsets of all pairs spread over 0.7 ms.
         result.json says which shift was applied."""
-        fwd = [e.t for e in l0 if e.lane == "l0_ic" and e.kind in ("notify", "deliver")]
+        fwd = [e.t for e in l0 if e.lane == Lane.L0_IC and e.kind in ("notify", "deliver")]
         handlers = [e.t for e in l1 if e.kind == "handler"]
         if not fwd or not handlers:
             return l1
@@ -227,6 +228,6 @@ class PathTracer:
         out, prev = [], None
         for s in samples:
             if s.l2 is not None and prev is not None and s.l2 > prev:
-                out.append(PathEvent(s.t, "consumer", "l2-count", f"L2 IRQ count {prev} -> {s.l2}"))
+                out.append(PathEvent(s.t, Lane.CONSUMER, "l2-count", f"L2 IRQ count {prev} -> {s.l2}"))
             prev = s.l2 if s.l2 is not None else prev
         return out

@@ -1,5 +1,5 @@
 """The rig's vocabularies, each defined once: what a verdict, a device, a consumer, an
-accelerator, an interrupt controller and L1's vfio can be.
+accelerator, an interrupt controller, a guest's start and L1's vfio can be.
 
 StrEnum members are their own spelling on the command line and in result.json, so a
 member compares equal to the string a user typed or a file recorded.
@@ -38,6 +38,12 @@ class Accelerator(StrEnum):
     """How a guest runs, once chosen (AccelChoice is what a user asks for)."""
     KVM = "kvm"
     TCG = "tcg"
+
+
+class GuestStart(StrEnum):
+    """How a guest of the chain came up (result.json chain.l1_started, chain.l2_started)."""
+    BOOTED = "booted"
+    RESTORED = "restored"      # from a snapshot (L2: inside L1's, restored with it)
 
 
 class InterruptController(StrEnum):

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from rig.trace.path import PathEvent
+from rig.trace.path import Lane, PathEvent
 
 LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z (\w+) ?(.*)$")
 
@@ -85,7 +85,7 @@ PIC_PQ = re.compile(r"\b(?:LSI|MSI)\s+([P-])([Q-])")
 def _esb_event(t: float, name: str, offset: int, value: str) -> tuple[PathEvent, str]:
     """A guest's access to a source's ESB page: the event and the operation it is."""
     op = ESB_OPS.get(offset & 0xf00, "eoi" if offset < 0x400 else f"esb@{offset:#x}")
-    return PathEvent(t, "l0_ic", op, f"ESB {name[-4:]} {offset:#05x}, old PQ/value {value}"), op
+    return PathEvent(t, Lane.L0_IC, op, f"ESB {name[-4:]} {offset:#05x}, old PQ/value {value}"), op
 
 
 def _pq_after(op: str, pq: int | None) -> int | None:
@@ -119,7 +119,7 @@ class SourcePQ:
         if self.pq in (0b10, 0b11) and self.pending_since is not None:
             why += (f" since before the trace began (`info pic` at t={self.pending_since:.2f} s)"
                     if self.inherited else f" since t={self.pending_since:.2f} s")
-        return PathEvent(t, "l0_ic", "held", f"source not forwarded: {why}")
+        return PathEvent(t, Lane.L0_IC, "held", f"source not forwarded: {why}")
 
     def esb(self, t: float, name: str, args: str, number: int | None) -> PathEvent | None:
         """The event of an ESB access to source `number` (as the trace numbers it), or None."""
@@ -156,12 +156,12 @@ class XiveTrace(IcTrace):
                 if not m or _int(m.group(1)) != source:
                     continue
                 if m.group(2) == "0":
-                    out.append(PathEvent(t, "l0_line", "deassert"))
+                    out.append(PathEvent(t, Lane.L0_LINE, "deassert"))
                     continue
-                out.append(PathEvent(t, "l0_line", "assert"))
+                out.append(PathEvent(t, Lane.L0_LINE, "assert"))
                 nxt = lines[i + 1][1] if i + 1 < len(lines) else ""
                 if nxt == "xive_presenter_notify":
-                    out.append(PathEvent(t, "l0_ic", "notify", "source forwarded it (P set)"))
+                    out.append(PathEvent(t, Lane.L0_IC, "notify", "source forwarded it (P set)"))
                     pq.forwarded(t)
                 else:
                     out.append(pq.held(t))
@@ -231,7 +231,7 @@ class PnvXiveTrace(IcTrace):
                 if not any(self._notifies(ln, source) for ln in lines[i + 1:i + 4] if ln[0] - wall < 0.002):
                     out.append(pq.held(t))
             elif self._notifies((wall, name, args), source):
-                out.append(PathEvent(t, "l0_ic", "notify", "PHB4 source forwarded it to the IC (P set)"))
+                out.append(PathEvent(t, Lane.L0_IC, "notify", "PHB4 source forwarded it to the IC (P set)"))
                 pq.forwarded(t)
             elif name in ESB_EVENTS and (event := pq.esb(t, name, args, local)):
                 out.append(event)
@@ -261,17 +261,17 @@ class XicsTrace(IcTrace):
             t = wall - t0_wall
             nums = [_int(x) for x in re.findall(r"0x[0-9a-fA-F]+|\b\d+\b", args)]
             if name == "xics_ics_set_irq_lsi" and len(nums) > 1 and nums[1] == source:
-                out.append(PathEvent(t, "l0_line", "line", "LSI level changed"))
+                out.append(PathEvent(t, Lane.L0_LINE, "line", "LSI level changed"))
             elif name == "xics_icp_irq" and len(nums) > 1 and nums[1] == source:
-                out.append(PathEvent(t, "l0_ic", "deliver", f"to server {nums[0]}"))
+                out.append(PathEvent(t, Lane.L0_IC, "deliver", f"to server {nums[0]}"))
             elif name == "xics_icp_accept" and nums and nums[0] & 0xffffff == source:
-                out.append(PathEvent(t, "l0_ic", "accept", args))
+                out.append(PathEvent(t, Lane.L0_IC, "accept", args))
             elif name == "xics_icp_eoi" and len(nums) > 1 and nums[1] & 0xffffff == source:
-                out.append(PathEvent(t, "l0_ic", "eoi", args))
+                out.append(PathEvent(t, Lane.L0_IC, "eoi", args))
             elif name == "xics_ics_write_xive" and nums and nums[0] == source:
-                out.append(PathEvent(t, "l0_ic", "mask" if nums[-1] == 0xff else "unmask", args))
+                out.append(PathEvent(t, Lane.L0_IC, "mask" if nums[-1] == 0xff else "unmask", args))
             elif name == "xics_ics_reject" and nums and nums[0] == source:
-                out.append(PathEvent(t, "l0_ic", "reject", args))
+                out.append(PathEvent(t, Lane.L0_IC, "reject", args))
         return out
 
     def state_patterns(self, source):
@@ -294,14 +294,14 @@ class IoapicTrace(IcTrace):
             t = wall - t0_wall
             nums = [int(x) for x in re.findall(r"-?\d+", args)]
             if name == "ioapic_set_irq" and len(nums) > 1 and nums[0] == source:
-                out.append(PathEvent(t, "l0_line", "assert" if nums[1] else "deassert"))
+                out.append(PathEvent(t, Lane.L0_LINE, "assert" if nums[1] else "deassert"))
             elif name == "ioapic_set_remote_irr" and nums and nums[0] == source:
-                out.append(PathEvent(t, "l0_ic", "deliver", "remote IRR set"))
+                out.append(PathEvent(t, Lane.L0_IC, "deliver", "remote IRR set"))
             elif name == "ioapic_clear_remote_irr" and nums and nums[0] == source:
                 vectors.add(nums[-1])
-                out.append(PathEvent(t, "l0_ic", "eoi", f"remote IRR cleared (vector {nums[-1]})"))
+                out.append(PathEvent(t, Lane.L0_IC, "eoi", f"remote IRR cleared (vector {nums[-1]})"))
             elif name == "ioapic_eoi_delayed_reassert" and nums and nums[0] in vectors:
-                out.append(PathEvent(t, "l0_ic", "reassert", args))
+                out.append(PathEvent(t, Lane.L0_IC, "reassert", args))
         return out
 
     def state_patterns(self, source):
@@ -321,7 +321,8 @@ def device_path_events(lines, t0_wall) -> list[PathEvent]:
     out = vfio_user_path_events(lines, t0_wall)
     for wall, name, _args in lines:
         if name == "virtio_console_chr_read":
-            out.append(PathEvent(wall - t0_wall, "l0_line", "assert", "virtio console took the byte: ISR set, INTx up"))
+            out.append(PathEvent(wall - t0_wall, Lane.L0_LINE, "assert",
+                                 "virtio console took the byte: ISR set, INTx up"))
     return out
 
 
@@ -329,7 +330,7 @@ def vfio_user_path_events(lines, t0_wall) -> list[PathEvent]:
     out = []
     for wall, name, _args in lines:
         if name == "vfio_intx_interrupt":
-            out.append(PathEvent(wall - t0_wall, "l0_line", "signal", "INTx from the vfio-user device"))
+            out.append(PathEvent(wall - t0_wall, Lane.L0_LINE, "signal", "INTx from the vfio-user device"))
         elif name == "vfio_pci_intx_eoi":
-            out.append(PathEvent(wall - t0_wall, "l0_line", "unmask-device", "EOI: QEMU unmasks the device's INTx"))
+            out.append(PathEvent(wall - t0_wall, Lane.L0_LINE, "unmask-device", "EOI: QEMU unmasks the device's INTx"))
     return out

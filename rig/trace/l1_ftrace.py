@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from rig.core.shell import guest_script
-from rig.trace.path import PathEvent
+from rig.trace.path import Lane, PathEvent
 
 TRACEFS = "/sys/kernel/tracing"
 SYNC = "rig-sync"
@@ -76,12 +76,12 @@ def parse(text: str, marker_t: float, irq: int) -> list[PathEvent]:
     out = []
     for t, name, args in entries:
         if name == VFIO_UNMASK:          # one device in vfio: its unmask is ours
-            out.append(PathEvent(t - sync + marker_t, "l1_host", KINDS[name], "vfio: the user's INTx unmask"))
+            out.append(PathEvent(t - sync + marker_t, Lane.L1_HOST, KINDS[name], "vfio: the user's INTx unmask"))
         elif name in KINDS and re.search(rf"\birq={irq}\b", args):
             detail = args.split(") ", 1)[-1]
             if name in CHIP_KINDS:
                 detail = f"chip: {name} {detail}"
-            out.append(PathEvent(t - sync + marker_t, "l1_host", KINDS[name], detail))
+            out.append(PathEvent(t - sync + marker_t, Lane.L1_HOST, KINDS[name], detail))
     return out
 
 

@@ -11,16 +11,27 @@ unit tests from a result.json.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
+
+class Lane(StrEnum):
+    """A layer the interrupt passes, as result.json and the timeline name it."""
+    DEVICE = "device"
+    L0_LINE = "l0_line"
+    L0_IC = "l0_ic"
+    L1_HOST = "l1_host"
+    CONSUMER = "consumer"
+
+
 # The lanes, in the order an interrupt flows through them.
-LANES = ("device", "l0_line", "l0_ic", "l1_host", "consumer")
+LANES = tuple(Lane)
 LANE_LABELS = {
-    "device": "device (rig pushes a byte)",
-    "l0_line": "L0 QEMU: INTx line",
-    "l0_ic": "L0 QEMU: interrupt controller",
-    "l1_host": "L1 kernel: host IRQ / vfio",
-    "consumer": "consumer (L2 or L1 userspace)",
+    Lane.DEVICE: "device (rig pushes a byte)",
+    Lane.L0_LINE: "L0 QEMU: INTx line",
+    Lane.L0_IC: "L0 QEMU: interrupt controller",
+    Lane.L1_HOST: "L1 kernel: host IRQ / vfio",
+    Lane.CONSUMER: "consumer (L2 or L1 userspace)",
 }
 # Event kinds that carry an interrupt one lane further; the rest (masks, EOIs, ...) are
 # the bookkeeping that decides whether the next one gets through.
@@ -35,7 +46,7 @@ PUSH_TO_ASSERT_S = 0.05
 @dataclass(frozen=True)
 class PathEvent:
     t: float          # seconds since the drive started (L0's clock)
-    lane: str         # one of LANES
+    lane: str         # a Lane
     kind: str         # "push", "assert", "notify", "eoi", "mask", "handler", ...
     detail: str = ""
 
@@ -60,12 +71,20 @@ class TraceClock:
 DELIVERY_KINDS = ("deliver", "notify")
 
 
-def deliveries(lanes: dict[str, Any]) -> tuple[int | None, float | None]:
+@dataclass
+class LaneSummary:
+    """What one lane did over the run (result.json interrupt_path.lanes)."""
+    label: str
+    kinds: dict[str, int]                # how many events of each kind
+    last_forward_t: float | None         # when it last carried an interrupt on
+
+
+def deliveries(lanes: dict[str, LaneSummary]) -> tuple[int | None, float | None]:
     """(L0's deliveries of the source, per interrupt the consumer serviced) in the traced
     run; None where nothing was traced or serviced. 1.0: one delivery each; 2.0: the
     lazily disabled line delivered once more per interrupt (on x86, the patch's "spewing")."""
-    kinds = lanes.get("l0_ic", {}).get("kinds", {})
-    served = lanes.get("consumer", {}).get("kinds", {}).get("serviced", 0)
+    kinds = lanes[Lane.L0_IC].kinds if Lane.L0_IC in lanes else {}
+    served = lanes[Lane.CONSUMER].kinds.get("serviced", 0) if Lane.CONSUMER in lanes else 0
     if not kinds:
         return None, None
     count = sum(kinds.get(k, 0) for k in DELIVERY_KINDS)
@@ -89,7 +108,7 @@ class InterruptPath:
     l0_ic_state_at_end: str = ""
     # The same lines when the trace began, where the line existed then (a restored chain).
     l0_ic_state_at_start: str = ""
-    lanes: dict[str, Any] = field(default_factory=dict)
+    lanes: dict[str, LaneSummary] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)   # what tracing cost: arm, collect
     events: list[PathEvent] = field(default_factory=list)
@@ -102,6 +121,7 @@ class InterruptPath:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> InterruptPath:
         return cls(**{**d, "clock": TraceClock(**d.get("clock", {})),
+                      "lanes": {k: LaneSummary(**v) for k, v in d.get("lanes", {}).items()},
                       "events": [PathEvent.from_json(r) for r in d.get("events", [])]})
 
 
@@ -127,7 +147,7 @@ def stopped_layer(events: list[PathEvent], pending_from: float | None) -> str | 
     return None   # it went all the way: the consumer just had not read it yet
 
 
-def lane_summary(events: list[PathEvent]) -> dict[str, Any]:
+def lane_summary(events: list[PathEvent]) -> dict[str, LaneSummary]:
     """Per lane: how many of each kind, and when the last forward event was."""
     out = {}
     for lane in LANES:
@@ -136,8 +156,7 @@ def lane_summary(events: list[PathEvent]) -> dict[str, Any]:
         for e in mine:
             kinds[e.kind] = kinds.get(e.kind, 0) + 1
         fwd = [e.t for e in mine if e.kind in FORWARD]
-        out[lane] = {"label": LANE_LABELS[lane], "kinds": kinds,
-                     "last_forward_t": round(max(fwd), 3) if fwd else None}
+        out[lane.value] = LaneSummary(LANE_LABELS[lane], kinds, round(max(fwd), 3) if fwd else None)
     return out
 
 
@@ -147,15 +166,15 @@ def explain(events: list[PathEvent], stopped: str | None, pending_from: float | 
     controller's bookkeeping did around it."""
     if stopped is None or pending_from is None:
         return "every layer kept passing interrupts on"
-    label = LANE_LABELS[stopped]
+    label = LANE_LABELS[Lane(stopped)]
     parts = [f"the interrupt pushed at t={pending_from:.2f} s stopped at {label}"]
-    held = [e for e in events if e.lane == "l0_ic" and e.kind == "held" and e.t >= pending_from - 1e-3]
+    held = [e for e in events if e.lane == Lane.L0_IC and e.kind == "held" and e.t >= pending_from - 1e-3]
     if held:
         parts.append(f"L0's controller held {len(held)} assertion(s) back: {held[0].detail}")
-    handlers = [e.t for e in events if e.lane == "l1_host" and e.kind == "handler"]
+    handlers = [e.t for e in events if e.lane == Lane.L1_HOST and e.kind == "handler"]
     if handlers:
         parts.append(f"L1's handler ran {len(handlers)} time(s), last at t={handlers[-1]:.2f} s")
-    resets = [e for e in events if e.lane == "l0_ic" and e.kind in ("eoi", "unmask")]
+    resets = [e for e in events if e.lane == Lane.L0_IC and e.kind in ("eoi", "unmask")]
     if handlers:
         after = [e for e in resets if e.t > handlers[-1]]
         if not after:
@@ -174,7 +193,7 @@ def pushed_while_masked(path: InterruptPath) -> str | None:
     came too early. A source left masked (no unmask after) is a real stall. None otherwise."""
     if path.pending_from is None:
         return None
-    after = [e for e in path.events if e.lane == "l0_ic" and e.t >= path.pending_from - PUSH_TO_ASSERT_S]
+    after = [e for e in path.events if e.lane == Lane.L0_IC and e.t >= path.pending_from - PUSH_TO_ASSERT_S]
     held = next((e for e in after if e.kind == "held" and "PQ=01" in e.detail), None)
     if held is None:
         return None
