@@ -91,12 +91,14 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="runs per cell in one phase")
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated, in turn")
     ap.add_argument("--out", default="results/soak")
-    ap.add_argument("--kernel-tree", help="also run the cells with this tree built by the rig (minimal config)")
+    ap.add_argument("--kernel-tree", help="run the cells with this tree built by the rig (minimal config)")
+    ap.add_argument("--build-dir", help="with --kernel-tree: its build directories (rig matrix --build-dir)")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     names = args.phases.split(",")
     extra = ["--kernel-tree", args.kernel_tree] if args.kernel_tree else []
+    extra += ["--build-dir", args.build_dir] if args.kernel_tree and args.build_dir else []
     deadline = time.monotonic() + args.hours * 3600
     phases: list[dict] = []
     i = 0
