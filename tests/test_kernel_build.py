@@ -20,7 +20,7 @@ from rig.kernel.build import CONFIG_RECORD, KernelBuild, KernelBuildError, defau
 from rig.kernel.ccache import CacheCounts, CompilerCache
 from rig.kernel.under_test import parse_config
 from rig.matrix import cells as matrix_cells
-from rig.matrix.summary import RunOutcome, summarize, table
+from rig.matrix.summary import CellSummary, RunOutcome, table
 
 pytestmark = pytest.mark.unit
 
@@ -166,10 +166,11 @@ def test_every_cell_of_a_users_kernel_expects_pass(tmp_path):
 def test_the_matrix_shows_the_fix_state_beside_each_verdict():
     cell = matrix_cells.Cell("ppc64", "pseries", "xive", "own", "pci-serial", "userspace")
     runs = [RunOutcome("STALL", 30.0, "/r1", "stalled", explanation="XIVE: pending, no EOI", vfio_intx_fix=False)]
-    r = summarize(cell, runs)
+    summary = CellSummary(cell, runs)
+    r = summary.to_json()
     assert r["vfio_intx_fix"] == [False] and r["agreement"] == 0.0
     assert r["disagreements"][0]["explanation"] == "XIVE: pending, no EOI"
-    assert table([r]).splitlines()[1].endswith("no fix")
+    assert table([summary]).splitlines()[1].endswith("no fix")
 
 
 def broken_tree(tmp_path, failing_target: str):

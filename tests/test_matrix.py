@@ -46,9 +46,10 @@ def test_unavailable_and_slow_cells_are_left_out_and_said_why():
 def test_summary_and_junit_report_disagreements(tmp_path):
     cell = matrix.Cell("ppc64", "pseries", "xive", "unfixed", "pci-serial", "userspace")
     runs = [summary.RunOutcome("STALL", 20.0, "/r1", "x"), summary.RunOutcome("PASS", 30.0, "/r2", "y")]
-    res = summary.summarize(cell, runs)
-    assert res["agreement"] == 0.5 and res["disagreements"][0]["out"] == "/r2"
-    assert res["seconds"] == {"median": 25.0, "min": 20.0, "max": 30.0}
+    res = summary.CellSummary(cell, runs)
+    assert res.agreement == 0.5 and res.disagreements[0].out == "/r2"
+    assert res.to_json()["seconds"] == {"median": 25.0, "min": 20.0, "max": 30.0}
+    assert res.to_json()["disagreements"][0]["out"] == "/r2"
     summary.write_matrix_junit(tmp_path / "j.xml", [res])
     suite = ET.parse(tmp_path / "j.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
@@ -58,7 +59,7 @@ def test_summary_and_junit_report_disagreements(tmp_path):
 def test_a_run_whose_l2_was_restarted_is_listed_even_when_it_agrees():
     cell = matrix.Cell("x86_64", "q35", "ioapic", "fixed", "pci-serial", "l2-kvm")
     runs = [summary.RunOutcome("PASS", 20.0, "/r1", "x"), summary.RunOutcome("PASS", 150.0, "/r2", "y", 1)]
-    res = summary.summarize(cell, runs)
+    res = summary.CellSummary(cell, runs).to_json()
     assert res["agreement"] == 1 and [r["out"] for r in res["l2_restarted"]] == ["/r2"]
 
 
@@ -102,7 +103,7 @@ def test_runs_go_round_by_round_never_more_than_jobs_at_once(tmp_path, monkeypat
     results = runner.run_matrix(cells, tmp_path, 2, None, DriveSpec(), Progress(quiet=True), jobs=2)
     assert peak[0] == 2 and len(started) == 6
     assert [o for _, o in started[:3]] == ["run1"] * 3       # every cell's first run first
-    assert [r["agreement"] for r in results] == [1.0] * 3 and results[0]["jobs"] == 2
+    assert [r.agreement for r in results] == [1.0] * 3 and results[0].jobs == 2
     assert len(json.loads((tmp_path / "matrix.json").read_text())) == 3
 
 
@@ -207,15 +208,16 @@ def test_the_tally_counts_wrong_verdicts_and_errors_apart(tmp_path):
     from rig.matrix.tally import TALLY, tally_line, write_tally
     stall = matrix.Cell("ppc64", "pseries", "xive", "unfixed", "pci-serial", "userspace")
     control = matrix.Cell("x86_64", "q35", "ioapic", "fixed", "pci-serial", "userspace")
-    results = [summary.summarize(stall, [summary.RunOutcome("STALL", 9.0, "/a1", "x"),
+    results = [summary.CellSummary(stall, [summary.RunOutcome("STALL", 9.0, "/a1", "x"),
                                          summary.RunOutcome("PASS", 10.0, "/a2", "flowed"),
                                          summary.RunOutcome("ERROR", 5.0, "/a3", "QEMU died")]),
-               summary.summarize(control, [summary.RunOutcome("PASS", 8.0, "/b1", "ok")] * 3)]
+               summary.CellSummary(control, [summary.RunOutcome("PASS", 8.0, "/b1", "ok")] * 3)]
     t = write_tally(tmp_path, results)
-    assert (t["runs"], t["wrong"], t["errors"]) == (6, 1, 1)
-    assert t["cells"][0]["wrong_runs"] == [{"verdict": "PASS", "reason": "flowed", "out": "/a2"}]
-    assert t["cells"][0]["error_runs"] == [{"reason": "QEMU died", "out": "/a3"}]
-    assert json.loads((tmp_path / TALLY).read_text()) == t
+    assert (t.runs, t.wrong, t.errors) == (6, 1, 1)
+    written = json.loads((tmp_path / TALLY).read_text())
+    assert written["cells"][0]["wrong_runs"] == [{"verdict": "PASS", "reason": "flowed", "out": "/a2"}]
+    assert written["cells"][0]["error_runs"] == [{"reason": "QEMU died", "out": "/a3"}]
+    assert (written["runs"], written["wrong"], written["errors"], written["cells"][0]["median_s"]) == (6, 1, 1, 9.0)
     assert tally_line(t) == "6 runs: 1 wrong verdict(s), 1 ERROR(s)\n  ERROR: QEMU died"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rig.commands.common import Subparsers, optional_path, session
 from rig.commands.kernel import add_build_options, build_dir_for, build_spec_of
@@ -18,7 +18,7 @@ from rig.core.spec import DriveSpec, KernelBuildSpec, MatrixSpec
 from rig.core.targets import profile
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
-from rig.matrix.summary import fix_label
+from rig.matrix.summary import CellSummary, fix_label
 
 if TYPE_CHECKING:
     from rig.chain.session import Session
@@ -118,15 +118,15 @@ def own_kernel_cells(build: KernelBuildSpec, cells: list[matrix_cells.Cell],
     return [replace(c, kernel=own[c.arch]) for c in cells]
 
 
-def report(results: list[dict[str, Any]]) -> int:
+def report(results: list[CellSummary]) -> int:
     for r in results:
-        for d in r["l2_restarted"]:
-            print(f"L2 RESTARTED {r['id']}: its L2 failed to boot {d['l2_boot_failures']} time(s) before "
-                  f"the drive (result.json chain.l2_boot_failures); verdict {d['verdict']}; logs in {d['out']}")
-    bad = [r for r in results if r["agreement"] < 1]
+        for d in r.l2_restarted:
+            print(f"L2 RESTARTED {r.id}: its L2 failed to boot {d.l2_boot_failures} time(s) before "
+                  f"the drive (result.json chain.l2_boot_failures); verdict {d.verdict}; logs in {d.out}")
+    bad = [r for r in results if r.disagreements]
     for r in bad:
-        for d in r["disagreements"]:
-            path = f"; interrupt path: {d['explanation']}" if d.get("explanation") else ""
-            print(f"DISAGREEMENT {r['id']}: expected {r['expected']}, got {d['verdict']} "
-                  f"({d['reason']}{path}); L1 vfio: {fix_label(d.get('vfio_intx_fix'))}; logs in {d['out']}")
+        for d in r.disagreements:
+            path = f"; interrupt path: {d.explanation}" if d.explanation else ""
+            print(f"DISAGREEMENT {r.id}: expected {r.expected}, got {d.verdict} "
+                  f"({d.reason}{path}); L1 vfio: {fix_label(d.vfio_intx_fix)}; logs in {d.out}")
     return 1 if bad else 0

@@ -14,7 +14,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from rig.core import timeouts
 from rig.core.kinds import Outcome
@@ -23,7 +22,7 @@ from rig.core.spec import DriveSpec
 from rig.host.children import own_session_ends_with_parent, wait_or_kill
 from rig.host.rundir import reap_stale
 from rig.matrix.cells import Cell
-from rig.matrix.summary import RunOutcome, write_json, write_ktap, write_matrix_junit
+from rig.matrix.summary import CellSummary, RunOutcome, write_json, write_ktap, write_matrix_junit
 from rig.reports.html import write_matrix_report
 from rig.reports.result import RunResult
 
@@ -118,7 +117,7 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
 
 def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None,
                drive: DriveSpec, progress: Progress, jobs: int = 1,
-               snapshot: bool = True, hold_unexpected: float | None = None) -> list[dict[str, Any]]:
+               snapshot: bool = True, hold_unexpected: float | None = None) -> list[CellSummary]:
     """Every cell `repeat` times, `jobs` runs at a time. Runs go round by round (every
     cell's first run, then every cell's second), so a cell's repeats are spread over the
     whole matrix run rather than bunched together. matrix.json is rewritten as runs end."""
@@ -158,7 +157,7 @@ def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None
     results = write_json(out, cells, outcomes, jobs)
     write_matrix_junit(out / "junit.xml", results)
     write_ktap(out / "results.ktap", cells, outcomes)
-    write_matrix_report(out, results)
+    write_matrix_report(out, [r.to_json() for r in results])
     return results
 
 

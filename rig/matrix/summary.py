@@ -35,53 +35,98 @@ def fix_label(fix: bool | None) -> str:
     return {True: "has fix", False: "no fix", None: "unknown"}[fix]
 
 
-def summarize(cell: Cell, runs: list[RunOutcome]) -> dict[str, Any]:
-    exp = cell.expectation()
-    agree = [r for r in runs if r.verdict == exp.verdict]
-    secs = [r.seconds for r in runs]
-    return {"cell": dataclasses.asdict(cell), "id": cell.id, "expected": exp.verdict,
-            "why": exp.reason, "verdicts": [r.verdict for r in runs],
-            # beside each verdict: what the rig read in that run's L1 binary
-            "vfio_intx_fix": [r.vfio_intx_fix for r in runs],
-            # how often L0's controller delivered the line per interrupt serviced (2: lazy disable's extra one)
-            "deliveries_per_serviced": [r.deliveries_per_serviced for r in runs],
-            "agreement": round(len(agree) / len(runs), 3) if runs else None,
-            "seconds": {"median": round(statistics.median(secs), 1), "min": round(min(secs), 1),
-                        "max": round(max(secs), 1)} if secs else None,
-            "disagreements": [dataclasses.asdict(r) for r in runs if r.verdict != exp.verdict],
-            # machinery the rig recovered from before a drive: shown, never hidden
-            "l2_restarted": [dataclasses.asdict(r) for r in runs if r.l2_boot_failures]}
+@dataclass(frozen=True)
+class Seconds:
+    median: float
+    min: float
+    max: float
 
 
-def write_matrix_junit(path: Path, results: list[dict[str, Any]]) -> None:
+@dataclass
+class CellSummary:
+    """A cell's runs against its expectation: one entry of matrix.json."""
+
+    cell: Cell
+    runs: list[RunOutcome]
+    jobs: int = 0               # runs at a time in the matrix that made it
+
+    @property
+    def id(self) -> str:
+        return self.cell.id
+
+    @property
+    def expected(self) -> str:
+        return self.cell.expectation().verdict
+
+    @property
+    def why(self) -> str:
+        return self.cell.expectation().reason
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [r.verdict for r in self.runs]
+
+    @property
+    def agreement(self) -> float | None:
+        agree = [r for r in self.runs if r.verdict == self.expected]
+        return round(len(agree) / len(self.runs), 3) if self.runs else None
+
+    @property
+    def seconds(self) -> Seconds | None:
+        secs = [r.seconds for r in self.runs]
+        return Seconds(round(statistics.median(secs), 1), round(min(secs), 1), round(max(secs), 1)) \
+            if secs else None
+
+    @property
+    def disagreements(self) -> list[RunOutcome]:
+        return [r for r in self.runs if r.verdict != self.expected]
+
+    @property
+    def l2_restarted(self) -> list[RunOutcome]:
+        """Machinery the rig recovered from before a drive: shown, never hidden."""
+        return [r for r in self.runs if r.l2_boot_failures]
+
+    def to_json(self) -> dict[str, Any]:
+        secs = self.seconds
+        return {"cell": dataclasses.asdict(self.cell), "id": self.id, "expected": self.expected,
+                "why": self.why, "verdicts": self.verdicts,
+                # beside each verdict: what the rig read in that run's L1 binary
+                "vfio_intx_fix": [r.vfio_intx_fix for r in self.runs],
+                # how often L0's controller delivered the line per interrupt serviced (2: lazy disable's extra one)
+                "deliveries_per_serviced": [r.deliveries_per_serviced for r in self.runs],
+                "agreement": self.agreement, "seconds": dataclasses.asdict(secs) if secs else None,
+                "disagreements": [dataclasses.asdict(r) for r in self.disagreements],
+                "l2_restarted": [dataclasses.asdict(r) for r in self.l2_restarted], "jobs": self.jobs}
+
+
+def write_matrix_junit(path: Path, results: list[CellSummary]) -> None:
     """A case per run of each cell; one that disagrees with the expectation fails."""
     cases = []
     for res in results:
-        for i, v in enumerate(res["verdicts"]):
-            name = res["id"] + (f"#{i + 1}" if len(res["verdicts"]) > 1 else "")
-            failure = None if v == res["expected"] else (f"expected {res['expected']}, got {v}", res["why"])
+        for i, v in enumerate(res.verdicts):
+            name = res.id + (f"#{i + 1}" if len(res.runs) > 1 else "")
+            failure = None if v == res.expected else (f"expected {res.expected}, got {v}", res.why)
             cases.append(JunitCase(name, failure=failure))
     write_junit(path, "intx-rig-matrix", "intx-rig.matrix", cases)
 
 
-def table(results: list[dict[str, Any]]) -> str:
+def table(results: list[CellSummary]) -> str:
     lines = [f"{'cell':52} {'expected':8} {'got':16} {'agree':>6} {'median s':>9} {'L0/irq':>6}  L1 vfio"]
     for r in results:
-        got = ",".join(sorted(set(r["verdicts"])))
-        fix = ",".join(sorted({fix_label(f) for f in r.get("vfio_intx_fix", [])}))
-        per = [d for d in r.get("deliveries_per_serviced", []) if d is not None]
+        got = ",".join(sorted(set(r.verdicts)))
+        fix = ",".join(sorted({fix_label(x.vfio_intx_fix) for x in r.runs}))
+        per = [x.deliveries_per_serviced for x in r.runs if x.deliveries_per_serviced is not None]
         deliv = f"{statistics.median(per):.2f}" if per else "-"
-        lines.append(f"{r['id']:52} {r['expected']:8} {got:16} {r['agreement'] * 100:5.0f}% "
-                     f"{r['seconds']['median']:9.1f} {deliv:>6}  {fix}")
+        median = r.seconds.median if r.seconds else 0.0
+        lines.append(f"{r.id:52} {r.expected:8} {got:16} {(r.agreement or 0) * 100:5.0f}% "
+                     f"{median:9.1f} {deliv:>6}  {fix}")
     return "\n".join(lines)
 
 
 def write_json(out: Path, cells: list[Cell], runs: dict[str, list[RunOutcome | None]],
-               jobs: int) -> list[dict[str, Any]]:
-    results = [summarize(c, [r for r in runs[c.id] if r]) for c in cells if any(runs[c.id])]
-    for r in results:
-        r["jobs"] = jobs
-    (out / "matrix.json").write_text(json.dumps(results, indent=1))
+               jobs: int) -> list[CellSummary]:
+    results = [CellSummary(c, [r for r in runs[c.id] if r], jobs) for c in cells if any(runs[c.id])]
+    (out / "matrix.json").write_text(json.dumps([r.to_json() for r in results], indent=1))
     return results
 
 
