@@ -19,6 +19,7 @@ from rig.chain.bind import bind_in_l1
 from rig.chain.device import Device
 from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts
+from rig.chain.l2_accel import choose_l2_accel
 from rig.chain.reader import ConsumerReader, consumer_command, open_reader
 from rig.chain.tracer import PathTracer
 from rig.chain.verdict import Sample, Verdict, stall_stands
@@ -288,16 +289,9 @@ class Chain:
         return bound.kvm
 
     def _choose_l2_accel(self, kvm: bool) -> None:
-        req = self.l2_accel_request
-        if req == Accelerator.KVM and not kvm:
-            raise InfraError("--l2-accel kvm asked for, but L1 has no /dev/kvm after loading "
-                             f"{self.facts.l1_kvm_module or 'no KVM module (its CPU shows no virtualization)'}")
-        use_kvm = kvm and req != Accelerator.TCG
-        self.facts.l2_accel = Accelerator.KVM if use_kvm else Accelerator.TCG
-        self.facts.l2_accel_reason = ("requested" if req != "auto" else
-                                      f"/dev/kvm works in L1 ({self.facts.l1_kvm_module})" if kvm
-                                      else "no /dev/kvm in L1")
-        self.progress.note(f"L2: {self.facts.l2_accel.upper()} ({self.facts.l2_accel_reason})")
+        choice = choose_l2_accel(self.l2_accel_request, kvm, self.facts.l1_kvm_module)
+        self.facts.l2_accel, self.facts.l2_accel_reason = choice.accel, choice.reason
+        self.progress.note(f"L2: {choice.accel.upper()} ({choice.reason})")
 
     def _start_l2(self, timeout: float, hang_s: float) -> None:
         cmd = l2_command(self.profile, self.facts.l2_accel, self.facts.l1_device)
@@ -319,10 +313,10 @@ class Chain:
 
     def _start_reader(self, ssh: GuestSSH, command: str, what: str) -> None:
         """Start the program that services the device and prints a line per byte read."""
-        self.reader, facts = open_reader(ssh, command, what)
+        self.reader, started = open_reader(ssh, command, what)
         f = self.facts
-        f.consumer_device, f.consumer_tty, f.consumer_irq = facts["dev"], facts["tty"], facts["irq"]
-        self.progress.note(f"{what} services {facts['dev']} ({facts['tty']}, IRQ {facts['irq']})")
+        f.consumer_device, f.consumer_tty, f.consumer_irq = started.device, started.tty, started.irq
+        self.progress.note(f"{what} services {started.device} ({started.tty}, IRQ {started.irq})")
 
     # -- driving and observing ------------------------------------------------------
     def tables(self) -> tuple[str, str]:

@@ -8,6 +8,7 @@ import os
 import select
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from rig.core import timeouts
@@ -102,8 +103,17 @@ class ConsumerReader:
         self.channel.close()
 
 
-def open_reader(ssh: GuestSSH, command: str, what: str) -> tuple[ConsumerReader, dict[str, str]]:
-    """Start the consumer over SSH; its READER line's facts (dev, tty, irq)."""
+@dataclass(frozen=True)
+class ConsumerStarted:
+    """The consumer stage's result: the device as the consumer sees it (its READER line)."""
+
+    device: str          # the PCI address (L2's, or L1's in fast mode)
+    tty: str             # L2's tty for it, or what stands for it in fast mode
+    irq: str             # the IRQ it counts in /proc/interrupts
+
+
+def open_reader(ssh: GuestSSH, command: str, what: str) -> tuple[ConsumerReader, ConsumerStarted]:
+    """Start the consumer over SSH; what its READER line says (dev, tty, irq)."""
     from rig.chain.bind import parse_facts
 
     chan = ssh.open_session()
@@ -115,4 +125,9 @@ def open_reader(ssh: GuestSSH, command: str, what: str) -> tuple[ConsumerReader,
         err = chan.recv_stderr(65536).decode(errors="replace") if chan.recv_stderr_ready() else ""
         reader.close()
         raise InfraError(f"{what} did not start: {line or err.strip()}")
-    return reader, parse_facts(line)
+    facts = parse_facts(line)
+    try:
+        return reader, ConsumerStarted(facts["dev"], facts["tty"], facts["irq"])
+    except KeyError as e:
+        reader.close()
+        raise InfraError(f"{what} started without saying its {e.args[0]}: {line}") from e
