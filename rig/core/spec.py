@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rig.core import timeouts
 from rig.core.errors import SpecError
-from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, Outcome, spellings
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, InterruptController, L1Vfio, Outcome, spellings
 from rig.core.targets import PROFILES, MachineProfile, TargetProfile, machine, machines_of, profile
 
 DEVICES = spellings(DeviceKind)
@@ -215,11 +215,11 @@ class RunSpec(OnAMachine):
 
     arch: str
     machine: str | None = None             # None: the arch's default machine
-    ic: str | None = None                  # None: the machine's first controller
-    device: str | None = None              # None: the machine's first device where usable
-    consumer: str = Consumer.L2
-    l1_vfio: str = L1Vfio.FIXED
-    l2_accel: str = AccelChoice.AUTO
+    ic: InterruptController | None = None  # None: the machine's first controller
+    device: DeviceKind | None = None       # None: the machine's first device where usable
+    consumer: Consumer = Consumer.L2
+    l1_vfio: L1Vfio = L1Vfio.FIXED
+    l2_accel: AccelChoice = AccelChoice.AUTO
     l1_smp: int = 1
     boot_timeout: float | None = None      # None: each guest's default (rig.core.timeouts)
     l2_hang_s: float = timeouts.L2_KVM_HANG_S
@@ -227,7 +227,7 @@ class RunSpec(OnAMachine):
     confirm: int = 1                       # run this many times; a verdict only if all agree
     hold: float | None = None              # minutes the chain stays up after the verdict (None: none)
     detach: bool = False                   # the held rig goes on in the background
-    expect: str | None = None              # the verdict the cell should give (rig matrix's runs)
+    expect: Outcome | None = None          # the verdict the cell should give (rig matrix's runs)
     hold_unexpected: bool = False          # hold only when the verdict is not `expect`
     drive: DriveSpec = field(default_factory=DriveSpec)
     kernel: KernelUnderTestSpec = field(default_factory=KernelUnderTestSpec)
@@ -246,7 +246,7 @@ class RunSpec(OnAMachine):
     def run_name(self, fix: bool | None) -> str:
         """The name once the fix state was read from L1's binary: a user's kernel is named
         by what the rig read in it, never by the rig's own Debian variants."""
-        vfio = self.l1_vfio
+        vfio: str = self.l1_vfio
         if self.kernel.given:
             vfio = {True: "own-kernel-with-fix", False: "own-kernel-without-fix", None: "own-kernel"}[fix]
         return f"{self.machine_profile.tag}-{self.interrupt_controller}-{vfio}-{self.consumer}"
@@ -278,7 +278,15 @@ class RunSpec(OnAMachine):
         existing_file("--qemu", self.qemu, executable=True)
         if self.out is not None:
             writable_dir("--out", self.out)
-        return self
+        return self.in_vocabulary()
+
+    def in_vocabulary(self) -> RunSpec:
+        """The same spec with its choices as the rig's vocabularies' members (a command line
+        or a JSON file gives them as strings; once checked, they are members)."""
+        return replace(self, ic=InterruptController(self.ic) if self.ic else None,
+                       device=DeviceKind(self.device) if self.device else None, consumer=Consumer(self.consumer),
+                       l1_vfio=L1Vfio(self.l1_vfio), l2_accel=AccelChoice(self.l2_accel),
+                       expect=Outcome(self.expect) if self.expect else None)
 
     def _validate_hold(self) -> None:
         if self.hold is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rig.core import spec_json
 from rig.core.errors import UserError
-from rig.core.kinds import AccelChoice, Consumer, DeviceKind, L1Vfio, Outcome
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, InterruptController, L1Vfio, Outcome
 from rig.core.spec import DriveSpec, KernelUnderTestSpec, MatrixSpec, RunSpec
 from rig.core.targets import MACHINES, MachineProfile, machine
 
@@ -78,10 +78,10 @@ class OwnKernel:
 class Cell:
     arch: str
     machine: str
-    ic: str
-    vfio: str
-    device: str
-    consumer: str
+    ic: InterruptController
+    vfio: str                 # an L1Vfio, or OWN (the user's kernel)
+    device: DeviceKind
+    consumer: str             # one of CONSUMERS: the consumer and, for L2, its accelerator
     kernel: OwnKernel | None = None     # vfio "own": the kernel every run of the cell boots
 
     @property
@@ -115,9 +115,9 @@ class Cell:
         own = KernelUnderTestSpec(Path(self.kernel.kernel), Path(self.kernel.modules) if self.kernel.modules
                                   else None) if self.kernel else KernelUnderTestSpec()
         return RunSpec(arch=self.arch, machine=self.machine, ic=self.ic, device=self.device,
-                       l1_vfio=L1Vfio.FIXED if self.vfio == OWN else self.vfio,
+                       l1_vfio=L1Vfio.FIXED if self.vfio == OWN else L1Vfio(self.vfio),
                        consumer=Consumer.USERSPACE if userspace else Consumer.L2,
-                       l2_accel=AccelChoice.AUTO if userspace else self.consumer.removeprefix("l2-"),
+                       l2_accel=AccelChoice.AUTO if userspace else AccelChoice(self.consumer.removeprefix("l2-")),
                        drive=drive, kernel=own).validate()
 
     def run_args(self, drive: DriveSpec) -> list[str]:
