@@ -11,7 +11,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from rig.chain.hold_server import CONTROL, KNOWN_HOSTS, RECORD, Hold, HoldRecord, how_to_get_in
+from rig.chain.hold_server import (
+    CONTROL,
+    KNOWN_HOSTS,
+    RECORD,
+    Hold,
+    HoldAnswer,
+    HoldRecord,
+    HoldRequest,
+    how_to_get_in,
+)
 from rig.core.errors import InfraError, UserError
 from rig.core.progress import Progress
 from rig.host.rundir import RunDir
@@ -91,15 +100,14 @@ def test_requests_on_the_control_socket(tmp_path, rig_dir):
         rec = HoldRecord.load(tmp_path)
         assert rec.verdict == "STALL" and rec.l1_port == 40000 and rec.l2_port is None
         assert (tmp_path / KNOWN_HOSTS).read_text().startswith("[127.0.0.1]:40000 ssh-ed25519 AAAAhost")
-        assert rec.ask({"op": "monitor", "target": "l0", "hmp": "info pic"}) == {
-            "ok": True, "output": "answer to info pic\n"}
-        assert rec.ask({"op": "monitor", "target": "l0", "qmp": "query-status"})["output"] == {"status": "running"}
-        no_l2 = rec.ask({"op": "monitor", "target": "l1", "hmp": "info pic"})
-        assert not no_l2["ok"] and "no QEMU in L1" in no_l2["error"]
-        failed = rec.ask({"op": "monitor", "target": "l0", "qmp": "no-such-command"})
-        assert not failed["ok"] and "unknown" in failed["error"]       # answered; the hold goes on
-        assert not rec.ask({"op": "reboot"})["ok"]
-        assert rec.ask({"op": "stop"}) == {"ok": True}
+        assert rec.ask(HoldRequest("monitor", "l0", hmp="info pic")) == HoldAnswer(True, "answer to info pic\n")
+        assert rec.ask(HoldRequest("monitor", "l0", qmp="query-status")).output == {"status": "running"}
+        no_l2 = rec.ask(HoldRequest("monitor", "l1", hmp="info pic"))
+        assert not no_l2.ok and "no QEMU in L1" in no_l2.error
+        failed = rec.ask(HoldRequest("monitor", "l0", qmp="no-such-command"))
+        assert not failed.ok and "unknown" in failed.error       # answered; the hold goes on
+        assert not rec.ask(HoldRequest("reboot")).ok
+        assert rec.ask(HoldRequest("stop")) == HoldAnswer(True)
         t.join(timeout=10)
     finally:
         hold.stop.set()
@@ -124,3 +132,17 @@ def test_the_terminal_is_told_how_to_get_into_each_layer(tmp_path):
         assert line in text
     fast = "\n".join(how_to_get_in(tmp_path, HoldRecord(1, 0, "/s", "PASS", 40000, None, "/k", "h")))
     assert " l2" not in fast and "monitor" in fast
+
+
+def test_the_control_protocol_keeps_its_lines_and_refuses_what_is_not_a_request():
+    """The lines on the control socket, as rig monitor/stop of any version send them."""
+    assert HoldRequest("stop").to_line() == b'{"op": "stop"}\n'
+    assert HoldRequest("monitor", "l0", hmp="info pic").to_line() == \
+        b'{"op": "monitor", "target": "l0", "hmp": "info pic"}\n'
+    q = HoldRequest.from_line('{"op": "monitor", "target": "l1", "qmp": "query-status", "arguments": {"a": 1}}')
+    assert (q.qmp, q.arguments) == ("query-status", {"a": 1})
+    assert HoldAnswer(True).to_line() == b'{"ok": true}\n'
+    assert HoldAnswer(False, error="x").to_line() == b'{"ok": false, "error": "x"}\n'
+    for bad in ('[]', '{"op": "stop", "shell": "rm -rf /"}', '{"op": 1}', '{"op": "monitor", "arguments": []}'):
+        with pytest.raises(ValueError):
+            HoldRequest.from_line(bad)

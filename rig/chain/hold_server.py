@@ -20,7 +20,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,52 @@ CONTROL = "hold.sock"                  # in the run directory (short: a UNIX soc
 MONITORS = ("l0", "l1")                # the QEMU in L0 (runs L1), the QEMU in L1 (runs L2)
 GUESTS = ("l1", "l2")
 HELD_LINE = "held: the chain stays up"
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """One line a client (rig monitor, rig stop) sends the held rig, as JSON."""
+
+    op: str                       # "stop" or "monitor"
+    target: str = ""              # monitor: one of MONITORS
+    hmp: str = ""                 # monitor: an HMP command line, or
+    qmp: str = ""                 # a QMP command
+    arguments: dict[str, object] = field(default_factory=dict)    # and its arguments
+
+    def to_line(self) -> bytes:
+        fields = {k: v for k, v in asdict(self).items() if v}
+        return json.dumps(fields).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: str | bytes) -> HoldRequest:
+        """A request as read from the socket; ValueError names what is wrong with it."""
+        d = json.loads(line)
+        if not isinstance(d, dict) or set(d) - {"op", "target", "hmp", "qmp", "arguments"}:
+            raise ValueError(f"not a request: {line[:200]!r}")
+        if not all(isinstance(d.get(k, ""), str) for k in ("op", "target", "hmp", "qmp")) or \
+                not isinstance(d.get("arguments", {}), dict):
+            raise ValueError(f"a field of the wrong type: {line[:200]!r}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class HoldAnswer:
+    """The held rig's answer: the monitor's output, or why there is none."""
+
+    ok: bool
+    output: object = None
+    error: str = ""
+
+    def to_line(self) -> bytes:
+        d = {"ok": True, "output": self.output} if self.ok else {"ok": False, "error": self.error}
+        if self.ok and self.output is None:
+            d = {"ok": True}
+        return json.dumps(d).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: str | bytes) -> HoldAnswer:
+        d = json.loads(line)
+        return cls(bool(d.get("ok")), d.get("output"), str(d.get("error", "")))
 
 
 @dataclass(frozen=True)
@@ -118,18 +164,20 @@ class HoldRecord:
             raise UserError(f"client_key {self.client_key}: not a private key file of yours (mode 600, not a "
                             "symlink); not a record of a chain held on this machine by you")
 
-    def ask(self, request: dict[str, Any], timeout: float = timeouts.HOLD_REQUEST_S) -> dict[str, Any]:
+    def ask(self, request: HoldRequest, timeout: float = timeouts.HOLD_REQUEST_S) -> HoldAnswer:
         """One request to the held rig; its answer."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             try:
                 s.connect(self.control)
-                s.sendall(json.dumps(request).encode() + b"\n")
+                s.sendall(request.to_line())
                 answer = _read_line(s)
             except OSError as e:
                 raise InfraError(f"the held rig (pid {self.pid}) did not answer on {self.control}: {e}") from e
-        reply: dict[str, Any] = json.loads(answer)
-        return reply
+        try:
+            return HoldAnswer.from_line(answer)
+        except ValueError as e:
+            raise InfraError(f"the held rig (pid {self.pid}) answered what is not an answer: {answer[:200]!r}") from e
 
 
 def _process_exists(pid: int) -> bool:
@@ -221,40 +269,39 @@ class Hold:
             with conn:
                 conn.settimeout(timeouts.HOLD_REQUEST_S)
                 try:
-                    answer = self.answer(json.loads(_read_line(conn)))
+                    answer = self.answer(HoldRequest.from_line(_read_line(conn)))
                 except (OSError, ValueError) as e:
-                    answer = {"ok": False, "error": f"bad request: {e}"}
+                    answer = HoldAnswer(False, error=f"bad request: {e}")
                 try:
-                    conn.sendall(json.dumps(answer).encode() + b"\n")
+                    conn.sendall(answer.to_line())
                 except OSError as e:
                     log.warning("hold: answer not sent: %s", e)
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        op = request.get("op")
-        if op == "stop":
+    def answer(self, request: HoldRequest) -> HoldAnswer:
+        if request.op == "stop":
             self.stop.set()
-            return {"ok": True}
-        if op == "monitor":
+            return HoldAnswer(True)
+        if request.op == "monitor":
             try:
-                return {"ok": True, "output": self.monitor(str(request.get("target")), request)}
+                return HoldAnswer(True, self.monitor(request))
             except Exception as e:  # noqa: BLE001 - QMP's own errors too: the answer says, the hold goes on
-                return {"ok": False, "error": f"{type(e).__name__}: {e}"}
-        return {"ok": False, "error": f"unknown request {op!r}"}
+                return HoldAnswer(False, error=f"{type(e).__name__}: {e}")
+        return HoldAnswer(False, error=f"unknown request {request.op!r}")
 
-    def monitor(self, target: str, request: dict[str, Any]) -> Any:
+    def monitor(self, request: HoldRequest) -> Any:
         """An HMP command line, or a QMP command with arguments, to one of the QEMUs."""
         run: Callable[..., Any]
-        if target == "l0":
+        if request.target == "l0":
             run = self.chain.l1.machine.cmd
-        elif target == "l1" and self.chain.l2 is not None:
+        elif request.target == "l1" and self.chain.l2 is not None:
             run = self.chain.l2.monitor().cmd
-        elif target == "l1":
+        elif request.target == "l1":
             raise InfraError("this chain has no QEMU in L1 (fast mode: L1 runs the userspace consumer)")
         else:
-            raise InfraError(f"no monitor {target!r}: l0 or l1")
-        if "qmp" in request:
-            return run(str(request["qmp"]), **dict(request.get("arguments") or {}))
-        return run("human-monitor-command", **{"command-line": str(request.get("hmp", ""))})
+            raise InfraError(f"no monitor {request.target!r}: l0 or l1")
+        if request.qmp:
+            return run(request.qmp, **request.arguments)
+        return run("human-monitor-command", **{"command-line": request.hmp})
 
 
 def how_to_get_in(out: Path, rec: HoldRecord) -> list[str]:

@@ -14,11 +14,14 @@ import termios
 import time
 import tty
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig.commands.common import Subparsers
 from rig.core import timeouts
 from rig.core.errors import InfraError, UserError
+
+if TYPE_CHECKING:
+    from rig.chain.hold_server import HoldRequest
 
 RUN_DIR_HELP = "the results directory of a `rig run --hold` (what it printed as results:)"
 
@@ -114,6 +117,7 @@ def _shell(ssh: Any) -> int:
 
 # -- rig monitor -----------------------------------------------------------------------
 def cmd_monitor(args: argparse.Namespace) -> int:
+    from rig.chain.hold_server import HoldRequest
     rec = _record(args.run_dir)
     if args.qemu == "l1" and rec.l2_port is None:
         raise UserError(f"{args.run_dir}: its chain has no QEMU in L1 (fast mode: --consumer userspace); use l0")
@@ -122,37 +126,37 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         args.command = []
     if args.qmp:
         try:
-            request = json.loads(args.qmp)
-            qmp = {"qmp": request["execute"], "arguments": request.get("arguments") or {}}
+            command = json.loads(args.qmp)
+            request = HoldRequest("monitor", args.qemu, qmp=str(command["execute"]),
+                                  arguments=dict(command.get("arguments") or {}))
         except (ValueError, KeyError, TypeError) as e:
             raise UserError(f'--qmp {args.qmp}: not a QMP command ({e}); give {{"execute": ...}}') from e
-        return _ask(rec, {"op": "monitor", "target": args.qemu, **qmp}, as_json=True)
+        return _ask(rec, request, as_json=True)
     if args.command:
-        return _ask(rec, {"op": "monitor", "target": args.qemu, "hmp": " ".join(args.command)})
+        return _ask(rec, HoldRequest("monitor", args.qemu, hmp=" ".join(args.command)))
     status = 0
     for line in sys.stdin:
         if sys.stdin.isatty():
             print(f"({args.qemu}) ", end="", flush=True)
         if line.strip():
-            status = _ask(rec, {"op": "monitor", "target": args.qemu, "hmp": line.strip()}) or status
+            status = _ask(rec, HoldRequest("monitor", args.qemu, hmp=line.strip())) or status
     return status
 
 
-def _ask(rec: Any, request: dict[str, Any], as_json: bool = False) -> int:
+def _ask(rec: Any, request: HoldRequest, as_json: bool = False) -> int:
     answer = rec.ask(request)
-    if not answer.get("ok"):
-        print(f"rig: monitor: {answer.get('error')}", file=sys.stderr)
+    if not answer.ok:
+        print(f"rig: monitor: {answer.error}", file=sys.stderr)
         return 1
-    out = answer.get("output")
-    print(json.dumps(out, indent=1) if as_json else str(out).rstrip("\n"))
+    print(json.dumps(answer.output, indent=1) if as_json else str(answer.output).rstrip("\n"))
     return 0
 
 
 # -- rig stop --------------------------------------------------------------------------
 def cmd_stop(args: argparse.Namespace) -> int:
-    from rig.chain.hold_server import RECORD
+    from rig.chain.hold_server import RECORD, HoldRequest
     rec = _record(args.run_dir)
-    rec.ask({"op": "stop"})
+    rec.ask(HoldRequest("stop"))
     record = Path(args.run_dir) / RECORD
     deadline = time.monotonic() + timeouts.HOLD_STOP_S
     while _alive(rec.pid):          # its teardown: L1 powered off, QEMUs gone
