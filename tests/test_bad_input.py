@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from conftest import run_rig
 
-from rig.commands.reproduce import Inputs
 from rig.core import spec_json
 from rig.core.spec import RunSpec
+from rig.reports.reproducer import Inputs
 
 pytestmark = pytest.mark.unit
 

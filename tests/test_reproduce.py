@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from rig.commands.reproduce import INPUTS, SCRIPT, Inputs, digest, kernel_files
 from rig.commands.rerun import RERUNS, judge
 from rig.core import spec_json
 from rig.core.errors import UserError
 from rig.core.spec import DriveSpec, KernelUnderTestSpec, RunSpec
+from rig.reports.reproducer import INPUTS, SCRIPT, Inputs, digest, kernel_files
 
 CELL = spec_json.to_json(RunSpec("ppc64", l1_vfio="unfixed", consumer="userspace").validate())
 
@@ -108,8 +108,8 @@ def test_the_runs_package_versions_go_with_it_to_another_cache(tmp_path):
     """The locks (exact Debian versions and sha256) travel in inputs.json: a cache without
     them gets them (its packages are then fetched at those versions); one that resolved the
     same set otherwise keeps its own and is told."""
-    from rig.commands.reproduce import recorded_locks, seed_locks
     from rig.core.cache import Cache
+    from rig.reports.reproducer import recorded_locks, seed_locks
     here = Cache(tmp_path / "here")
     here.write_json({"resolved_at": "then", "packages": [{"name": "linux-image", "version": "1"}]},
                     "locks", "guest-ppc64el-abc.json")

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import run_rig
 
-from rig.commands.reproduce import INPUTS, Inputs
 from rig.core import spec_json
 from rig.core.spec import RunSpec
+from rig.reports.reproducer import INPUTS, Inputs
 
 pytestmark = pytest.mark.unit
 

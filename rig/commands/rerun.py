@@ -2,7 +2,7 @@
 the verdict matched (exit 0), did not (1), or a rerun ended in ERROR (125).
 
 The directory may be anyone's: its inputs.json is checked whole before anything is written
-or run (rig.commands.reproduce.Inputs.load): the cell is read back as a spec from JSON,
+or run (rig.reports.reproducer.Inputs.load): the cell is read back as a spec from JSON,
 never as a command line; the only paths that reach it are the user's files, each checked
 by sha256 where it is; lock names are plain file names. Results go to a new directory.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from rig.commands.common import Subparsers, session
-from rig.commands.reproduce import Inputs, provided_of, seed_locks
 from rig.commands.run_pipeline import run_once, user_kernel
 from rig.core.errors import SpecError, UserError
 from rig.core.spec import MAX_REPEAT, writable_dir
+from rig.reports.reproducer import Inputs, provided_of, seed_locks
 
 RERUNS = "rerun.json"
 

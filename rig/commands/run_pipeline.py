@@ -10,14 +10,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from rig import __version__
 from rig.chain.chain import Chain
 from rig.chain.facts import RunFacts
 from rig.chain.hold_server import Hold
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
 from rig.chain.verdict import Verdict, confirmed, describe_stop, pending_since
-from rig.commands.reproduce import SCRIPT
-from rig.commands.reproduce import record as reproducer
 from rig.core.errors import InfraError, UserError
 from rig.core.kinds import Outcome
 from rig.core.logs import LOG_NAME, LogFile
@@ -27,6 +26,8 @@ from rig.kernel.build import build
 from rig.kernel.under_test import KernelUnderTest
 from rig.reports.html import write_run_report
 from rig.reports.ktap import write_run as write_ktap
+from rig.reports.reproducer import SCRIPT
+from rig.reports.reproducer import record as reproducer
 from rig.reports.result import RunResult, write_run_junit
 from rig.reports.timeline import write_timeline
 
@@ -118,7 +119,7 @@ def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | Non
     """The result files and the reproducer, and what the terminal shows of them."""
     r.write(out)
     reproducer(out, spec, r.name, r.verdict.outcome, kernel.kernel if kernel else None,
-               kernel.modules_dir if kernel else None, r.to_json(), s.cache)
+               kernel.modules_dir if kernel else None, r.to_json(), s.cache, __version__)
     write_run_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
     write_ktap(out, r)
     stall_at = pending_since(r.samples) if r.verdict.outcome == Outcome.STALL else None

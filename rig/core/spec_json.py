@@ -5,7 +5,7 @@ The way back treats its input as a stranger's: every key known and required, eve
 of its exact JSON type (a bool is not a number, a number is not a string), then the spec's
 own validation (choices, bounds, combinations). The files a spec names (the user's kernel,
 modules, .deb, QEMU) come separately, from a record that checks them by content
-(rig.commands.reproduce), and are the only paths that get into the spec.
+(rig.reports.reproducer), and are the only paths that get into the spec.
 """
 
 from __future__ import annotations

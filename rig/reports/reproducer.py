@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rig import __version__
 from rig.core import spec_json, untrusted
 from rig.core.cache import Cache, sha256_file
 from rig.core.errors import UserError
@@ -197,12 +196,12 @@ def checked_package(value: object, where: str) -> None:
 
 
 def record(out: Path, spec: RunSpec, name: str, verdict: str, kernel_path: Path | None,
-           modules_dir: Path | None, result: dict[str, Any], cache: Cache) -> Inputs:
+           modules_dir: Path | None, result: dict[str, Any], cache: Cache, rig_version: str) -> Inputs:
     files = kernel_files(spec, kernel_path, modules_dir)
     inputs = Inputs(name, verdict, spec_json.to_json(spec, result.get("device")),
                     spec_json.to_argv(spec, files, result.get("device")),
                     {role: {"path": str(p), "sha256": digest(p)} for role, p in files.items()},
-                    provided_of(result), __version__, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    provided_of(result), rig_version, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     recorded_locks(cache))
     inputs.write(out)
     return inputs
