@@ -4,6 +4,7 @@ build directories go, and the user's kernel in the matrix. The real builds are i
 tests/test_kernel_tree_e2e.py."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -106,12 +107,17 @@ def test_a_build_failure_is_125_for_git_bisect():
     assert KernelBuildError.exit_status == 125
 
 
-def test_build_directories_are_per_tree_and_arch(tmp_path):
+def test_build_directories_are_per_tree_and_arch(tmp_path, monkeypatch):
+    """In the tree, one level down (kbuild then names the sources `../`: the same command
+    lines in any tree); in the cache where the tree cannot be written."""
     a, b = fake_tree(tmp_path / "a"), fake_tree(tmp_path / "b")
     x86, ppc = PROFILES["x86_64"], PROFILES["ppc64"]
     assert default_build_dir(tmp_path, a, x86) == default_build_dir(tmp_path, a / "." / "", x86)
     dirs = {default_build_dir(tmp_path, t, p) for t in (a, b) for p in (x86, ppc)}
-    assert len(dirs) == 4 and all(d.parent == tmp_path / "kernel-builds" for d in dirs)
+    assert len(dirs) == 4 and all(d.parent in (a, b) and d.name.startswith(".") for d in dirs)
+    KernelBuildSpec(a, default_build_dir(tmp_path, a, ppc)).validate()      # hidden: accepted
+    monkeypatch.setattr(os, "access", lambda path, mode: False)            # a tree of someone else's
+    assert default_build_dir(tmp_path, a, x86).parent == tmp_path / "kernel-builds"
 
 
 def test_build_spec_rejects_a_build_dir_inside_the_tree_unless_hidden(tmp_path):

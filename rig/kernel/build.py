@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CONFIG_RECORD = "rig-config.json"
 BUILD_LOG = "build.log"
 MODULES_DIR = "rig-modules"        # INSTALL_MOD_PATH, when the kernel has modules
+IN_TREE_PREFIX = ".intx-rig-"        # + arch: the default build directory, right in the tree
 # The kbuild lines that mean a file was compiled or linked (counted for the progress line).
 WORK_TAGS = ("CC", "AS", "LD", "AR", "HOSTCC", "HOSTLD")
 
@@ -82,7 +83,12 @@ class BuiltKernel:
 
 
 def default_build_dir(cache_root: Path, tree: Path, profile: TargetProfile) -> Path:
-    """One per tree (by its real path) and arch, in the cache: a tree's next build reuses it."""
+    """One per tree and arch, reused by the tree's next build: a hidden directory right in
+    the tree where it is writable (Linux's .gitignore ignores it; from there kbuild names
+    the sources `../...`, so another tree with the same files, wherever it is, compiles the
+    same command lines and ccache serves it), else in the cache, by the tree's real path."""
+    if os.access(tree, os.W_OK):
+        return tree.resolve() / f"{IN_TREE_PREFIX}{profile.name}"
     key = hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:12]
     return cache_root / "kernel-builds" / f"{tree.resolve().name}-{key}-{profile.name}"
 
