@@ -17,6 +17,7 @@ from pathlib import Path
 from guest_images.cpio import CpioWriter
 from rig.core.cache import Cache, content_key, read_meta, sha256_file, tree_hash
 from rig.core.errors import UserError
+from rig.core.kinds import ImageRole
 from rig.core.progress import Progress
 from rig.core.targets import L2_MODULES, TargetProfile
 from rig.debian.apt import extract
@@ -39,14 +40,14 @@ CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"), *HERE.glob("consumer/*.c
 
 @dataclass(frozen=True)
 class GuestImage:
-    role: str            # "l1" or "l2"
+    role: ImageRole
     kernel: Path
     initrd: Path
     kernel_version: str  # uname -r of the kernel
     meta: dict
 
     @classmethod
-    def from_entry(cls, role: str, entry: Path) -> GuestImage:
+    def from_entry(cls, role: ImageRole, entry: Path) -> GuestImage:
         meta = read_meta(entry)
         return cls(role, entry / "kernel", entry / "initrd", meta["kernel_version"], meta)
 
@@ -107,15 +108,17 @@ class ImageBuilder:
     def _lock(self, profile: TargetProfile) -> Lock:
         return self.resolver.lock(guest_packages(profile))
 
-    def _key(self, role: str, profile: TargetProfile, *extra: object) -> str:
-        return content_key(role, asdict(profile), self._lock(profile).key(), tree_hash(CODE_FILES),
+    def _key(self, recipe: str, profile: TargetProfile, *extra: object) -> str:
+        """The cache key of an image: what it is (its role, or a user's kernel's recipe) and
+        everything it is built from."""
+        return content_key(recipe, asdict(profile), self._lock(profile).key(), tree_hash(CODE_FILES),
                            self.keys.fingerprint(), *extra)
 
     def l2(self, profile: TargetProfile) -> GuestImage:
-        key = self._key("l2", profile)
+        key = self._key(ImageRole.L2, profile)
         entry = self.cache.build("images", key, lambda tmp: self._build(
-            tmp, profile, "l2", self._debian_kernel(profile)))
-        return GuestImage.from_entry("l2", entry)
+            tmp, profile, ImageRole.L2, self._debian_kernel(profile)))
+        return GuestImage.from_entry(ImageRole.L2, entry)
 
     def l1(self, profile: TargetProfile, vfio: str = "fixed") -> GuestImage:
         """L1; vfio="unfixed" swaps in vfio-pci-core.ko/vfio-pci.ko rebuilt without the fix."""
@@ -126,11 +129,11 @@ class ImageBuilder:
         if vfio == "unfixed":
             kver = kernel_package(self._lock(profile), profile).name.removeprefix("linux-image-")
             swap = UnfixedVfio(self.cache, self.resolver, self.progress).modules(profile, kver)
-        key = self._key("l1", profile, l2.initrd.parent.name, vfio,
+        key = self._key(ImageRole.L1, profile, l2.initrd.parent.name, vfio,
                         sorted((k, str(v.parent.name)) for k, v in swap.items()))
         entry = self.cache.build("images", key, lambda tmp: self._build(
-            tmp, profile, "l1", self._debian_kernel(profile), l2, swap))
-        return GuestImage.from_entry("l1", entry)
+            tmp, profile, ImageRole.L1, self._debian_kernel(profile), l2, swap))
+        return GuestImage.from_entry(ImageRole.L1, entry)
 
     def l1_with_kernel(self, profile: TargetProfile, kernel: KernelSource) -> GuestImage:
         """L1 around a user's kernel and modules (the kernel under test); L2 stays Debian's.
@@ -144,14 +147,14 @@ class ImageBuilder:
         key = self._key("l1-user", profile, l2.initrd.parent.name, sha256_file(kernel.kernel),
                         kernel.release, moddir_fingerprint(kernel.moddir))
         entry = self.cache.build("images", key,
-                                 lambda tmp: self._build(tmp, profile, "l1", kernel, l2))
-        return GuestImage.from_entry("l1", entry)
+                                 lambda tmp: self._build(tmp, profile, ImageRole.L1, kernel, l2))
+        return GuestImage.from_entry(ImageRole.L1, entry)
 
     def _l1_built_in(self, profile: TargetProfile, kernel: KernelSource, l2: GuestImage) -> GuestImage:
         base = self.cache.build("images", self._key("l1-user-initrd", profile, l2.initrd.parent.name, kernel.release),
-                                lambda tmp: self._build(tmp, profile, "l1", kernel, l2))
+                                lambda tmp: self._build(tmp, profile, ImageRole.L1, kernel, l2))
         key = self._key("l1-user", profile, base.name, sha256_file(kernel.kernel), kernel.release)
-        return GuestImage.from_entry("l1", self.cache.build("images", key,
+        return GuestImage.from_entry(ImageRole.L1, self.cache.build("images", key,
                                                             lambda tmp: self._with_kernel(tmp, base, kernel)))
 
     def _with_kernel(self, out: Path, base: Path, kernel: KernelSource) -> dict:
@@ -188,21 +191,21 @@ class ImageBuilder:
             self._staging[profile.name] = staging
         return self._staging[profile.name]
 
-    def _build(self, out: Path, profile: TargetProfile, role: str, kernel: KernelSource,
+    def _build(self, out: Path, profile: TargetProfile, role: ImageRole, kernel: KernelSource,
                l2: GuestImage | None = None, swap: dict[str, Path] | None = None) -> dict:
         self.progress.step(f"building {role.upper()} image for {profile.name}")
         staging = self._staging_for(profile)
         lock = self._lock(profile)
         kver = kernel.release
         root = out / "root"
-        programs = list(l1_programs(profile) if role == "l1" else L2_PROGRAMS)
-        boot_modules = list(profile.l1_modules if role == "l1" else L2_MODULES)
-        modules = list(profile.image_modules if role == "l1" else L2_MODULES)
-        if role == "l1":
+        programs = list(l1_programs(profile) if role == ImageRole.L1 else L2_PROGRAMS)
+        boot_modules = list(profile.l1_modules if role == ImageRole.L1 else L2_MODULES)
+        modules = list(profile.image_modules if role == ImageRole.L1 else L2_MODULES)
+        if role == ImageRole.L1:
             programs += self._qemu_modules(staging, profile)
         for path in sorted(elf_closure(staging, programs, profile.triplet)):
             copy_into(staging, root, path)
-        if role == "l1":
+        if role == ImageRole.L1:
             assert l2 is not None, "an L1 image carries its L2"
             for fw in profile.qemu_firmware:
                 copy_into(staging, root, fw)
@@ -220,7 +223,7 @@ class ImageBuilder:
         # or, with vfio built in, the vmlinux (None: neither could be read).
         core = vfio_dir / "vfio-pci-core.ko"
         vfio_fix, fix_from = None, None
-        if role == "l1":
+        if role == ImageRole.L1:
             vfio_fix = module_has_fix(core.read_bytes()) if core.exists() else built_in_fix(kernel.kernel)
             fix_from = "vfio-pci-core.ko" if core.exists() else "vmlinux (vfio-pci built in)"
         self._write_config(root, profile, role, [m for m in boot_modules if m in installed])
@@ -264,7 +267,7 @@ class ImageBuilder:
         loaded = tree.install(names, dest)
         return {n for n in names if n.replace("-", "_") in loaded}
 
-    def _write_config(self, root: Path, profile: TargetProfile, role: str, modules: list[str]) -> None:
+    def _write_config(self, root: Path, profile: TargetProfile, role: ImageRole, modules: list[str]) -> None:
         etc = root / "etc"
         (etc / "rig").mkdir(parents=True, exist_ok=True)
         (etc / "rig/guest.env").write_text(

@@ -1,5 +1,5 @@
 """The rig's vocabularies, each defined once: what a verdict, a device, a consumer, an
-accelerator, an interrupt controller, a guest's start and L1's vfio can be.
+accelerator, an interrupt controller, a guest's start, an image's role and L1's vfio can be.
 
 StrEnum members are their own spelling on the command line and in result.json, so a
 member compares equal to the string a user typed or a file recorded.
@@ -44,6 +44,12 @@ class GuestStart(StrEnum):
     """How a guest of the chain came up (result.json chain.l1_started, chain.l2_started)."""
     BOOTED = "booted"
     RESTORED = "restored"      # from a snapshot (L2: inside L1's, restored with it)
+
+
+class ImageRole(StrEnum):
+    """Which guest an image boots (guest_images): its programs, modules and config differ."""
+    L1 = "l1"        # runs the kernel under test, binds the device, runs L2's QEMU
+    L2 = "l2"        # the nested guest the device is passed to
 
 
 class InterruptController(StrEnum):
