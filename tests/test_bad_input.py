@@ -33,7 +33,7 @@ def files(tmp_path_factory):
     bz[0x202:0x206] = b"HdrS"               # an x86 bzImage header
     (d / "bzImage").write_bytes(bytes(bz))
     (d / "moddir").mkdir()
-    for name in ("tree", "tree-configured"):        # the top of a kernel tree, to kconfig
+    for name in ("tree", "tree2", "tree-configured"):        # the top of a kernel tree, to kconfig
         (d / name).mkdir()
         (d / name / "Kconfig").write_text("mainmenu \"Linux\"\n")
         (d / name / "Makefile").write_text("# Linux\n")
@@ -118,6 +118,10 @@ CASES = [
     (RUN + ("--build-dir", "{f}/moddir"), "--build-dir goes with --kernel-tree"),
     (RUN + ("--kernel-tree", "{f}/tree", "--l1-vfio", "unfixed"), "--l1-vfio unfixed"),
     (("matrix", "--kernel-tree", "{f}/moddir"), "no Kconfig and Makefile"),
+    (("matrix", "--kernel-tree", "{f}/tree", "--kernel-tree", "{f}/tree"), "the same tree twice"),
+    (("matrix", "--kernel-tree", "{f}/tree", "--kernel-tree", "{f}/moddir"), "no Kconfig and Makefile"),
+    (("matrix", "--kernel-tree", "{f}/tree", "--kernel-tree", "{f}/tree2", "--build-dir", "{f}/moddir"),
+     "with several --kernel-tree"),
     (("kernel", "build", "--arch", "arm64", "--tree", "{f}/tree"), "--arch arm64"),
     (("kernel", "build", "--arch", "ppc64", "--tree", "{f}/no-such-tree"), "--tree"),
     (("kernel", "build", "--arch", "ppc64", "--tree", "{f}/tree-configured"), "make mrproper"),

@@ -1,5 +1,6 @@
 """The matrix: expectations written once, cells, shards, outputs (no QEMU)."""
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 
@@ -228,3 +229,36 @@ def test_a_run_held_only_when_its_verdict_is_unexpected():
     assert RunSpec("ppc64", hold=5).validate().holds("STALL")
     with pytest.raises(UserError, match="--hold-unexpected without --expect"):
         RunSpec("ppc64", hold=5, hold_unexpected=True).validate()
+
+
+def test_an_a_b_pair_of_trees_runs_every_own_cell_once_per_tree_side_by_side(tmp_path):
+    """`rig matrix --kernel-tree A --kernel-tree B`: each cell once per tree, named by the
+    tree, and a table with the two trees' verdicts beside each other, the cells where they
+    differ marked."""
+    labels = matrix.tree_labels([tmp_path / "linux-fixed", tmp_path / "linux unfixed!"])
+    assert labels == ("linux_fixed", "linux_unfixed_")
+    assert matrix.tree_labels([tmp_path / "a" / "linux", tmp_path / "b" / "linux"]) == ("A", "B")
+    one = matrix.all_cells(own={})
+    pair = matrix.all_cells(own={}, trees=("A", "B"))
+    assert len(pair) == 2 * len(one) and {c.tree for c in pair} == {"A", "B"}
+    xive = [c for c in pair if c.machine == "pseries" and c.ic == "xive" and c.device == "pci-serial"
+            and c.consumer == "userspace"]
+    assert sorted(c.id for c in xive) == ["ppc64-pseries-xive-own-A-pci-serial-userspace",
+                                          "ppc64-pseries-xive-own-B-pci-serial-userspace"]
+    assert {c.without_tree for c in xive} == {"ppc64-pseries-xive-own-pci-serial-userspace"}
+    assert matrix.all_cells(own={}, trees=("A",)) == one          # one tree: ids as before
+    results = [summary.CellSummary(xive[0], [summary.RunOutcome("PASS", 9.0, "/a", "ok")]),
+               summary.CellSummary(xive[1], [summary.RunOutcome("STALL", 9.0, "/b", "stalled")])]
+    lines = summary.side_by_side(results if xive[0].tree == "A" else results[::-1], ("A", "B")).splitlines()
+    assert lines[1].split() == ["ppc64-pseries-xive-own-pci-serial-userspace", "PASS", "STALL", "DIFFER"]
+
+
+def test_the_report_page_of_an_a_b_puts_the_trees_side_by_side():
+    from rig.reports.html import trees_side_by_side
+    cell = matrix.Cell("ppc64", "pseries", "xive", "own", "pci-serial", "userspace")
+    runs = {"A": [summary.RunOutcome("PASS", 9.0, "/a", "ok")], "B": [summary.RunOutcome("STALL", 9.0, "/b", "x")]}
+    results = [summary.CellSummary(dataclasses.replace(cell, tree=t), r).to_json() for t, r in runs.items()]
+    html = "".join(trees_side_by_side(results))
+    assert "<th>A</th><th>B</th>" in html and html.count('class="disagree"') == 1
+    assert "ppc64-pseries-xive-own-pci-serial-userspace" in html
+    assert trees_side_by_side(results[:1]) == []                 # one tree: no such table

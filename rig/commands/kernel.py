@@ -14,11 +14,16 @@ from rig.core.targets import PROFILES, TargetProfile, profile
 
 
 def add_build_options(p: argparse.ArgumentParser, tree_option: str = "--kernel-tree",
-                      jobs_option: str = "--build-jobs", required: bool = False) -> None:
+                      jobs_option: str = "--build-jobs", required: bool = False, several: bool = False) -> None:
     """The build options of `rig kernel build`, and of `rig run`/`rig matrix` (where the tree
-    and make's -j have longer names)."""
-    p.add_argument(tree_option, dest="kernel_tree", metavar="DIR", required=required,
-                   help="a Linux source tree: build L1's kernel from it (out of tree, reused)")
+    and make's -j have longer names; the matrix takes several trees, an A/B)."""
+    if several:
+        p.add_argument(tree_option, dest="kernel_tree", metavar="DIR", action="append",
+                       help="a Linux source tree: build L1's kernel from it (out of tree, reused); "
+                            "twice (A and B) to run every cell with each, side by side")
+    else:
+        p.add_argument(tree_option, dest="kernel_tree", metavar="DIR", required=required,
+                       help="a Linux source tree: build L1's kernel from it (out of tree, reused)")
     p.add_argument("--build-dir", help="kbuild's O= directory (default: one per tree and arch in the "
                                        "cache); with several arches, a subdirectory per arch")
     p.add_argument("--config", default=DEFAULT_KERNEL_CONFIG,
@@ -39,6 +44,27 @@ def build_spec_of(args: argparse.Namespace) -> KernelBuildSpec | None:
         return None
     return KernelBuildSpec(Path(args.kernel_tree), optional_path(args.build_dir), args.config,
                            args.build_jobs).validate()
+
+
+MAX_TREES = 4
+
+
+def build_specs_of(args: argparse.Namespace) -> list[KernelBuildSpec]:
+    """`rig matrix`'s trees (none, one, or an A/B), each validated; with several, each
+    builds in its own tree (.intx-rig-<arch>), so --build-dir goes with one tree only."""
+    trees = args.kernel_tree or []
+    if len(trees) <= 1:
+        one = build_spec_of(argparse.Namespace(**{**vars(args), "kernel_tree": trees[0] if trees else None}))
+        return [one] if one else []
+    if len(trees) > MAX_TREES:
+        raise UserError(f"--kernel-tree given {len(trees)} times: at most {MAX_TREES}")
+    if args.build_dir is not None:
+        raise UserError(f"--build-dir {args.build_dir} with several --kernel-tree: each tree builds in its own "
+                        "(.intx-rig-<arch> in it); drop --build-dir")
+    specs = [KernelBuildSpec(Path(t), None, args.config, args.build_jobs).validate() for t in trees]
+    if len({s.tree.resolve() for s in specs}) < len(specs):
+        raise UserError("--kernel-tree: the same tree twice; give two different trees for an A/B")
+    return specs
 
 
 def build_dir_for(spec: KernelBuildSpec, prof: TargetProfile, several: bool) -> Path | None:

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rig.commands.common import Subparsers, optional_path, session
-from rig.commands.kernel import add_build_options, build_dir_for, build_spec_of
+from rig.commands.kernel import add_build_options, build_dir_for, build_specs_of
 from rig.core import timeouts
 from rig.core.logs import LogFile
 from rig.core.spec import DriveSpec, KernelBuildSpec, MatrixSpec
 from rig.core.targets import profile
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
-from rig.matrix.summary import CellSummary, fix_label
+from rig.matrix.summary import CellSummary, fix_label, side_by_side
 
 if TYPE_CHECKING:
     from rig.chain.session import Session
@@ -45,7 +45,7 @@ def add_parser(sub: Subparsers) -> None:
                     help="a run whose verdict is not its cell's expected one keeps its chain up for a look "
                          "(`rig ssh RUN_DIR l1`; its held.json says it is held) until `rig stop` or MINUTES "
                          f"(default {timeouts.HOLD_MINUTES:g}); the matrix waits for it")
-    add_build_options(ma)
+    add_build_options(ma, several=True)
     ma.set_defaults(handler=cmd_matrix)
 
 
@@ -71,8 +71,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from rig.matrix.summary import table
     from rig.matrix.tally import tally_line, write_tally
     spec = spec_of(args)
-    build = build_spec_of(args)
-    every = matrix_cells.all_cells(own={} if build else None)
+    builds = build_specs_of(args)
+    labels = matrix_cells.tree_labels([b.tree for b in builds])
+    every = matrix_cells.all_cells(own={} if builds else None, trees=labels)
     if args.list:
         chosen = matrix_cells.select(every, MatrixSpec(slow=True, cells=spec.cells, shard=spec.shard))
         width = max(len(c.id) for c in every)
@@ -89,33 +90,39 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     jobs = spec.jobs or parallel_chains()
     with LogFile(out):
-        if build:
-            cells = own_kernel_cells(build, cells, s)
+        if builds:
+            cells = own_kernel_cells(dict(zip(labels, builds, strict=True)), cells, s)
         s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
         results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs,
                              snapshot=spec.snapshot, hold_unexpected=spec.hold_unexpected)
     print(table(results))
+    if len(builds) > 1:
+        print(side_by_side(results, labels))
     print(tally_line(write_tally(out, results)))
     print(f"results: {out}/report.html, {out}/matrix.json, {out}/junit.xml, {out}/results.ktap")
     return report(results)
 
 
-def own_kernel_cells(build: KernelBuildSpec, cells: list[matrix_cells.Cell],
+def own_kernel_cells(builds: dict[str, KernelBuildSpec], cells: list[matrix_cells.Cell],
                      s: Session) -> list[matrix_cells.Cell]:
-    """The user's kernel built for every arch the cells need (one after the other: each
-    build uses every core), then the cells with it."""
+    """Each tree's kernel built for every arch the cells need (one after the other: each
+    build uses every core), then the cells with it. `builds` by label (one tree: its label
+    is not in the cells' ids)."""
     from dataclasses import replace
 
     from rig.kernel.build import build as build_kernel
     arches = sorted({c.arch for c in cells})
     own = {}
-    for arch in arches:
-        prof = profile(arch)
-        built = build_kernel(build, prof, s.cache.root, s.progress, build_dir_for(build, prof, len(arches) > 1))
-        for line in built.summary():
-            s.progress.note(line)
-        own[arch] = matrix_cells.OwnKernel(str(built.kernel), str(built.modules) if built.modules else None)
-    return [replace(c, kernel=own[c.arch]) for c in cells]
+    for label, build in builds.items():
+        for arch in arches:
+            prof = profile(arch)
+            built = build_kernel(build, prof, s.cache.root, s.progress,
+                                 build_dir_for(build, prof, len(arches) > 1))
+            for line in built.summary():
+                s.progress.note(line)
+            kernel = matrix_cells.OwnKernel(str(built.kernel), str(built.modules) if built.modules else None)
+            own[(label if len(builds) > 1 else "", arch)] = kernel
+    return [replace(c, kernel=own[(c.tree, c.arch)]) for c in cells]
 
 
 def report(results: list[CellSummary]) -> int:

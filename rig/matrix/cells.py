@@ -11,6 +11,7 @@ Debian's (fixed), Debian's rebuilt without the fix (unfixed), or the user's own 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,20 +84,31 @@ class Cell:
     device: DeviceKind
     consumer: str             # one of CONSUMERS: the consumer and, for L2, its accelerator
     kernel: OwnKernel | None = None     # vfio "own": the kernel every run of the cell boots
+    tree: str = ""            # vfio "own" with several trees (an A/B): which tree's kernel
 
     @property
     def machine_profile(self) -> MachineProfile:
         return machine(self.arch, self.machine)
 
     @property
+    def variant(self) -> str:
+        """The L1 vfio axis as the id spells it: fixed, unfixed, own, or own-<tree>."""
+        return f"{self.vfio}-{self.tree}" if self.tree else self.vfio
+
+    @property
     def id(self) -> str:
-        return f"{self.machine_profile.tag}-{self.ic}-{self.vfio}-{self.device}-{self.consumer}"
+        return f"{self.machine_profile.tag}-{self.ic}-{self.variant}-{self.device}-{self.consumer}"
 
     @property
     def legacy_id(self) -> str:
         """The id as it was spelled before every machine was named (pseries' and q35's
         cells without their machine): `--cells` patterns may still use it."""
-        return f"{self.machine_profile.legacy_tag}-{self.ic}-{self.vfio}-{self.device}-{self.consumer}"
+        return f"{self.machine_profile.legacy_tag}-{self.ic}-{self.variant}-{self.device}-{self.consumer}"
+
+    @property
+    def without_tree(self) -> str:
+        """The id the same cell of every tree shares (an A/B's rows)."""
+        return f"{self.machine_profile.tag}-{self.ic}-{self.vfio}-{self.device}-{self.consumer}"
 
     def expectation(self) -> Expectation:
         return next(e for e in EXPECTED if e.matches(self))
@@ -127,13 +139,24 @@ class Cell:
         return ["run", *spec_json.to_argv(s, files)]
 
 
-def all_cells(own: Mapping[str, OwnKernel] | None = None) -> list[Cell]:
+def all_cells(own: Mapping[str, OwnKernel] | None = None, trees: tuple[str, ...] = ()) -> list[Cell]:
     """Every cell of every machine; with own (the user's kernel per arch, possibly not built
-    yet), the cells that run it instead of Debian's two variants."""
+    yet), the cells that run it instead of Debian's two variants; with several trees, those
+    cells once per tree (named by `trees`, the trees' labels)."""
     variants = (OWN,) if own is not None else VFIO
-    return [Cell(m.arch, m.name, ic, v, d, c, own.get(m.arch) if own is not None else None)
+    return [Cell(m.arch, m.name, ic, v, d, c, own.get(m.arch) if own is not None else None, tree)
+            for tree in (trees if own is not None and len(trees) > 1 else ("",))
             for m in MACHINES.values() for ic in m.interrupt_controllers for v in variants
             for d in m.matrix_devices for c in CONSUMERS]
+
+
+def tree_labels(trees: list[Path]) -> tuple[str, ...]:
+    """How cell ids name each tree of an A/B: its directory's name (letters, digits, '.',
+    '_' kept), A, B, ... where two would read the same."""
+    names = [re.sub(r"[^A-Za-z0-9._]+", "_", t.resolve().name) or "tree" for t in trees]
+    if len(set(names)) < len(names):
+        names = [chr(ord("A") + i) for i in range(len(trees))]
+    return tuple(names)
 
 
 def select(cells: list[Cell], spec: MatrixSpec) -> list[Cell]:

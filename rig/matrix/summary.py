@@ -123,6 +123,21 @@ def table(results: list[CellSummary]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(results: list[CellSummary], trees: tuple[str, ...]) -> str:
+    """An A/B: each cell once, its verdicts with each tree's kernel in a column, and the
+    cells where the trees' verdicts differ marked: what a patch changed."""
+    by_cell: dict[str, dict[str, CellSummary]] = {}
+    for r in results:
+        by_cell.setdefault(r.cell.without_tree, {})[r.cell.tree] = r
+    width = max([len(k) for k in by_cell] + [4])
+    lines = [f"{'cell':{width}} " + " ".join(f"{t[:16]:16}" for t in trees) + "  trees differ"]
+    for cell_id, per_tree in sorted(by_cell.items()):
+        got = [",".join(sorted(set(per_tree[t].verdicts))) if t in per_tree else "-" for t in trees]
+        differ = "DIFFER" if len(set(got)) > 1 else ""
+        lines.append(f"{cell_id:{width}} " + " ".join(f"{g:16}" for g in got) + f"  {differ}")
+    return "\n".join(lines)
+
+
 def write_json(out: Path, cells: list[Cell], runs: dict[str, list[RunOutcome | None]],
                jobs: int) -> list[CellSummary]:
     results = [CellSummary(c, [r for r in runs[c.id] if r], jobs) for c in cells if any(runs[c.id])]

@@ -96,6 +96,28 @@ def run_reason(run_dir: Path) -> str:
         return "(no result.json)"
 
 
+def trees_side_by_side(results: list[dict[str, Any]]) -> list[str]:
+    """An A/B matrix (several kernel trees): each cell once, each tree's verdicts in a
+    column, the rows where the trees differ marked. Nothing for one tree."""
+    trees = sorted({r["cell"].get("tree", "") for r in results})
+    if len(trees) < 2:
+        return []
+    rows: dict[str, dict[str, list[str]]] = {}
+    for r in results:
+        c = r["cell"]
+        key = "-".join(str(c[k]) for k in ("arch", "machine", "ic", "vfio", "device", "consumer"))
+        rows.setdefault(key, {})[c["tree"]] = r["verdicts"]
+    head = "<tr><th>cell</th>" + "".join(f"<th>{escape(t)}</th>" for t in trees) + "</tr>"
+    body = []
+    for key, per in sorted(rows.items()):
+        got = [" ".join(sorted(set(per.get(t, [])))) for t in trees]
+        css = ' class="disagree"' if len(set(got)) > 1 else ""
+        body.append(f"<tr{css}><td>{escape(key)}</td>" + "".join(
+            f"<td>{' '.join(verdict_span(v) for v in g.split()) or '-'}</td>" for g in got) + "</tr>")
+    return [f"<h2>The trees side by side</h2><p>Rows marked: the trees' kernels gave different verdicts.</p>"
+            f"<table>{head}{''.join(body)}</table>"]
+
+
 def write_matrix_report(out: Path, results: list[dict[str, Any]]) -> Path:
     head = ("<tr><th>cell</th><th>expected</th><th>got</th><th>agree</th><th>repeats</th>"
             "<th>median s</th><th>L0 deliveries / serviced</th><th>why expected</th></tr>")
@@ -117,7 +139,7 @@ def write_matrix_report(out: Path, results: list[dict[str, Any]]) -> Path:
         sections.append(f'<h2 id="{escape(r["id"])}">{escape(r["id"])}</h2>'
                         f'<p>expected {verdict_span(r["expected"])}: {escape(r["why"])}</p>' + "".join(runs))
     agree = sum(1 for r in results if r["agreement"] == 1)
-    body = [f"<p>{agree} of {len(results)} cells agree with their expectation.</p>",
+    body = [f"<p>{agree} of {len(results)} cells agree with their expectation.</p>", *trees_side_by_side(results),
             f"<table>{head}{''.join(rows)}</table>", *sections]
     (out / REPORT).write_text(page("intx-rig matrix", body))
     return out / REPORT
