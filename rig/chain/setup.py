@@ -13,14 +13,14 @@ from typing import NamedTuple
 from guest_images.build import GuestImage, KernelSource
 from guest_images.l1_helper import L1Helper
 from rig.chain.chain import Chain
-from rig.chain.device import make_device
+from rig.chain.device import Device, make_device
 from rig.chain.device_probe import vfio_user_usable
 from rig.chain.facts import KernelInputFacts, L1Facts, RunFacts
 from rig.chain.launch import start_l0
 from rig.chain.session import Session
 from rig.core import timeouts
 from rig.core.errors import UserError
-from rig.core.kinds import Consumer, DeviceKind
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind
 from rig.core.spec import RunSpec
 from rig.core.targets import MachineProfile
 from rig.guests.l1 import GuestConfig
@@ -106,6 +106,23 @@ def restore_helper(s: Session, spec: RunSpec, image: GuestImage) -> Path | None:
     return L1Helper(s.cache, s.resolver, s.progress).module(helper.module, spec.profile, image.kernel_version)
 
 
+def snapshot_store(s: Session, spec: RunSpec, device: Device, kernel: KernelUnderTest | None) -> SnapshotStore | None:
+    """Where this run's L1 is saved and restored from; None: it boots (asked for, a device
+    that cannot migrate, a machine QEMU does not restore). On a machine whose L0 leaves L1's
+    nested-KVM state out of a snapshot, a user's kernel boots too when L2 may run under KVM:
+    its KVM is usually built in and set up at boot (so even a snapshot of L1 alone holds
+    that state), and the helper module that puts it back is built only for Debian's kernel."""
+    mach = spec.machine_profile
+    if not spec.snapshot or not device.migratable or mach.snapshot_problem:
+        return None
+    if kernel and spec.consumer == Consumer.L2 and spec.l2_accel != AccelChoice.TCG \
+            and mach.nested_kvm_snapshot_problem:
+        s.progress.note(f"L1 boots, not restored from a snapshot: {mach.nested_kvm_snapshot_problem}, and with "
+                        "your kernel there is no helper module to make up for it")
+        return None
+    return SnapshotStore(s.cache)
+
+
 def describe_fix(fix: bool | None, where: str) -> str:
     if fix is None:
         return f"whether {where} has the INTx fix could not be read"
@@ -135,9 +152,8 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
     with RunDir("run") as run_dir:
         device = make_device(kind, mach, l0.qemu, run_dir, out)
         try:
+            snapshots = snapshot_store(s, spec, device, kernel)
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
-            snapshots = SnapshotStore(s.cache) if spec.snapshot and device.migratable \
-                and not mach.snapshot_problem else None
             config = GuestConfig(ic=ic, machine=mach, extra_args=device.qemu_args(), smp=spec.l1_smp,
                                  snapshots=snapshots,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
