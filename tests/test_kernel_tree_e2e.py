@@ -1,6 +1,6 @@
 """From a kernel source tree to verdicts, for real: Debian's linux-source-6.12 tree, unpacked
 as a user would have it, built with the rig's minimal configuration for both arches (cross
-for ppc64), then run in the fast cells and one nested cell per arch, and a `git bisect run`
+for ppc64), then run in the fast cells and one nested cell per machine, and a `git bisect run`
 over a small history made from that tree, with real incremental builds, on ppc64 XIVE.
 
 One test, in steps that build on each other (the builds, then runs of what was built, then a
