@@ -28,6 +28,6 @@ def test_each_drive_is_traced_on_its_own(rig_chain):
         verdict = rig_chain.drive(DriveSpec(duration=5, min_serviced=5))
         path = rig_chain.interrupt_path
         assert verdict.outcome == "PASS" and path.stopped_layer is None and path.notes == []
-        pushes = path.lanes["device"]["kinds"]["push"]
+        pushes = path.lanes["device"].kinds["push"]
         assert pushes == verdict.stopped_at["device_sent"]          # this drive's pushes only
-        assert path.lanes["l1_host"]["kinds"]["handler"] >= 5
+        assert path.lanes["l1_host"].kinds["handler"] >= 5

@@ -99,7 +99,7 @@ def run_reason(run_dir: Path) -> str:
 def trees_side_by_side(results: list[dict[str, Any]]) -> list[str]:
     """An A/B matrix (several kernel trees): each cell once, each tree's verdicts in a
     column, the rows where the trees differ marked. Nothing for one tree."""
-    trees = sorted({r["cell"].get("tree", "") for r in results})
+    trees = sorted({r.get("cell", {}).get("tree", "") for r in results})
     if len(trees) < 2:
         return []
     rows: dict[str, dict[str, list[str]]] = {}
