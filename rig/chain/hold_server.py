@@ -79,9 +79,11 @@ class HoldAnswer:
     error: str = ""
 
     def to_line(self) -> bytes:
-        d = {"ok": True, "output": self.output} if self.ok else {"ok": False, "error": self.error}
-        if self.ok and self.output is None:
-            d = {"ok": True}
+        d: dict[str, object] = {"ok": self.ok}
+        if not self.ok:
+            d["error"] = self.error
+        elif self.output is not None:
+            d["output"] = self.output
         return json.dumps(d).encode() + b"\n"
 
     @classmethod

@@ -24,8 +24,9 @@ def add_build_options(p: argparse.ArgumentParser, tree_option: str = "--kernel-t
     else:
         p.add_argument(tree_option, dest="kernel_tree", metavar="DIR", required=required,
                        help="a Linux source tree: build L1's kernel from it (out of tree, reused)")
-    p.add_argument("--build-dir", help="kbuild's O= directory (default: one per tree and arch in the "
-                                       "cache); with several arches, a subdirectory per arch")
+    p.add_argument("--build-dir", help="kbuild's O= directory (default: .intx-rig-<arch> in the tree, or "
+                                       "the cache if the tree is read-only); with several arches, a "
+                                       "subdirectory per arch")
     p.add_argument("--config", default=DEFAULT_KERNEL_CONFIG,
                    help=f"{' or '.join(KERNEL_CONFIGS)} (default: the rig's minimal L1 configuration) or a "
                         ".config file; the rig's fragments go on top")
