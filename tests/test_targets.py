@@ -1,11 +1,10 @@
 import dataclasses
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from conftest import ROOT
 
-from rig.chain.chain import Chain
+from rig.chain.restore_helper import RestoreHelper
 from rig.core.errors import UserError
 from rig.core.kinds import DeviceKind
 from rig.core.targets import MACHINES, POWERNV, PPC64, PROFILES, PSERIES, Q35, X86_64, machine, machines_of, profile
@@ -107,7 +106,7 @@ def test_a_chain_with_a_kvm_l2_is_saved_only_where_it_can_come_back():
     saved in L1 there only with the helper module that registers it again built for L1's
     kernel; a TCG L2 is L1's own memory, so it is everywhere."""
     def problem(machine, accel, helper=None):
-        return Chain._nested_problem(SimpleNamespace(machine=machine, restore_helper=helper), accel)
+        return RestoreHelper(machine, helper).problem(accel)
     assert "H_SET_PARTITION_TABLE" in problem(PSERIES, "kvm") and "own Debian kernel" in problem(PSERIES, "kvm")
     assert problem(PSERIES, "kvm", Path("rig_nested_ptcr.ko")) is None
     assert problem(PSERIES, "tcg") is None

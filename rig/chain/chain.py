@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from rig.chain.bind import bind_in_l1
+from rig.chain.bind import Bound, bind_in_l1
 from rig.chain.device import Device
 from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts
 from rig.chain.l2_accel import choose_l2_accel
 from rig.chain.reader import ConsumerReader, consumer_command, open_reader
+from rig.chain.restore_helper import RestoreHelper
+from rig.chain.stages import (
+    Binding,
+    ChainStages,
+    InterruptTables,
+    L1Started,
+    L2Plan,
+    L2Started,
+    SavedChain,
+    chain_facts,
+)
 from rig.chain.tracer import PathTracer
 from rig.chain.verdict import Sample, Verdict, stall_stands
 from rig.core import timeouts
@@ -33,7 +43,7 @@ from rig.core.spec import DriveSpec
 from rig.core.targets import MachineProfile, TargetProfile
 from rig.guests.l1 import L1Guest
 from rig.guests.l2 import L2Guest, boot_l2, l2_command
-from rig.guests.snapshot import BadSnapshot
+from rig.guests.snapshot import BadSnapshot, SnapshotStore
 from rig.guests.ssh import GuestSSH
 from rig.host.virt import kvm_module_for
 from rig.trace import proc_interrupts as interrupts
@@ -56,10 +66,10 @@ class Chain:
         self.l2_accel_request = l2_accel
         # The machine's L1 helper module built for L1's kernel (rig.core.targets'
         # nested_kvm_restore_helper), loaded in L1 after a chain restore; None: none here.
-        self.restore_helper = restore_helper
+        self.restore_helper = RestoreHelper(machine, restore_helper)
         self.nointxmask = device.needs_nointxmask
         self.consumer = consumer
-        self.facts = ChainFacts()
+        self.stages = ChainStages()   # each stage's result, recorded as it returns
         self.l2: L2Guest | None = None
         self.reader: ConsumerReader | None = None
         self.samples: list[Sample] = []
@@ -80,8 +90,8 @@ class Chain:
         booted = self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
-        self.facts.l1_started = GuestStart.RESTORED if booted.restored else GuestStart.BOOTED
-        self.facts.l1_snapshot = booted.snapshot
+        how = GuestStart.RESTORED if booted.restored else GuestStart.BOOTED
+        self.stages = replace(self.stages, l1=L1Started(how, booted.snapshot))
         if booted.snapshot_s:
             self.times["l1_restore_s" if booted.restored else "l1_snapshot_save_s"] = round(booted.snapshot_s, 2)
         kvm = self._bind_in_l1()
@@ -91,19 +101,18 @@ class Chain:
             self._start_consumer()
             return
         self.tracer.arm()
-        self._choose_l2_accel(kvm)
-        tcg = self.facts.l2_accel == Accelerator.TCG
-        self._start_l2(boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
+        plan = self._plan_l2(kvm)
+        tcg = plan.accel == Accelerator.TCG
+        self._start_l2(plan, boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
-        self.facts.l2_started = GuestStart.BOOTED
         self._save_chain()
         self._start_consumer()
 
     def _start_consumer(self) -> None:
         if self.consumer == Consumer.USERSPACE:
             # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
-            self._start_reader(self.l1.ssh, consumer_command(self.facts.l1_device, self.facts.iommu_group),
-                               "L1's userspace VFIO consumer")
+            bound = self._bound()
+            self._start_reader(self.l1.ssh, consumer_command(bound.device, bound.group), "L1's userspace VFIO consumer")
         else:
             self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
                                                             self.profile.l2.console), "L2's reader")
@@ -127,15 +136,15 @@ class Chain:
         store = self.l1.config.snapshots
         if store is None:
             return
-        problem = self._nested_problem(self.facts.l2_accel)
+        problem = self.restore_helper.problem(self._l2_accel())
         if problem:
             log.info("%s not saved: %s", self._chain_held(), problem)
             return
         key = self.chain_key()
         if (self.consumer == Consumer.L2 and self.l2 is None) or store.lookup(key):
             return
-        extra = {"chain": asdict(self.facts), "l2_kernel": self.l2.kernel_release if self.l2 else "",
-                 "restore_helper_address": self._restore_helper_address()}
+        extra = SavedChain(self.facts, self.l2.kernel_release if self.l2 else "",
+                           self.restore_helper.address(self.l1.ssh, self._l2_accel())).to_meta()
         if self.l2:
             self.l2.pause()
             self.l2.release_monitor()
@@ -150,25 +159,34 @@ class Chain:
             self.progress.note(f"{self._chain_held()} saved as a snapshot in {saved:.1f} s")
 
     def _record_chain_snapshot(self, key: str) -> None:
-        if self.consumer == Consumer.L2:
-            self.facts.l2_snapshot = key
-        else:
-            self.facts.bound_snapshot = key
+        self.stages = replace(self.stages, chain_snapshot=key)
 
-    def _needs_restore_helper(self, l2_accel: str) -> bool:
-        return (l2_accel == Accelerator.KVM and bool(self.machine.nested_kvm_snapshot_problem)
-                and self.machine.nested_kvm_restore_helper is not None)
+    @property
+    def facts(self) -> ChainFacts:
+        """result.json's `chain`: what the stages found out so far."""
+        return chain_facts(self.stages, self.consumer == Consumer.L2)
 
-    def _restore_helper_address(self) -> str:
-        """The address the restore helper takes (the same in every restore of this
-        snapshot), looked up now; "" where no helper will run."""
-        helper = self.machine.nested_kvm_restore_helper
-        if helper is None or not self._needs_restore_helper(self.facts.l2_accel):
-            return ""
-        r = self.l1.ssh.run(guest_script("rig.chain", "kallsyms.sh", helper.symbol), timeout=timeouts.SSH_COMMAND_S)
-        if r.status != 0:
-            raise InfraError(f"L1: {helper.symbol} for {helper.module}: {(r.stderr or r.stdout).strip()[-300:]}")
-        return r.stdout.strip()
+    def _bound(self) -> Bound:
+        if self.stages.binding is None:
+            raise InfraError("the device is not bound in L1")
+        return self.stages.binding.bound
+
+    def _l2_accel(self) -> str:
+        return self.stages.l2_plan.accel if self.stages.l2_plan else ""
+
+    def _saved_chain(self, store: SnapshotStore, key: str, stream: Path) -> SavedChain | None:
+        """What was recorded beside this chain's snapshot; None (the entry removed if it
+        can never be restored) when there is nothing to restore."""
+        try:
+            saved = SavedChain.from_meta(store.meta(key))
+            problem = self.restore_helper.problem(saved.facts.l2_accel) if saved else None
+        except BadSnapshot as e:
+            saved, problem = None, str(e)
+        if problem:       # saved before the machine was known not to carry it back, or not the rig's record
+            self.progress.note(f"{self._chain_held()} snapshot removed: {problem}")
+            store.discard(stream.parent)
+            return None
+        return saved
 
     def _restore_chain(self, t0: float) -> bool:
         """L1 restored with the device bound (and L2 running in it), when a snapshot of
@@ -177,21 +195,20 @@ class Chain:
         if store is None:
             return False
         key = self.chain_key()
-        stream, saved = store.lookup(key), store.meta(key)
-        if stream is None or "chain" not in saved:
-            return False
-        problem = self._nested_problem(saved["chain"].get("l2_accel", ""))
-        if problem:       # saved before the machine was known not to carry it back
-            self.progress.note(f"{self._chain_held()} snapshot removed: {problem}")
-            store.discard(stream.parent)
+        stream = store.lookup(key)
+        saved = self._saved_chain(store, key, stream) if stream else None
+        if stream is None or saved is None:
             return False
         held = self._chain_held()
         self.progress.step(f"restoring {held} from a snapshot")
         if not self.l1.restore_from(store, stream, held):
             return False
         try:
-            self._run_restore_helper(saved["chain"].get("l2_accel", ""), saved.get("restore_helper_address", ""))
-            self._take_saved_facts(saved, t0)
+            helper = self.restore_helper.run(self.l1.ssh, saved.facts.l2_accel, saved.restore_helper_address)
+            if helper:
+                self.times["l1_restore_helper_s"] = helper.seconds
+                self.progress.note(f"L1: {helper.module} loaded and unloaded ({helper.line})")
+            self._take_saved_facts(saved, t0, helper.line if helper else "")
             if self.consumer == Consumer.L2:
                 self._attach_l2(saved, t0)
         except InfraError as e:
@@ -204,104 +221,73 @@ class Chain:
                 (self.out / "l2-console.log").replace(kept)
                 why += f" (L2's console: {kept.name})"
             self.l1.drop_snapshot(store, stream, why, held, proven=isinstance(e, BadSnapshot))
-            self.facts = ChainFacts()
+            self.stages = ChainStages()
             return False
         store.restored(stream.parent)
         self._record_chain_snapshot(key)
         return True
 
-    def _nested_problem(self, l2_accel: str) -> str | None:
-        """Why L1 cannot be saved with this L2 running in it (a KVM L2 on a machine whose
-        L0 leaves its nested-guest state out of the migration, with no helper module for
-        L1's kernel to put it back), or None."""
-        problem = self.machine.nested_kvm_snapshot_problem if l2_accel == Accelerator.KVM else None
-        if problem is None or self.restore_helper is not None:
-            return None
-        if self.machine.nested_kvm_restore_helper:
-            return f"{problem}; the helper module that makes up for it is built only for the rig's own Debian kernel"
-        return problem
-
-    def _run_restore_helper(self, l2_accel: str, address: str) -> None:
-        """Where L0 forgot part of L1's nested KVM state in the restore: the machine's helper
-        module loaded in L1 (rig/chain/sh/l1_helper.sh) before L2 runs again, given the
-        address recorded with the snapshot."""
-        helper = self.machine.nested_kvm_restore_helper
-        if helper is None or not self._needs_restore_helper(l2_accel):
-            return
-        if not address:       # saved without it: no run can ever restore this chain
-            raise BadSnapshot(f"no address for {helper.module} in the snapshot")
-        if self.restore_helper is None:
-            raise InfraError(f"no {helper.module} module for this kernel")
-        t = time.monotonic()
-        target = f"/run/{helper.module}.ko"
-        self.l1.ssh.put(self.restore_helper.read_bytes(), target)
-        r = self.l1.ssh.run(guest_script("rig.chain", "l1_helper.sh", target, helper.param, address),
-                            timeout=timeouts.SSH_COMMAND_S)
-        line = r.stdout.strip().split("] ", 1)[-1]
-        if r.status != 0:
-            raise InfraError(f"L1 helper {helper.module} failed (status {r.status}): "
-                             f"{(r.stderr or r.stdout).strip()[-300:]}")
-        self.facts.l1_restore_helper = line
-        self.times["l1_restore_helper_s"] = round(time.monotonic() - t, 2)
-        self.progress.note(f"L1: {helper.module} loaded and unloaded ({line})")
-
-    def _take_saved_facts(self, saved: dict[str, Any], t0: float) -> None:
-        """What the bind found (and how L2 started), from beside the snapshot."""
+    def _take_saved_facts(self, saved: SavedChain, t0: float, helper_line: str) -> None:
+        """What the bind found (and how L2 is run), from beside the snapshot."""
         self.device.connected()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
-        self.facts = ChainFacts(**{**saved["chain"], "l1_started": GuestStart.RESTORED,
-                                   "l2_started": GuestStart.RESTORED if self.consumer == Consumer.L2 else "",
-                                   "l1_snapshot": self.l1.times.snapshot, "l2_boot_failures": [],
-                                   "l1_restore_helper": self.facts.l1_restore_helper})
+        was = saved.facts
+        self.stages = replace(self.stages, l1=L1Started(GuestStart.RESTORED, self.l1.times.snapshot, helper_line),
+                     binding=Binding.of_saved(was), l2_plan=L2Plan.of_saved(was))
         if self.consumer == Consumer.USERSPACE:
-            self.progress.note(f"device {self.facts.l1_device} bound as before")
+            self.progress.note(f"device {was.l1_device} bound as before")
 
-    def _attach_l2(self, saved: dict[str, Any], t0: float) -> None:
-        self.l2 = L2Guest(self.l1, self.facts.l2_command, self.out / "l2-console.log", self.out)
-        self.l2.attach(saved.get("l2_kernel", ""))
+    def _attach_l2(self, saved: SavedChain, t0: float) -> None:
+        plan = self.stages.l2_plan
+        if plan is None:
+            raise BadSnapshot("the chain snapshot does not say how L2 runs")
+        self.l2 = L2Guest(self.l1, list(plan.command), self.out / "l2-console.log", self.out)
+        self.l2.attach(saved.l2_kernel)
         self.l2.resume()
-        self.times["l2_ssh_s"] = self.l2.connect(timeout=timeouts.L2_SSH_S[self.facts.l2_accel])
+        self.times["l2_ssh_s"] = self.l2.connect(timeout=timeouts.L2_SSH_S[plan.accel])
         # L2's clock stopped with L1's: set it too. Its console says where it came from.
         now = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())
         self.l2.ssh.run(f"date -u -s '{now}' >/dev/null; echo 'rig: L2 restored with L1' >/dev/console",
                         timeout=timeouts.SSH_QUICK_S)
         self.times["l2_ready_s"] = time.monotonic() - t0
-        self.progress.note(f"L2 ({self.facts.l2_accel.upper()}) running again, SSH after "
-                           f"{self.times['l2_ssh_s']:.1f} s; device {self.facts.l1_device} bound as before")
+        self.stages = replace(self.stages, l2=L2Started(GuestStart.RESTORED, self.l2.kernel_release))
+        self.progress.note(f"L2 ({plan.accel.upper()}) running again, SSH after "
+                           f"{self.times['l2_ssh_s']:.1f} s; device {self._bound().device} bound as before")
 
     def _bind_in_l1(self) -> bool:
         """Bind, record what L1 says about the device; whether L1 has /dev/kvm."""
         self.progress.step("L1: binding the device to vfio-pci")
         ssh = self.l1.ssh
         kvm = kvm_module_for(self.profile.l2.kvm_modules, ssh.run("cat /proc/cpuinfo").stdout)
-        self.facts.l1_kvm_module = str(kvm) if kvm else ""
         bound = bind_in_l1(ssh, self.profile, self.device.pci_id, self.nointxmask, kvm)
-        f = self.facts
-        f.l1_device, f.iommu_group = bound.device, bound.group
-        f.l1_nointxmask, f.l1_disintx_writable = bound.nointxmask, bound.disintx_writable
-        f.l1_irq_count_at_bind = bound.irq_count
-        f.l1_lspci = ssh.run(f"lspci -vv -s {bound.device}").stdout
-        f.l1_modules = ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout
-        f.l1_qemu = ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()
+        self.stages = replace(self.stages, binding=Binding(
+            bound, str(kvm) if kvm else "", ssh.run(f"lspci -vv -s {bound.device}").stdout,
+            ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout,
+            ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()))
         self.progress.note(f"device {bound.device} in IOMMU group {bound.group}, "
                            f"nointxmask={'Y' if bound.nointxmask else 'N'}")
         return bound.kvm
 
-    def _choose_l2_accel(self, kvm: bool) -> None:
-        choice = choose_l2_accel(self.l2_accel_request, kvm, self.facts.l1_kvm_module)
-        self.facts.l2_accel, self.facts.l2_accel_reason = choice.accel, choice.reason
+    def _plan_l2(self, kvm: bool) -> L2Plan:
+        binding = self.stages.binding
+        choice = choose_l2_accel(self.l2_accel_request, kvm, binding.kvm_module if binding else "")
         self.progress.note(f"L2: {choice.accel.upper()} ({choice.reason})")
+        plan = L2Plan(choice.accel, choice.reason, tuple(l2_command(self.profile, choice.accel, self._bound().device)))
+        self.stages = replace(self.stages, l2_plan=plan)
+        return plan
 
-    def _start_l2(self, timeout: float, hang_s: float) -> None:
-        cmd = l2_command(self.profile, self.facts.l2_accel, self.facts.l1_device)
-        self.facts.l2_command = cmd
-        self.l2, took = boot_l2(self.l1, cmd, self.out, self.progress, self.facts.l2_accel == Accelerator.KVM,
-                                timeout, hang_s, self.facts.l2_boot_failures)
-        self.facts.l2_kernel = self.l2.kernel_release
+    def _start_l2(self, plan: L2Plan, timeout: float, hang_s: float) -> None:
+        failures: list[str] = []       # boot_l2 says why each failed start failed
+        try:
+            self.l2, took = boot_l2(self.l1, list(plan.command), self.out, self.progress,
+                                    plan.accel == Accelerator.KVM, timeout, hang_s, failures)
+        finally:
+            self.stages = replace(self.stages, l2_boot_failures=tuple(failures))
+        self.stages = replace(self.stages, l2=L2Started(GuestStart.BOOTED, self.l2.kernel_release))
         self.times["l2_console_s"] = took
         self.progress.note(f"L2 console ready after {took:.1f} s")
-        self.times["l2_ssh_s"] = self.l2.connect(timeout=timeouts.L2_SSH_S[self.facts.l2_accel])
+        self.times["l2_ssh_s"] = self.l2.connect(timeout=timeouts.L2_SSH_S[plan.accel])
         self.progress.note(f"L2 SSH ready {self.times['l2_ssh_s']:.1f} s later")
 
     @property
@@ -314,8 +300,7 @@ class Chain:
     def _start_reader(self, ssh: GuestSSH, command: str, what: str) -> None:
         """Start the program that services the device and prints a line per byte read."""
         self.reader, started = open_reader(ssh, command, what)
-        f = self.facts
-        f.consumer_device, f.consumer_tty, f.consumer_irq = started.device, started.tty, started.irq
+        self.stages = replace(self.stages, consumer=started)
         self.progress.note(f"{what} services {started.device} ({started.tty}, IRQ {started.irq})")
 
     # -- driving and observing ------------------------------------------------------
@@ -332,10 +317,11 @@ class Chain:
         line = interrupts.find(interrupts.parse(l1_text), "vfio-intx")
         # The descriptor counts on from what L1's boot driver took (PowerNV's virtio driver
         # takes a few): the rig counts vfio's own.
-        l1 = line.count - (self.facts.l1_irq_count_at_bind or 0) if line else None
+        binding = self.stages.binding
+        l1 = line.count - ((binding.bound.irq_count if binding else None) or 0) if line else None
         if self.consumer == Consumer.USERSPACE:
             return (l1, None)
-        l2 = interrupts.find(interrupts.parse(l2_text), self.facts.consumer_irq)
+        l2 = interrupts.find(interrupts.parse(l2_text), self.stages.consumer.irq if self.stages.consumer else "")
         return (l1, l2.count if l2 else None)
 
     def _live_counts(self) -> tuple[int | None, int | None]:
@@ -379,7 +365,7 @@ class Chain:
 
     def _record_final_tables(self) -> None:
         try:
-            self.facts.l1_interrupts_at_end, self.facts.l2_interrupts_at_end = self.tables()
+            self.stages = replace(self.stages, tables=InterruptTables(*self.tables()))
         except InfraError as e:
             log.warning("final /proc/interrupts not read: %s", e)
 

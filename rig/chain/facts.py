@@ -35,7 +35,7 @@ class KernelInputFacts:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChainFacts:
     """What the chain found out about itself."""
 
