@@ -113,3 +113,11 @@ def test_no_import_cycle_between_modules():
     for m in graph:
         if m not in state:
             visit(m, [m])
+
+
+def test_an_untyped_dict_is_spelt_only_where_json_is():
+    """`dict[str, Any]` is written once, as rig.core.json_object's JsonObject, the type of a
+    JSON object where one is read or written; everything past those places is typed."""
+    spelt = [f"{p.relative_to(ROOT)}:{i}" for p in SOURCES if p.is_relative_to(ROOT / "rig")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if "dict[str, Any]" in line]
+    assert spelt == ["rig/core/json_object.py:10"], spelt

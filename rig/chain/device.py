@@ -17,11 +17,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from device_models.control import ControlClient
 from rig.core import timeouts
 from rig.core.errors import InfraError, UserError
+from rig.core.json_object import JsonObject
 from rig.core.kinds import DeviceKind
 from rig.core.targets import MachineProfile
 from rig.host.children import die_with_parent, wait_or_kill
@@ -47,7 +48,7 @@ class Device(Protocol):
     def qemu_args(self) -> list[str]: ...
     def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None: ...
     def push(self) -> None: ...
-    def counters(self) -> dict[str, Any] | None: ...
+    def counters(self) -> JsonObject | None: ...
     def close(self) -> None: ...
 
 
@@ -100,7 +101,7 @@ class SocketDevice:
             raise InfraError(f"{self.name}: L0 QEMU has not connected its chardev")
         self.conn.sendall(b"a")
 
-    def counters(self) -> dict[str, Any] | None:
+    def counters(self) -> JsonObject | None:
         return None
 
     def close(self) -> None:
@@ -183,7 +184,7 @@ class LegacyDevice:
     def push(self) -> None:
         self.control.push(1)
 
-    def counters(self) -> dict[str, Any] | None:
+    def counters(self) -> JsonObject | None:
         return self.control.counters()
 
     def close(self) -> None:

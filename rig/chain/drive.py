@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
-from rig.chain.verdict import Sample, Verdict, final, judge
+from rig.chain.verdict import DeviceCounters, Sample, Verdict, final, judge
+from rig.core.json_object import JsonObject
 from rig.core.progress import Progress
 from rig.core.spec import DriveSpec
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 class Device(Protocol):
     def push(self) -> None: ...
-    def counters(self) -> dict[str, Any] | None: ...
+    def counters(self) -> JsonObject | None: ...
 
 
 class Reader(Protocol):
@@ -46,11 +47,12 @@ class Marks(Protocol):
     def mark(self, kind: str, n: int = 1) -> None: ...
 
 
-def compact_counters(snapshot: dict[str, Any]) -> dict[str, Any]:
+def compact_counters(snapshot: JsonObject) -> DeviceCounters:
     """The device model's counters worth a timeline: per sample, cumulative."""
     c = snapshot["counters"]
-    return {k: c.get(k) for k in ("raised", "signalled", "resignalled", "unmasks", "serviced",
-                                   "asserted_s", "intx_disable_writes")} | {"level": snapshot["level"]}
+    return DeviceCounters(raised=c.get("raised"), signalled=c.get("signalled"), resignalled=c.get("resignalled"),
+                          unmasks=c.get("unmasks"), serviced=c.get("serviced"), asserted_s=c.get("asserted_s"),
+                          intx_disable_writes=c.get("intx_disable_writes"), level=snapshot["level"])
 
 
 class Drive:

@@ -10,12 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
+from rig.core.json_object import JsonObject
 from rig.core.kinds import Outcome
 from rig.trace.path import InterruptPath, pushed_while_masked
 
 EXIT_STATUS = {Outcome.PASS: 0, Outcome.STALL: 1, Outcome.ERROR: 125}   # git bisect run: 125 = skip
+
+
+class DeviceCounters(TypedDict, total=False):
+    """The legacy device model's counters worth a timeline, per sample, cumulative (its
+    control socket's snapshot, compacted: rig.chain.drive.compact_counters)."""
+
+    raised: int | None
+    signalled: int | None
+    resignalled: int | None
+    unmasks: int | None
+    serviced: int | None
+    asserted_s: float | None
+    intx_disable_writes: int | None
+    level: int
+
+
+class StoppedAt(TypedDict, total=False):
+    """Where the counts were at the verdict (empty for an ERROR before any sample)."""
+
+    device_sent: int
+    serviced: int
+    l1_vfio_intx: int | None
+    l2_irq: int | None
 
 
 @dataclass
@@ -25,14 +49,14 @@ class Sample:
     serviced: int            # serviced by L2's driver (bytes read by the L2 program)
     l1: int | None = None    # L1 host IRQ count (vfio-intx line)
     l2: int | None = None    # L2 count for the device's IRQ
-    device: dict[str, Any] | None = None   # the device model's own counters (legacy device only)
+    device: DeviceCounters | None = None   # the device model's own counters (legacy device only)
 
 
 @dataclass
 class Verdict:
     outcome: Outcome
     reason: str
-    stopped_at: dict[str, Any] = field(default_factory=dict)
+    stopped_at: StoppedAt = field(default_factory=lambda: StoppedAt())
 
     @property
     def verdict(self) -> Outcome:
@@ -43,11 +67,11 @@ class Verdict:
     def exit_status(self) -> int:
         return EXIT_STATUS[self.outcome]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"verdict": self.outcome, "reason": self.reason, "stopped_at": self.stopped_at}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Verdict:
+    def from_json(cls, d: JsonObject) -> Verdict:
         return cls(Outcome(d["verdict"]), d["reason"], d.get("stopped_at", {}))
 
 
@@ -157,7 +181,7 @@ def stall_stands(verdict: Verdict, run_states: Callable[[], dict[str, str]],
     return unless_pushed_while_masked(unless_paused(verdict, run_states()), path)
 
 
-def stopped_at(s: Sample) -> dict[str, Any]:
+def stopped_at(s: Sample) -> StoppedAt:
     return {"device_sent": s.sent, "serviced": s.serviced, "l1_vfio_intx": s.l1, "l2_irq": s.l2}
 
 

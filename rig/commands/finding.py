@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rig.commands.common import Subparsers, arches, session
 from rig.commands.setup import check_arch
 from rig.core import timeouts
 from rig.core.errors import UserError
+from rig.core.json_object import JsonObject
 from rig.core.spec import writable_dir
 from rig.core.targets import MACHINES, TargetProfile, machine, profile
 
@@ -38,7 +39,7 @@ def command_writes(qemu_log: str, device: str = "pci-serial") -> list[int]:
     return out
 
 
-def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) -> dict[str, Any]:
+def intx_probe_writes(s: Session, prof: TargetProfile, out: Path | None = None) -> JsonObject:
     from rig.chain.device import PciSerial
     from rig.chain.launch import start_l0
     from rig.guests.l1 import GuestConfig

@@ -15,13 +15,12 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from rig.commands.common import Subparsers, session
 from rig.commands.run_pipeline import run_once, user_kernel
 from rig.core.errors import SpecError, UserError
 from rig.core.spec import MAX_REPEAT, writable_dir
-from rig.reports.reproducer import Inputs, provided_of, seed_locks
+from rig.reports.reproducer import Inputs, Provided, provided_of, seed_locks
 
 RERUNS = "rerun.json"
 
@@ -84,7 +83,7 @@ def judge(inputs: Inputs, verdicts: list[str], out: Path) -> int:
 
 
 def provided_differences(inputs: Inputs, out: Path) -> list[str]:
-    now: dict[str, Any] = {}
+    now = Provided()
     for result in sorted(out.glob("run-*/result.json")):
         now = provided_of(json.loads(result.read_text()))
         break

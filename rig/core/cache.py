@@ -17,9 +17,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from rig.core.errors import UserError
+from rig.core.json_object import JsonObject
 
 MANIFEST = "manifest.json"
 
@@ -92,7 +92,7 @@ class Cache:
         shutil.rmtree(entry, ignore_errors=True)
         return None
 
-    def build(self, kind: str, key: str, builder: Callable[[Path], dict[str, Any]]) -> Path:
+    def build(self, kind: str, key: str, builder: Callable[[Path], JsonObject]) -> Path:
         """Return the verified entry, building it with builder(tmpdir) -> meta if needed."""
         found = self.lookup(kind, key)
         if found:
@@ -118,22 +118,22 @@ class Cache:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def read_json(self, *parts: str) -> dict[str, Any] | None:
+    def read_json(self, *parts: str) -> JsonObject | None:
         p = self.root.joinpath(*parts)
         try:
-            data: dict[str, Any] = json.loads(p.read_text())
+            data: JsonObject = json.loads(p.read_text())
             return data
         except (OSError, ValueError):
             return None
 
-    def write_json(self, data: dict[str, Any], *parts: str) -> None:
+    def write_json(self, data: JsonObject, *parts: str) -> None:
         p = self.path(*parts)
         tmp = p.with_name(f".{p.name}.{os.getpid()}")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(tmp, p)
 
 
-def write_manifest(entry: Path, meta: dict[str, Any]) -> None:
+def write_manifest(entry: Path, meta: JsonObject) -> None:
     files = {}
     for p in sorted(entry.rglob("*")):
         if p.is_file() and not p.is_symlink() and p.name != MANIFEST:
@@ -141,8 +141,8 @@ def write_manifest(entry: Path, meta: dict[str, Any]) -> None:
     (entry / MANIFEST).write_text(json.dumps({"meta": meta, "files": files}, indent=1))
 
 
-def read_meta(entry: Path) -> dict[str, Any]:
-    meta: dict[str, Any] = json.loads((entry / MANIFEST).read_text())["meta"]
+def read_meta(entry: Path) -> JsonObject:
+    meta: JsonObject = json.loads((entry / MANIFEST).read_text())["meta"]
     return meta
 
 

@@ -11,10 +11,10 @@ modules, .deb, QEMU) come separately, from a record that checks them by content
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rig.core import untrusted
 from rig.core.errors import UserError
+from rig.core.json_object import JsonObject
 from rig.core.spec import MAX_SECONDS, DriveSpec, KernelUnderTestSpec, RunSpec
 
 # Each key, the JSON types it may have (None: null allowed).
@@ -30,7 +30,7 @@ DRIVE_FIELDS: dict[str, tuple[type, ...]] = {
 FILE_ROLES = ("kernel", "modules", "kernel-deb", "qemu")
 
 
-def to_json(spec: RunSpec, device: str | None = None) -> dict[str, Any]:
+def to_json(spec: RunSpec, device: str | None = None) -> JsonObject:
     """The cell and its drive; `device` is the one the run chose when none was asked for
     (the default may change between versions)."""
     d = spec.drive
@@ -71,9 +71,9 @@ def to_argv(spec: RunSpec, files: dict[str, Path], device: str | None = None) ->
 
 
 def _typed(where: str, data: object, fields: dict[str, tuple[type, ...]],
-           extra: tuple[str, ...] = ()) -> dict[str, Any]:
+           extra: tuple[str, ...] = ()) -> JsonObject:
     """data is an object with exactly these keys, each of its types; else one line."""
-    d: dict[str, Any] = untrusted.expect(data, dict, where)
+    d: JsonObject = untrusted.expect(data, dict, where)
     keys, known = set(d), set(fields) | set(extra)
     if keys != known:
         unknown, missing = sorted(keys - known), sorted(known - keys)

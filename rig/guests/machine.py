@@ -21,6 +21,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from rig.core import timeouts
 from rig.core.errors import GuestDied, InfraError, LaunchFailed, QmpTimeout
+from rig.core.json_object import JsonObject
 from rig.core.progress import Progress
 from rig.guests.console import Console, ConsoleTimeout
 from rig.host.children import die_with_parent
@@ -157,7 +158,7 @@ class QemuMachine:
         except (QMPError, OSError) as e:
             raise InfraError(f"{self.name}: QMP {command} failed: {e}") from e
 
-    def wait_event(self, name: str, timeout: float) -> dict[str, Any] | None:
+    def wait_event(self, name: str, timeout: float) -> JsonObject | None:
         """The next QMP event called `name`, or None after timeout."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:

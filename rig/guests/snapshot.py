@@ -29,11 +29,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rig.core import timeouts
 from rig.core.cache import Cache, content_key
 from rig.core.errors import InfraError
+from rig.core.json_object import JsonObject
 from rig.guests.machine import QemuMachine
 from rig.host.qemu import QemuBinary
 
@@ -98,15 +98,15 @@ class SnapshotStore:
         os.utime(self.root / key / META)      # used: the LRU keeps it
         return stream
 
-    def meta(self, key: str) -> dict[str, Any]:
+    def meta(self, key: str) -> JsonObject:
         """What was recorded beside a snapshot when it was saved ({} if none)."""
         try:
-            data: dict[str, Any] = json.loads((self.root / key / META).read_text())
+            data: JsonObject = json.loads((self.root / key / META).read_text())
         except (OSError, ValueError):
             return {}
         return data
 
-    def save(self, machine: QemuMachine, key: str, extra: dict[str, Any] | None = None) -> float | None:
+    def save(self, machine: QemuMachine, key: str, extra: JsonObject | None = None) -> float | None:
         """Save the running guest under key (it runs on afterwards), with `extra` recorded
         beside it; seconds it took, or None if it was not saved (QEMU refused: a device
         that cannot migrate). An entry kept after a failed restore (its meta counts the

@@ -14,11 +14,11 @@ import subprocess
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from rig.core import timeouts
 from rig.core.cache import Cache, read_meta
 from rig.core.errors import UserError
+from rig.core.json_object import JsonObject
 from rig.core.progress import Progress
 from rig.core.targets import TargetProfile
 from rig.debian.apt import extract
@@ -37,7 +37,7 @@ def l0_qemu_set(host: HostProfile) -> PackageSet:
                       wants=(Want(("qemu-system-x86", "qemu-system-ppc"), release="trixie-backports"),))
 
 
-def private_binary(root: Path, meta: dict[str, Any], profile: TargetProfile, host: HostProfile) -> QemuBinary:
+def private_binary(root: Path, meta: JsonObject, profile: TargetProfile, host: HostProfile) -> QemuBinary:
     """How to start the target's qemu-system-* out of a private root unpacked for this host:
     through the root's own dynamic loader (its glibc never meets the host's)."""
     libdirs = [root / "usr/lib" / host.triplet, root / "lib" / host.triplet]

@@ -9,8 +9,8 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from rig.core.json_object import JsonObject
 from rig.core.kinds import Outcome
 from rig.matrix.cells import Cell
 from rig.reports.junit import JunitCase, write_junit
@@ -86,7 +86,7 @@ class CellSummary:
         """Machinery the rig recovered from before a drive: shown, never hidden."""
         return [r for r in self.runs if r.l2_boot_failures]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         secs = self.seconds
         return {"cell": dataclasses.asdict(self.cell), "id": self.id, "expected": self.expected,
                 "why": self.why, "verdicts": self.verdicts,

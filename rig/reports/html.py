@@ -12,8 +12,8 @@ import json
 import statistics
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from rig.core.json_object import JsonObject
 from rig.reports.result import RunResult
 from rig.reports.text import xml_text
 
@@ -85,7 +85,7 @@ def write_run_report(out: Path, r: RunResult) -> Path:
     return out / REPORT
 
 
-def run_dirs(out: Path, result: dict[str, Any]) -> list[Path]:
+def run_dirs(out: Path, result: JsonObject) -> list[Path]:
     return [out / result["id"] / f"run{i}" for i in range(1, len(result["verdicts"]) + 1)]
 
 
@@ -96,7 +96,7 @@ def run_reason(run_dir: Path) -> str:
         return "(no result.json)"
 
 
-def trees_side_by_side(results: list[dict[str, Any]]) -> list[str]:
+def trees_side_by_side(results: list[JsonObject]) -> list[str]:
     """An A/B matrix (several kernel trees): each cell once, each tree's verdicts in a
     column, the rows where the trees differ marked. Nothing for one tree."""
     trees = sorted({r.get("cell", {}).get("tree", "") for r in results})
@@ -118,7 +118,7 @@ def trees_side_by_side(results: list[dict[str, Any]]) -> list[str]:
             f"<table>{head}{''.join(body)}</table>"]
 
 
-def write_matrix_report(out: Path, results: list[dict[str, Any]]) -> Path:
+def write_matrix_report(out: Path, results: list[JsonObject]) -> Path:
     head = ("<tr><th>cell</th><th>expected</th><th>got</th><th>agree</th><th>repeats</th>"
             "<th>median s</th><th>L0 deliveries / serviced</th><th>why expected</th></tr>")
     rows, sections = [], []

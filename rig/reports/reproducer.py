@@ -21,11 +21,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, cast
 
 from rig.core import spec_json, untrusted
 from rig.core.cache import Cache, sha256_file
 from rig.core.errors import UserError
+from rig.core.json_object import JsonObject
 from rig.core.kinds import Outcome
 from rig.core.spec import RunSpec
 
@@ -71,17 +72,28 @@ DEB_FILENAME = re.compile(r"pool/[A-Za-z0-9._+~-]+(/[A-Za-z0-9._+~-]+)*\.deb")
 REFUSE = "refusing to rerun it: `rig rerun` takes the directory `rig run` wrote, unchanged"
 
 
+class Provided(TypedDict, total=False):
+    """What the rig itself provided to a run, compared after a rerun (None: not known)."""
+
+    l0_qemu: str | None
+    l0_qemu_sha256: str | None
+    l1_image: str | None
+    l1_kernel: str | None
+    l1_kernel_package: dict[str, str] | None
+    l1_vfio_intx_fix: bool | None
+
+
 @dataclass(frozen=True)
 class Inputs:
     name: str
     verdict: str
-    spec: dict[str, Any]                  # the cell as JSON (rig.core.spec_json): read back, never argv
+    spec: JsonObject                  # the cell as JSON (rig.core.spec_json): read back, never argv
     options: list[str]                    # the same as `rig run` options, for people (never read back)
     files: dict[str, dict[str, str]]      # role -> {path, sha256}
-    provided: dict[str, Any]              # the rig's own: L0 QEMU, L1's kernel package
+    provided: Provided                    # the rig's own: L0 QEMU, L1's kernel package
     rig_version: str
     recorded_at: str
-    locks: dict[str, Any] = field(default_factory=dict)   # the cache's package locks: exact versions, sha256
+    locks: JsonObject = field(default_factory=dict)   # the cache's package locks: exact versions, sha256
     schema_version: int = SCHEMA_VERSION
 
     def write(self, out: Path) -> None:
@@ -123,7 +135,8 @@ class Inputs:
         options = untrusted.expect(d["options"], list, "options")
         for i, o in enumerate(options):
             untrusted.expect(o, str, f"options[{i}]")
-        provided = untrusted.expect(d["provided"], dict, "provided")      # only compared, never used
+        given = untrusted.expect(d["provided"], dict, "provided")      # only compared, never used
+        provided = cast(Provided, {k: v for k, v in given.items() if k in Provided.__annotations__})
         inputs = cls(d["name"], d["verdict"], untrusted.expect(d["spec"], dict, "spec"), options,
                      checked_files(d["files"]), provided, d["rig_version"], d["recorded_at"],
                      checked_locks(d["locks"]))
@@ -168,9 +181,9 @@ def checked_files(value: object) -> dict[str, dict[str, str]]:
     return files
 
 
-def checked_locks(value: object) -> dict[str, Any]:
+def checked_locks(value: object) -> JsonObject:
     """Package locks: plain file names, and in each only exact packages of Debian's pool."""
-    locks: dict[str, Any] = untrusted.expect(value, dict, "locks")
+    locks: JsonObject = untrusted.expect(value, dict, "locks")
     for name, lock in locks.items():
         where = f"locks.{str(name)[:60]}"
         if not untrusted.plain_name(name, "locks: a lock name").endswith(".json"):
@@ -196,7 +209,7 @@ def checked_package(value: object, where: str) -> None:
 
 
 def record(out: Path, spec: RunSpec, name: str, verdict: str, kernel_path: Path | None,
-           modules_dir: Path | None, result: dict[str, Any], cache: Cache, rig_version: str) -> Inputs:
+           modules_dir: Path | None, result: JsonObject, cache: Cache, rig_version: str) -> Inputs:
     files = kernel_files(spec, kernel_path, modules_dir)
     inputs = Inputs(name, verdict, spec_json.to_json(spec, result.get("device")),
                     spec_json.to_argv(spec, files, result.get("device")),
@@ -207,7 +220,7 @@ def record(out: Path, spec: RunSpec, name: str, verdict: str, kernel_path: Path 
     return inputs
 
 
-def recorded_locks(cache: Cache) -> dict[str, Any]:
+def recorded_locks(cache: Cache) -> JsonObject:
     """Every package lock in the cache (about 100 KB): the Debian versions and sha256 the
     images, the vfio rebuild and the private QEMU were made from."""
     return {p.name: json.loads(p.read_text()) for p in sorted((cache.root / LOCKS).glob("*.json"))}
@@ -229,7 +242,7 @@ def seed_locks(inputs: Inputs, cache: Cache) -> list[str]:
     return notes
 
 
-def provided_of(result: dict[str, Any]) -> dict[str, Any]:
+def provided_of(result: JsonObject) -> Provided:
     """What the rig itself provided, by content where it can (compared after a rerun): the
     QEMU binary's sha256 and version, L1's image key (the content key of everything it is
     built from), L1's kernel and package version, the fix state read in the binary."""

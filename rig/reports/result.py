@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rig.chain.facts import ChainFacts, KernelInputFacts, L0Facts, L1Facts, RunFacts
 from rig.chain.verdict import Sample, Verdict, describe_stop
+from rig.core.json_object import JsonObject
 from rig.core.kinds import Outcome
 from rig.core.spec import DriveSpec
 from rig.core.targets import machine
@@ -36,7 +36,7 @@ class RunResult:
     interrupt_path: InterruptPath | None = None
     schema_version: int = SCHEMA_VERSION
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         f = self.facts
         return {"schema_version": self.schema_version, "name": self.name,
                 "verdict": self.verdict.to_json(), "seconds": round(self.seconds, 1),
@@ -51,7 +51,7 @@ class RunResult:
                 "interrupt_path": self.interrupt_path.to_json() if self.interrupt_path else None}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> RunResult:
+    def from_json(cls, d: JsonObject) -> RunResult:
         if d.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"result.json schema_version {d.get('schema_version')!r}, this rig reads "
                              f"{SCHEMA_VERSION}")

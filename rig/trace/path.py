@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from rig.core.json_object import JsonObject
+
 
 class Lane(StrEnum):
     """A layer the interrupt passes, as result.json and the timeline name it."""
@@ -113,13 +115,13 @@ class InterruptPath:
     seconds: dict[str, float] = field(default_factory=dict)   # what tracing cost: arm, collect
     events: list[PathEvent] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         d = asdict(self)
         d["events"] = [e.to_json() for e in self.events]
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> InterruptPath:
+    def from_json(cls, d: JsonObject) -> InterruptPath:
         return cls(**{**d, "clock": TraceClock(**d.get("clock", {})),
                       "lanes": {k: LaneSummary(**v) for k, v in d.get("lanes", {}).items()},
                       "events": [PathEvent.from_json(r) for r in d.get("events", [])]})
