@@ -43,3 +43,15 @@ def test_the_finding_command_shows_the_phb4_vfio_user_hang(rig_cache_dir):
     r = run_rig("finding-vfio-user", "--machine", "powernv", cache=rig_cache_dir, timeout=120)
     assert r.returncode == 0, r.stderr[-1000:]
     assert r.stdout.startswith("powernv: fails after") and "did not answer within" in r.stdout
+
+
+def test_the_finding_command_shows_a_restored_powernv_without_routing_or_nic(rig_cache_dir, tmp_path):
+    """docs/findings/qemu-powernv-migrates-without-its-controllers.md: booted, the XIVE routes
+    the sources and the NIC is behind its root port; restored, neither, and L1 is silent."""
+    r = run_rig("finding-powernv-restore", "--out", str(tmp_path), cache=rig_cache_dir, timeout=600)
+    assert r.returncode == 0, r.stderr[-1500:]
+    booted, restored, then = r.stdout.splitlines()[1:4]
+    assert "secondary bus is 1, 1 device(s)" in booted and "XIVE routes 0 " not in booted, r.stdout
+    assert "XIVE routes 0 sources to 0 event queue(s); the root port's secondary bus is 0, 0 device(s)" in restored
+    assert "SSH did not come up" in then, r.stdout
+    assert (tmp_path / "info-pic-restored.txt").is_file() and not list(tmp_path.glob("*.mig"))

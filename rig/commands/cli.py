@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from rig import __version__
-from rig.commands import boot, cache, doctor, finding, hold_client, kernel, matrix, rerun, run, setup
+from rig.commands import boot, cache, doctor, finding, finding_powernv, hold_client, kernel, matrix, rerun, run, setup
 from rig.core import logs
 from rig.core.errors import InfraError, RigError, UserError
 from rig.host import signals
@@ -48,7 +48,7 @@ def parser() -> Parser:
     p.add_argument("--bisect", action="store_true",
                    help="for `git bisect run`: bad input exits 125 (skip this commit), not 2")
     sub = p.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
-    for module in (doctor, setup, boot, finding, kernel, matrix, run, rerun, hold_client, cache):
+    for module in (doctor, setup, boot, finding, finding_powernv, kernel, matrix, run, rerun, hold_client, cache):
         module.add_parser(sub)
     return p
 

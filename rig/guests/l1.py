@@ -126,7 +126,7 @@ class L1Guest:
         """L1 restored from this snapshot (`what` it holds, for the progress line); False
         (L1 ready to boot again; the snapshot removed if it proved bad) if it did not."""
         try:
-            self._restore(store, stream)
+            self.restore(store, stream)
             return True
         except InfraError as e:
             self.drop_snapshot(store, stream, str(e), what, proven=isinstance(e, BadSnapshot))
@@ -140,12 +140,17 @@ class L1Guest:
         self.progress.note(f"{what} snapshot not restored ({'removed' if removed else 'kept'}), "
                            f"booting instead: {why}")
         self.times = BootTimes(snapshot=self.times.snapshot)
+        self.relaunch()
+
+    def relaunch(self) -> None:
+        """L1's QEMU stopped and a new one made ready with the same arguments, not started."""
         self.ssh.close()
         self.machine.close()
         self.machine = QemuMachine("l1", self.qemu, self.args, self.machine.run_dir,
                                    self.machine.log_dir, self.progress)
 
-    def _restore(self, store: SnapshotStore, stream: Path) -> BootTimes:
+    def restore(self, store: SnapshotStore, stream: Path) -> BootTimes:
+        """Started from the stream and answering SSH (InfraError, or BadSnapshot, if not)."""
         self.progress.step(f"restoring L1 ({self.profile.name}, {self.accel}) from a snapshot")
         self.machine.args = [*self.args, "-incoming", "defer"]
         self.machine.launch()

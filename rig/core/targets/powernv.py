@@ -40,7 +40,8 @@ POWERNV = MachineProfile(
                      "-device", "pnv-phb-root-port,id=rigport,bus=pcie.1,chassis=1,slot=0"),
     device_bus="rigport",
     tcg_only="QEMU's powernv machine emulates the bare-metal hypervisor: it runs only under TCG",
-    snapshot_problem=("a restored powernv9 L1 never answers (QEMU 11.1.3, TCG: the migration completes, "
-                      "the guest stays silent): L1 boots every time"),
+    snapshot_problem=("QEMU migrates no state of powernv9's XIVE (pnv-xive), PSI and PHB4s (pnv-phb4, "
+                      "pnv-phb-root-port): a restored L1 resumes with them as at reset and never answers "
+                      "(docs/findings/qemu-powernv-migrates-without-its-controllers.md); L1 boots every time"),
     required_config=("CONFIG_PPC_POWERNV", "CONFIG_PPC_XIVE_NATIVE", "CONFIG_HVC_OPAL"),
 )
