@@ -7,6 +7,7 @@ takes its stages' results back from the ChainFacts saved beside its snapshot."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from rig.chain.bind import Bound
 from rig.chain.facts import ChainFacts
@@ -64,8 +65,7 @@ class L2Started:
     kernel: str
 
 
-@dataclass(frozen=True)
-class InterruptTables:
+class InterruptTables(NamedTuple):
     """/proc/interrupts of L1 and L2 (empty without L2) after the drive."""
 
     l1: str

@@ -17,6 +17,8 @@ TALLY = "tally.json"
 
 @dataclass(frozen=True)
 class WrongRun:
+    """A run whose verdict was not its cell's expectation (its directory: held or kept)."""
+
     verdict: str
     reason: str
     out: str
@@ -24,6 +26,8 @@ class WrongRun:
 
 @dataclass(frozen=True)
 class ErrorRun:
+    """A run the machinery failed (an ERROR, with its cause)."""
+
     reason: str
     out: str
 
