@@ -24,12 +24,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Cells with a device QEMU can save (the vfio-user legacy device cannot: x86 runs pci-serial).
+# "restored" for the vfio-user legacy device (it cannot migrate): L1 alone restored, the
+# device hotplugged; booted: the device on L1's command line.
 CELLS = {
     "ppc64-xive-unfixed": ["--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed"],
     "ppc64-xive-fixed": ["--arch", "ppc64", "--ic", "xive", "--l1-vfio", "fixed"],
     "ppc64-powernv-xive-unfixed": ["--arch", "ppc64", "--machine", "powernv", "--l1-vfio", "unfixed"],
     "x86_64-ioapic-unfixed": ["--arch", "x86_64", "--device", "pci-serial", "--l1-vfio", "unfixed"],
+    "x86_64-legacy-unfixed": ["--arch", "x86_64", "--device", "legacy", "--l1-vfio", "unfixed"],
 }
 MODES = {"booted": ["--no-snapshot"], "restored": []}
 

@@ -80,3 +80,26 @@ def test_pci_2_3_twin_takes_the_disintx_path(rig_cache_dir, run_base, short_tmp)
     first, last = res["samples"][0]["device"], res["samples"][-1]["device"]
     # vfio's 2.3 path masks INTx in the command register for every interrupt
     assert last["intx_disable_writes"] - first["intx_disable_writes"] >= last["serviced"] - first["serviced"] > 5
+
+
+@pytest.mark.e2e
+def test_a_restored_l1_gets_the_legacy_device_hotplugged_with_the_same_verdict_and_trace(rig_cache_dir, run_base,
+                                                                                       short_tmp):
+    """vfio-user cannot migrate: L1 is saved without the device, which is added once L1 runs
+    (rig.chain.device.LegacyDevice.attach). A restored run gives the verdict and the interrupt
+    path of a boot with the device in place from the start: the unfixed module's PASS with
+    the IO-APIC delivering about twice per serviced interrupt."""
+    results = []
+    for i, options in enumerate((["--no-snapshot"], [], [])):
+        out = short_tmp / f"out{i}"
+        r = run_rig("run", "--arch", "x86_64", "--device", "legacy", "--l1-vfio", "unfixed", "--consumer",
+                    "userspace", "--duration", "10", "--out", str(out), *options, cache=rig_cache_dir,
+                    env={"RIG_RUN_DIR": str(run_base.parent)})
+        assert r.returncode == 0, r.stdout[-1500:]
+        results.append(run_json(out))
+    cold, restored = results[0], results[2]
+    assert cold["chain"]["l1_started"] == "booted" and "device_hotplug_s" not in cold["times"]
+    assert restored["chain"]["l1_started"] == "restored" and restored["times"]["device_hotplug_s"] > 0
+    for res in (cold, restored):
+        assert res["verdict"]["verdict"] == "PASS" and res["interrupt_path"]["deliveries_per_serviced"] >= 1.5, res
+    assert nothing_left(run_base)

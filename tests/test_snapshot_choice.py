@@ -6,14 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from rig.chain.setup import snapshot_store
+from rig.chain.setup import hotplugs, snapshot_store
 from rig.core.cache import Cache
 from rig.core.progress import Progress
 from rig.core.spec import RunSpec
 
 pytestmark = pytest.mark.unit
 
-MIGRATABLE = SimpleNamespace(migratable=True)
+MIGRATABLE = SimpleNamespace(migratable=True, hotplugged=False)
 USERS = SimpleNamespace(kernel=Path("/k/vmlinux"))       # stands for a KernelUnderTest
 
 
@@ -36,5 +36,39 @@ def test_a_users_kernel_boots_where_a_restored_l1_could_not_run_its_kvm_l2(sessi
     assert (snapshot_store(session, spec, MIGRATABLE, kernel) is not None) is restores
 
 
-def test_a_device_that_cannot_migrate_boots(session):
-    assert snapshot_store(session, RunSpec("x86_64"), SimpleNamespace(migratable=False), None) is None
+def test_a_device_that_cannot_migrate_boots_unless_it_is_hotplugged(session):
+    assert snapshot_store(session, RunSpec("x86_64"), SimpleNamespace(migratable=False, hotplugged=False),
+                          None) is None
+    assert snapshot_store(session, RunSpec("x86_64"), SimpleNamespace(migratable=False, hotplugged=True),
+                          None) is not None
+
+
+@pytest.mark.parametrize("spec, kernel, hotplug", [
+    (RunSpec("x86_64", device="legacy"), None, True),
+    (RunSpec("x86_64", device="legacy"), USERS, False),                 # a user's kernel may lack the drivers
+    (RunSpec("x86_64", device="legacy", snapshot=False), None, False),  # asked to boot: the device in place
+    (RunSpec("ppc64", machine="powernv"), None, False),                 # PowerNV is never restored
+])
+def test_a_device_that_cannot_migrate_is_hotplugged_only_where_l1_is_restored(spec, kernel, hotplug):
+    assert hotplugs(spec, kernel) is hotplug
+
+
+def test_the_hotplugged_legacy_device_waits_on_an_empty_root_port_and_is_added_there(tmp_path):
+    """L1 starts with an empty hotplug slot (part of its snapshot key: the same for both legacy
+    devices) and the device is added there; without hotplug it is on the command line."""
+    from rig.chain.device import LegacyDevice
+    from rig.core.targets import Q35
+    from rig.host.rundir import RunDir
+    with RunDir("hp") as rd:
+        hot, cold = LegacyDevice(Q35, rd, hotplug=True), None
+        try:
+            assert hot.hotplugged and hot.qemu_args() == list(Q35.hotplug_bus_args)
+            assert hot.device_spec()["bus"] == Q35.hotplug_bus and hot.device_spec()["driver"] == "vfio-user-pci"
+        finally:
+            hot.close()
+        cold = LegacyDevice(Q35, rd)
+        try:
+            assert not cold.hotplugged and "vfio-user-pci" in cold.qemu_args()[-1]
+            assert "bus" not in cold.device_spec()
+        finally:
+            cold.close()

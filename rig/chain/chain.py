@@ -88,7 +88,7 @@ class Chain:
             self._start_consumer()
             return
         booted = self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
-        self.device.connected()
+        self._attach_device()
         self.times["l1_ready_s"] = time.monotonic() - t0
         how = GuestStart.RESTORED if booted.restored else GuestStart.BOOTED
         self.stages = replace(self.stages, l1=L1Started(how, booted.snapshot))
@@ -134,7 +134,7 @@ class Chain:
         is, for later runs of the same chain (rig.guests.snapshot); what the bind found
         recorded beside, and what the machine's restore helper will need."""
         store = self.l1.config.snapshots
-        if store is None:
+        if store is None or not self.device.migratable:     # the device would be in it
             return
         problem = self.restore_helper.problem(self._l2_accel())
         if problem:
@@ -192,7 +192,7 @@ class Chain:
         """L1 restored with the device bound (and L2 running in it), when a snapshot of
         this chain exists; False (any broken snapshot removed) to build it instead."""
         store = self.l1.config.snapshots
-        if store is None:
+        if store is None or not self.device.migratable:
             return False
         key = self.chain_key()
         stream = store.lookup(key)
@@ -229,7 +229,7 @@ class Chain:
 
     def _take_saved_facts(self, saved: SavedChain, t0: float, helper_line: str) -> None:
         """What the bind found (and how L2 is run), from beside the snapshot."""
-        self.device.connected()
+        self._attach_device()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
         was = saved.facts
@@ -254,6 +254,13 @@ class Chain:
         self.stages = replace(self.stages, l2=L2Started(GuestStart.RESTORED, self.l2.kernel_release))
         self.progress.note(f"L2 ({plan.accel.upper()}) running again, SSH after "
                            f"{self.times['l2_ssh_s']:.1f} s; device {self._bound().device} bound as before")
+
+    def _attach_device(self) -> None:
+        """The device in L1 (its QEMU connected; a hotplugged one added now)."""
+        took = self.device.attach(self.l1)
+        if self.device.hotplugged:
+            self.times["device_hotplug_s"] = round(took, 2)
+            self.progress.note(f"device {self.device.name} hotplugged into L1, on its bus after {took:.1f} s")
 
     def _bind_in_l1(self) -> bool:
         """Bind, record what L1 says about the device; whether L1 has /dev/kvm."""

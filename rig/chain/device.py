@@ -16,6 +16,7 @@ import select
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -24,7 +25,9 @@ from rig.core import timeouts
 from rig.core.errors import InfraError, UserError
 from rig.core.json_object import JsonObject
 from rig.core.kinds import DeviceKind
+from rig.core.shell import guest_script
 from rig.core.targets import MachineProfile
+from rig.guests.l1 import L1Guest
 from rig.host.children import die_with_parent, wait_or_kill
 from rig.host.qemu import QemuBinary, option_value
 from rig.host.rundir import RunDir
@@ -42,11 +45,12 @@ class Device(Protocol):
     name: str
     pci_id: tuple[str, str]                # how L1 and L2 find it in sysfs
     migratable: bool                       # QEMU can save it with L1 (a snapshot: rig.guests.snapshot)
+    hotplugged: bool                       # added once L1 runs (so L1 alone can be saved without it)
     needs_nointxmask: bool                 # vfio-pci must be told to take its non-2.3 path
     l0_trace_events: tuple[str, ...]       # L0 QEMU trace events of its INTx line, if its own
 
     def qemu_args(self) -> list[str]: ...
-    def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None: ...
+    def attach(self, l1: L1Guest) -> float: ...
     def push(self) -> None: ...
     def counters(self) -> JsonObject | None: ...
     def close(self) -> None: ...
@@ -61,6 +65,7 @@ class SocketDevice:
     needs_nointxmask = True   # QEMU's devices can mask INTx: force vfio's non-2.3 path
     l0_trace_events: tuple[str, ...] = ()   # QEMU's own device: its line is the IC's input
     migratable = True
+    hotplugged = False
 
     def __init__(self, machine: MachineProfile, run_dir: RunDir):
         self.sock_path = run_dir / "dev0.sock"
@@ -95,6 +100,11 @@ class SocketDevice:
                 conn.close()
         except TimeoutError:
             raise InfraError(f"L0 QEMU did not connect the {self.name} chardev") from None
+
+    def attach(self, l1: L1Guest) -> float:
+        """L1 is up (booted or restored): its QEMU has connected the chardev."""
+        self.connected()
+        return 0.0
 
     def push(self) -> None:
         if self.conn is None:
@@ -143,11 +153,14 @@ class LegacyDevice:
     pci_id = PCI_SERIAL_ID      # the model borrows pci-serial's IDs: 8250_pci drives it in L2
     needs_nointxmask = False
     l0_trace_events: tuple[str, ...] = VFIO_USER_EVENTS   # its INTx arrives at L0 QEMU over vfio-user
-    migratable = False        # vfio-user devices cannot migrate: L1 boots every time
+    migratable = False        # vfio-user devices cannot migrate
 
     def __init__(self, machine: MachineProfile, run_dir: RunDir, pci_2_3: bool = False,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, hotplug: bool = False):
         self.machine = machine
+        # Added to L1 once it runs, where the machine has a bus for it: L1 alone is then
+        # saved and restored, and every run of the cell attaches the device the same way.
+        self.hotplugged = hotplug and machine.hotplug_bus is not None
         self.pci_2_3 = pci_2_3
         self.name = DeviceKind.LEGACY_2_3 if pci_2_3 else DeviceKind.LEGACY
         self.sock_path = run_dir / "vfu.sock"
@@ -171,15 +184,34 @@ class LegacyDevice:
             self.close()
             raise InfraError(f"the legacy device model did not start (said {line.strip()!r})")
 
-    def qemu_args(self) -> list[str]:
-        dev = {"driver": "vfio-user-pci", "id": "legacy0",
-               "socket": {"path": str(self.sock_path), "type": "unix"}}
-        if self.machine.device_bus:
-            dev["bus"] = self.machine.device_bus
-        return [*self.machine.device_bus_args, "-device", json.dumps(dev, separators=(",", ":"))]
+    def device_spec(self) -> JsonObject:
+        """The vfio-user-pci device as -device JSON and QMP device_add take it."""
+        dev: JsonObject = {"driver": "vfio-user-pci", "id": "legacy0",
+                           "socket": {"path": str(self.sock_path), "type": "unix"}}
+        bus = self.machine.hotplug_bus if self.hotplugged else self.machine.device_bus
+        if bus:
+            dev["bus"] = bus
+        return dev
 
-    def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:
-        pass  # QEMU connected before it finished starting (it negotiates at realize)
+    def qemu_args(self) -> list[str]:
+        if self.hotplugged:
+            return list(self.machine.hotplug_bus_args)
+        return [*self.machine.device_bus_args, "-device", json.dumps(self.device_spec(), separators=(",", ":"))]
+
+    def attach(self, l1: L1Guest) -> float:
+        """L1 is up: a device there from the start needs nothing (QEMU negotiated with the
+        model at realize); a hotplugged one is added now and waited for on L1's bus. The
+        seconds it took."""
+        if not self.hotplugged:
+            return 0.0
+        t0 = time.monotonic()
+        l1.machine.cmd("device_add", **self.device_spec())
+        r = l1.ssh.run(guest_script("rig.chain", "wait_pci.sh", *self.pci_id, str(int(timeouts.DEVICE_HOTPLUG_S))),
+                       timeout=timeouts.DEVICE_HOTPLUG_S + timeouts.SSH_QUICK_S)
+        if r.status != 0:
+            raise InfraError(f"L1: the hotplugged {self.name} device did not appear on its bus within "
+                             f"{timeouts.DEVICE_HOTPLUG_S:.0f} s: {(r.stderr or r.stdout).strip()[-300:]}")
+        return time.monotonic() - t0
 
     def push(self) -> None:
         self.control.push(1)
@@ -198,14 +230,17 @@ class LegacyDevice:
             self._log.close()
 
 
-def make_device(kind: str, machine: MachineProfile, qemu: QemuBinary, run_dir: RunDir, log_dir: Path) -> Device:
+def make_device(kind: str, machine: MachineProfile, qemu: QemuBinary, run_dir: RunDir, log_dir: Path,
+                hotplug: bool = False) -> Device:
+    """The device; `hotplug`: a device that cannot migrate is added once L1 runs, where
+    the machine has a bus for that (so that L1 can be saved and restored without it)."""
     kind = DeviceKind(kind)     # rig.core.spec validated it
     if kind in (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3):
         if not qemu.has_device("vfio-user-pci"):
             raise UserError(f"--device {kind} needs -device vfio-user-pci (QEMU >= 10.1); "
                             f"{qemu.describe()} lacks it: use --device pci-serial")
         return LegacyDevice(machine, run_dir, pci_2_3=kind == DeviceKind.LEGACY_2_3,
-                            log_path=log_dir / "legacy-device.log")
+                            log_path=log_dir / "legacy-device.log", hotplug=hotplug)
     return SOCKET_DEVICES[kind](machine, run_dir)
 
 

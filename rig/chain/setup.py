@@ -113,7 +113,7 @@ def snapshot_store(s: Session, spec: RunSpec, device: Device, kernel: KernelUnde
     its KVM is usually built in and set up at boot (so even a snapshot of L1 alone holds
     that state), and the helper module that puts it back is built only for Debian's kernel."""
     mach = spec.machine_profile
-    if not spec.snapshot or not device.migratable or mach.snapshot_problem:
+    if not spec.snapshot or not (device.migratable or device.hotplugged) or mach.snapshot_problem:
         return None
     if kernel and spec.consumer == Consumer.L2 and spec.l2_accel != AccelChoice.TCG \
             and mach.nested_kvm_snapshot_problem:
@@ -121,6 +121,14 @@ def snapshot_store(s: Session, spec: RunSpec, device: Device, kernel: KernelUnde
                         "your kernel there is no helper module to make up for it")
         return None
     return SnapshotStore(s.cache)
+
+
+def hotplugs(spec: RunSpec, kernel: KernelUnderTest | None) -> bool:
+    """Whether a device that cannot migrate is added once L1 runs (so that L1 alone is
+    saved and restored): with snapshots, on a machine that restores, with the rig's own
+    Debian kernel (its hotplug and serial drivers are known; a user's kernel may lack them,
+    and boots with the device in place)."""
+    return spec.snapshot and kernel is None and spec.machine_profile.snapshot_problem is None
 
 
 def describe_fix(fix: bool | None, where: str) -> str:
@@ -150,7 +158,7 @@ def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
     l0_facts = l0.facts()
     facts.record(l0_facts, img.facts("the kernel under test's" if kernel else spec.l1_vfio), *device_choice)
     with RunDir("run") as run_dir:
-        device = make_device(kind, mach, l0.qemu, run_dir, out)
+        device = make_device(kind, mach, l0.qemu, run_dir, out, hotplug=hotplugs(spec, kernel))
         try:
             snapshots = snapshot_store(s, spec, device, kernel)
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.

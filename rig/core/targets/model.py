@@ -138,6 +138,10 @@ class MachineProfile:
     # Where the device under test sits in L1: its own IOMMU group, so vfio can take it alone.
     device_bus_args: tuple[str, ...] = ()   # extra L0 arguments (a host bridge)
     device_bus: str | None = None           # bus= property for the device
+    # Where a device that cannot migrate (vfio-user) is added once L1 runs, so that L1 is
+    # saved and restored without it: an empty bus with hotplug (None: it is there from the start).
+    hotplug_bus_args: tuple[str, ...] = ()
+    hotplug_bus: str | None = None
     kvm_machine_options: tuple[str, ...] = ()           # -M options needed under KVM
     # -M options that give L1 virtualization for L2: always under TCG (emulated), under KVM
     # only if the host nests (without it QEMU refuses cap-nested-hv and L1 never starts).

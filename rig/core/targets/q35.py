@@ -17,6 +17,8 @@ Q35 = MachineProfile(
     # caching-mode=on lets the vIOMMU sit in front of assigned (vfio/vfio-user) devices.
     matrix_devices=(DeviceKind.PCI_SERIAL, DeviceKind.LEGACY),
     l1_devices=("intel-iommu,caching-mode=on",),
+    hotplug_bus_args=("-device", "pcie-root-port,id=righp,chassis=9,slot=9"),
+    hotplug_bus="righp",
     # intel-iommu's interrupt remapping needs the split irqchip under KVM.
     kvm_machine_options=("kernel-irqchip=split",),
     required_config=("CONFIG_INTEL_IOMMU",),
