@@ -43,7 +43,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="module")
 def rig_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    from rig.chain.facts import RunFacts
     from rig.chain.session import Session
     from rig.chain.setup import running_chain
     from rig.core.logs import LogFile
@@ -59,6 +58,5 @@ def rig_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     except UserError as e:
         raise pytest.UsageError(f"rig: error: {e}") from e
     out.mkdir(parents=True, exist_ok=True)
-    facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
-    with LogFile(out), running_chain(Session(), spec, out, facts) as chain:
+    with LogFile(out), running_chain(Session(), spec, out) as chain:
         yield chain

@@ -10,7 +10,6 @@ under KVM gets two more starts: the second start also hung, on its own, once in 
 import pytest
 from conftest import nothing_left
 
-from rig.chain.facts import RunFacts
 from rig.chain.session import Session
 from rig.chain.setup import running_chain
 from rig.core import timeouts
@@ -48,7 +47,7 @@ def chain_with(guest_class, monkeypatch, rig_cache_dir, out, hang_s: float):
     # No snapshots: a chain restored with L2 running in it would never start L2 at all.
     spec = RunSpec(arch="x86_64", device="pci-serial", l2_accel="kvm", l2_hang_s=hang_s,
                    snapshot=False).validate()
-    return running_chain(Session(rig_cache_dir), spec, out, RunFacts("x86_64", "ioapic", "l2"))
+    return running_chain(Session(rig_cache_dir), spec, out)
 
 
 def assert_a_later_l2_serves(chain, out):

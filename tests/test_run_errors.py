@@ -46,3 +46,33 @@ def test_confirm_stops_at_the_first_error_and_gives_no_verdict(tmp_path, capsys)
     assert run(BrokenSession(tmp_path / "cache"), spec, None) == 125
     assert (out / "confirm-1" / "result.json").exists() and not (out / "confirm-2").exists()
     assert "run 1 ended in ERROR" in capsys.readouterr().out
+
+
+def test_an_error_after_the_first_stages_keeps_what_they_returned(tmp_path, monkeypatch):
+    """The L0, image and device stages ran, then L1 failed: result.json's ERROR still says
+    which QEMU, kernel and device the run had (rig.chain.setup.ChainFailed carries them)."""
+    from types import SimpleNamespace
+
+    from rig.chain import setup
+    from rig.chain.facts import L0Facts, L1Facts
+    from rig.core.errors import InfraError
+
+    l0 = SimpleNamespace(describe=lambda: "L0", accel=SimpleNamespace(plan=None), qemu=None,
+                         facts=lambda: L0Facts("qemu-system-ppc64 (test)", "tcg", "no KVM here"))
+    img = SimpleNamespace(image=None, describe_fix=lambda: "fix state",
+                          facts=lambda vfio: L1Facts("6.12.95-test", None, vfio, [], False))
+
+    def l1_never_boots(*args):
+        raise InfraError("l1: the console did not appear within 240 s")
+
+    monkeypatch.setattr(setup, "start_l0", lambda s, mach: l0)
+    monkeypatch.setattr(setup, "l1_image", lambda s, spec, kernel: img)
+    monkeypatch.setattr(setup, "choose_device", lambda *a: setup.DeviceChoice("pci-serial", "default on pseries"))
+    monkeypatch.setattr(setup, "chain_on", l1_never_boots)
+    out = tmp_path / "out"
+    assert run(BrokenSession(tmp_path / "cache"), RunSpec(arch="ppc64", out=out).validate(), None) == 125
+    result = load_result(out)
+    assert result["verdict"] == {"verdict": "ERROR", "reason": "l1: the console did not appear within 240 s",
+                                 "stopped_at": {}}
+    assert result["l0"]["qemu"] == "qemu-system-ppc64 (test)" and result["l1"]["kernel"] == "6.12.95-test"
+    assert (result["device"], result["device_reason"], result["chain"]) == ("pci-serial", "default on pseries", None)

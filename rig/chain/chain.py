@@ -17,7 +17,7 @@ from pathlib import Path
 from rig.chain.bind import Bound, bind_in_l1
 from rig.chain.device import Device
 from rig.chain.drive import Drive
-from rig.chain.facts import ChainFacts
+from rig.chain.facts import ChainFacts, RunFacts
 from rig.chain.l2_accel import choose_l2_accel
 from rig.chain.reader import ConsumerReader, consumer_command, open_reader
 from rig.chain.restore_helper import RestoreHelper
@@ -59,10 +59,12 @@ SAVED_WITH = "L2 stopped (QMP stop) while L1 is saved"
 class Chain:
     def __init__(self, profile: TargetProfile, machine: MachineProfile, l1: L1Guest, device: Device, out: Path,
                  progress: Progress, l2_accel: str = "auto", consumer: str = Consumer.L2,
-                 restore_helper: Path | None = None):
+                 restore_helper: Path | None = None, run_facts: RunFacts | None = None):
         consumer = Consumer(consumer)     # rig.core.spec validated it
         self.profile, self.machine, self.l1, self.out, self.progress = profile, machine, l1, out, progress
         self.device = device
+        # What the stages before the chain returned (L0, image, device), for result.json.
+        self.run_facts = run_facts
         self.l2_accel_request = l2_accel
         # The machine's L1 helper module built for L1's kernel (rig.core.targets'
         # nested_kvm_restore_helper), loaded in L1 after a chain restore; None: none here.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(frozen=True)
 class L0Facts:
     qemu: str                         # the L0 QEMU: path, where from, version
     accel: str                        # kvm or tcg
@@ -70,9 +70,10 @@ class ChainFacts:
     l2_interrupts_at_end: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunFacts:
-    """Known before the drive: which chain this run built (None until known)."""
+    """Known before the drive: which chain this run built (None until known). Made by
+    rig.chain.setup.running_chain from the L0, image and device stages' results."""
 
     arch: str
     ic: str
@@ -83,7 +84,3 @@ class RunFacts:
     l1: L1Facts | None = None
     l1_kernel_input: KernelInputFacts | None = None
     machine: str = ""
-
-    def record(self, l0: L0Facts, l1: L1Facts, device: str, device_reason: str) -> None:
-        """What the L0, image and device stages returned, once they have all run."""
-        self.l0, self.l1, self.device, self.device_reason = l0, l1, device, device_reason

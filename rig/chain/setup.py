@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,10 +16,10 @@ from rig.chain.chain import Chain
 from rig.chain.device import Device, make_device
 from rig.chain.device_probe import vfio_user_usable
 from rig.chain.facts import KernelInputFacts, L1Facts, RunFacts
-from rig.chain.launch import start_l0
+from rig.chain.launch import L0, start_l0
 from rig.chain.session import Session
 from rig.core import timeouts
-from rig.core.errors import UserError
+from rig.core.errors import InfraError, UserError
 from rig.core.kinds import AccelChoice, Consumer, DeviceKind
 from rig.core.spec import RunSpec
 from rig.core.targets import MachineProfile
@@ -137,42 +137,71 @@ def describe_fix(fix: bool | None, where: str) -> str:
     return f"{where} {'has' if fix else 'lacks'} the INTx fix"
 
 
+class ChainFailed(InfraError):
+    """The chain failed, setting up or running (the cause's one line), with what was known
+    of the run by then (result.json says as much for an ERROR)."""
+
+    def __init__(self, cause: InfraError, facts: RunFacts):
+        super().__init__(str(cause))
+        self.facts = facts
+
+
+def run_facts_of(spec: RunSpec) -> RunFacts:
+    """What a run is known to be before any stage runs."""
+    return RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
+
+
 @contextmanager
-def running_chain(s: Session, spec: RunSpec, out: Path, facts: RunFacts,
-                  kernel: KernelUnderTest | None = None) -> Iterator[Chain]:
-    """L0 -> L1 -> L2 up, the device bound and read by the consumer; torn down on exit
-    however it ends. `facts` is filled in as things become known."""
-    prof, mach, ic = spec.profile, spec.machine_profile, spec.interrupt_controller
-    l0 = start_l0(s, mach)
-    if kernel:          # known before its image is built: an ERROR building it still says what was given
-        facts.l1_kernel_input = KernelInputFacts(kernel.source, kernel.version_string, kernel.config_source,
-                                                 kernel.warnings)
-    img = l1_image(s, spec, kernel)
-    image = img.image
-    s.progress.step(f"{l0.describe()}; {img.describe_fix()}")
-    device_choice = choose_device(spec.device, mach, l0.qemu, s)
-    kind = device_choice.kind
-    s.progress.step(f"device: {kind} ({device_choice.why})")
-    if l0.accel.plan and l0.accel.plan.warning:
-        s.progress.note(f"warning: {l0.accel.plan.warning}")
-    l0_facts = l0.facts()
-    facts.record(l0_facts, img.facts("the kernel under test's" if kernel else spec.l1_vfio), *device_choice)
+def running_chain(s: Session, spec: RunSpec, out: Path, kernel: KernelUnderTest | None = None) -> Iterator[Chain]:
+    """L0 -> L1 -> L2 up, the device bound and read by the consumer (`chain.run_facts`: what
+    the L0, image and device stages returned); torn down on exit however it ends. A failure
+    of the machinery is a ChainFailed with what was known by then."""
+    known = run_facts_of(spec)
+    try:
+        l0 = start_l0(s, spec.machine_profile)
+        if kernel:      # known before its image is built: an ERROR building it still says what was given
+            known = replace(known, l1_kernel_input=KernelInputFacts(kernel.source, kernel.version_string,
+                                                                    kernel.config_source, kernel.warnings))
+        img = l1_image(s, spec, kernel)
+        s.progress.step(f"{l0.describe()}; {img.describe_fix()}")
+        choice = choose_device(spec.device, spec.machine_profile, l0.qemu, s)
+        s.progress.step(f"device: {choice.kind} ({choice.why})")
+        if l0.accel.plan and l0.accel.plan.warning:
+            s.progress.note(f"warning: {l0.accel.plan.warning}")
+        known = replace(known, l0=l0.facts(), l1=img.facts("the kernel under test's" if kernel else spec.l1_vfio),
+                        device=choice.kind, device_reason=choice.why)
+        with chain_on(s, spec, out, kernel, l0, img.image, known) as chain:
+            yield chain
+    except ChainFailed:
+        raise
+    except InfraError as e:
+        raise ChainFailed(e, known) from e
+
+
+@contextmanager
+def chain_on(s: Session, spec: RunSpec, out: Path, kernel: KernelUnderTest | None, l0: L0, image: GuestImage,
+             known: RunFacts) -> Iterator[Chain]:
+    """The device, L1 and the chain, from the stages before them."""
+    assert known.l0 is not None and known.device is not None     # running_chain's stages ran
+    mach = spec.machine_profile
     with RunDir("run") as run_dir:
-        device = make_device(kind, mach, l0.qemu, run_dir, out, hotplug=hotplugs(spec, kernel))
+        device = make_device(known.device, mach, l0.qemu, run_dir, out, hotplug=hotplugs(spec, kernel))
         try:
             snapshots = snapshot_store(s, spec, device, kernel)
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.
-            config = GuestConfig(ic=ic, machine=mach, extra_args=device.qemu_args(), smp=spec.l1_smp,
-                                 snapshots=snapshots,
+            config = GuestConfig(ic=spec.interrupt_controller, machine=mach, extra_args=device.qemu_args(),
+                                 smp=spec.l1_smp, snapshots=snapshots,
                                  extra_cmdline="vfio_pci.nointxmask=1" if device.needs_nointxmask else "")
             helper = restore_helper(s, spec, image) if snapshots and kernel is None else None
             with l0.l1(s, image, run_dir, out, config) as l1:
-                l0_facts.command = l1.machine.command_line()
-                chain = Chain(prof, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
-                              consumer=spec.consumer, restore_helper=helper)
+                known = replace(known, l0=replace(known.l0, command=l1.machine.command_line()))
+                chain = Chain(spec.profile, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
+                              consumer=spec.consumer, restore_helper=helper, run_facts=known)
                 try:
                     chain.start(boot_timeout=spec.boot_timeout, l2_hang_s=spec.l2_hang_s)
                     yield chain
+                except InfraError as e:
+                    raise ChainFailed(e, known) from e
                 finally:
                     chain.close()
                 # Only on the way out without an exception. Quit, not power off: the run has

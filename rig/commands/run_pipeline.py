@@ -15,7 +15,7 @@ from rig.chain.chain import Chain
 from rig.chain.facts import RunFacts
 from rig.chain.hold_server import Hold
 from rig.chain.session import Session
-from rig.chain.setup import running_chain
+from rig.chain.setup import ChainFailed, run_facts_of, running_chain
 from rig.chain.verdict import Verdict, confirmed, describe_stop, pending_since
 from rig.core.errors import InfraError, UserError
 from rig.core.kinds import Outcome
@@ -78,14 +78,15 @@ def run(s: Session, spec: RunSpec, kernel: KernelUnderTest | None) -> int:
 
 def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Path) -> Verdict:
     out.mkdir(parents=True, exist_ok=True)
-    facts = RunFacts(spec.arch, spec.interrupt_controller, spec.consumer, machine=spec.machine_profile.name)
+    facts = run_facts_of(spec)       # what the stages return replaces it, or an error says
     chain: Chain | None = None
     verdict: Verdict | None = None
     t0 = time.monotonic()
     with LogFile(out) as log_file:
         log.info("rig run: %s", spec)
         try:
-            with running_chain(s, spec, out, facts, kernel) as chain:
+            with running_chain(s, spec, out, kernel) as chain:
+                facts = chain.run_facts or facts
                 verdict = chain.drive(spec.drive)
                 report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s)   # before a hold
                 if spec.hold is not None and spec.holds(verdict.outcome):
@@ -95,6 +96,7 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
         except UserError:
             raise           # bad input found only now (a device this QEMU cannot run): exit 2
         except InfraError as e:
+            facts = e.facts if isinstance(e, ChainFailed) else facts
             log.error("ERROR: %s", e, exc_info=True)
             error = Verdict(Outcome.ERROR, str(e))
         except Exception as e:  # noqa: BLE001 - an ERROR with its cause, never a bare traceback
