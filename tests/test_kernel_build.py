@@ -18,7 +18,7 @@ from rig.host.needs import kernel_build_needs
 from rig.host.profiles import host_profile
 from rig.kernel import kconfig
 from rig.kernel.build import CONFIG_RECORD, KernelBuild, KernelBuildError, default_build_dir
-from rig.kernel.ccache import CacheCounts, CompilerCache
+from rig.kernel.ccache import CacheCounts, CompilerCache, Misses
 from rig.kernel.under_test import parse_config
 from rig.matrix import cells as matrix_cells
 from rig.matrix.summary import CellSummary, RunOutcome, table
@@ -220,6 +220,24 @@ def test_ccache_counts_one_builds_hits_and_misses_from_its_stats_log():
     assert (counts.hits, counts.misses) == (2, 1)
     assert counts.describe() == "2 of 3 compilations from ccache (67%)"
     assert CacheCounts.from_stats_log("").describe() == "no compilation went through ccache"
+
+
+def test_a_low_hit_rate_says_where_the_misses_were_and_what_could_not_be_cached():
+    """A second tree that differs in a few files misses those; one built with another
+    configuration misses nearly everything: the summary says which, from the stats_log."""
+    few = "".join(f"# ../drivers/vfio/pci/f{i}.c\ncache_miss\n" for i in range(15))
+    few += "".join(f"# ../kernel/irq/g{i}.c\ndirect_cache_hit\n" for i in range(10))
+    few += "# ../arch/x86/a.c\ncache_miss\n# /dev/null\ncalled_for_link\n# /dev/null\npreprocessor_error\n"
+    counts, misses = CacheCounts.from_stats_log(few), Misses.from_stats_log(few)
+    said = misses.explain(counts)
+    assert said.startswith("16 missed, these sources, or a header they include, differ from every build before")
+    assert "most under drivers/vfio 15, arch/x86 1" in said
+    assert "not cacheable: called_for_link 1, preprocessor_error 1" in said
+    everything = "".join(f"# ../fs/ext4/h{i}.c\ncache_miss\n" for i in range(30))
+    said = Misses.from_stats_log(everything).explain(CacheCounts.from_stats_log(everything))
+    assert "nearly every file: the configuration, a header most files include or the compiler" in said
+    good = "".join(f"# ../fs/h{i}.c\ndirect_cache_hit\n" for i in range(30)) + "# ../fs/x.c\ncache_miss\n"
+    assert Misses.from_stats_log(good).explain(CacheCounts.from_stats_log(good)) == ""
 
 
 def test_ccache_totals_read_print_stats():

@@ -34,7 +34,7 @@ from rig.core.targets import TargetProfile, kernel_options
 from rig.host.children import die_with_parent
 from rig.host.needs import missing_for_kernel_build
 from rig.kernel import kconfig
-from rig.kernel.ccache import CacheCounts, CompilerCache
+from rig.kernel.ccache import CacheCounts, CompilerCache, Misses
 from rig.kernel.fix_state import module_has_fix, vmlinux_has_fix
 from rig.kernel.under_test import parse_config
 
@@ -68,6 +68,7 @@ class BuiltKernel:
     configured: bool              # the configuration was made this time
     compiled: int                 # files compiled or linked this time
     ccache: CacheCounts           # of those compilations, how many ccache served
+    misses: Misses = Misses((), ())   # where the others were, and what ccache could not cache
 
     def summary(self) -> list[str]:
         fix = {True: "has the INTx fix (IRQ_DISABLE_UNLAZY)", False: "LACKS the INTx fix",
@@ -79,7 +80,8 @@ class BuiltKernel:
                 f"vfio     {fix}",
                 f"built in {self.seconds:.0f} s ({self.compiled} files compiled or linked"
                 f"{', configured' if self.configured else ''})",
-                f"ccache   {self.ccache.describe()}"]
+                f"ccache   {self.ccache.describe()}",
+                *([f"         {why}"] if (why := self.misses.explain(self.ccache)) else [])]
 
 
 def default_build_dir(cache_root: Path, tree: Path, profile: TargetProfile) -> Path:
@@ -135,7 +137,7 @@ class KernelBuild:
             return BuiltKernel(self.profile.name, self.tree, self.build_dir,
                                self.build_dir / self.profile.kbuild_image, self.build_dir / "vmlinux",
                                modules, self._release(), self.plan.base, self._fix_state(config),
-                               time.monotonic() - t0, configured, compiled, self.ccache.counted(self.build_dir))
+                               time.monotonic() - t0, configured, compiled, *self.ccache.counted(self.build_dir))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

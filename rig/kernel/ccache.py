@@ -59,6 +59,56 @@ class CacheCounts:
         return cls(sum(number(k) for k in HIT_LINES), sum(number(k) for k in MISS_LINES))
 
 
+# Counters of a call ccache could not cache at all (ccache's own names), beside hits and misses.
+UNCACHEABLE = ("called_for_link", "called_for_preprocessing", "preprocessor_error", "compile_failed",
+               "unsupported_compiler_option", "unsupported_source_language", "could_not_use_modules",
+               "autoconf_test", "no_input_file", "multiple_source_files", "output_to_stdout")
+LOW_HIT_RATE = 0.5
+
+
+@dataclass(frozen=True)
+class Misses:
+    """Why one build's compilations missed, as far as ccache's stats_log tells: where the
+    missed sources are, and the calls it could not cache."""
+
+    by_dir: tuple[tuple[str, int], ...]        # source directory (two levels), missed calls; most first
+    uncacheable: tuple[tuple[str, int], ...]   # ccache's counter, calls
+
+    @classmethod
+    def from_stats_log(cls, text: str) -> Misses:
+        dirs: Counter[str] = Counter()
+        other: Counter[str] = Counter()
+        source = ""
+        for line in text.splitlines():
+            if line.startswith("#"):
+                source = line[1:].strip()
+            elif line.strip() in MISS_LINES:
+                dirs[source_dir(source)] += 1
+            elif line.strip() in UNCACHEABLE:
+                other[line.strip()] += 1
+        return cls(tuple(dirs.most_common()), tuple(other.most_common()))
+
+    def explain(self, counts: CacheCounts) -> str:
+        """One line for a build summary whose hit rate is low; "" when it is not."""
+        if counts.calls < 20 or counts.hits >= LOW_HIT_RATE * counts.calls:
+            return ""
+        where = ", ".join(f"{d} {n}" for d, n in self.by_dir[:5])
+        why = ("nearly every file: the configuration, a header most files include or the compiler differs "
+               "from every build before (a first build of a configuration misses everything)"
+               if counts.misses >= 0.9 * counts.calls else
+               "these sources, or a header they include, differ from every build before")
+        line = f"{counts.misses} missed, {why}; most under {where}"
+        if self.uncacheable:
+            line += "; not cacheable: " + ", ".join(f"{k} {n}" for k, n in self.uncacheable[:4])
+        return line
+
+
+def source_dir(path: str) -> str:
+    """A source's directory, two levels deep, as kbuild names it from the build directory."""
+    parts = [p for p in Path(path).parts if p not in ("..", ".", "/")]
+    return "/".join(parts[:2]) if len(parts) > 2 else "/".join(parts[:-1]) or "(none)"
+
+
 class CompilerCache:
     """ccache's store under the rig's cache root, and the environment a build runs it with."""
 
@@ -87,9 +137,10 @@ class CompilerCache:
         (build_dir / STATS_LOG).write_text("")
 
     @staticmethod
-    def counted(build_dir: Path) -> CacheCounts:
+    def counted(build_dir: Path) -> tuple[CacheCounts, Misses]:
         log = build_dir / STATS_LOG
-        return CacheCounts.from_stats_log(log.read_text() if log.is_file() else "")
+        text = log.read_text() if log.is_file() else ""
+        return CacheCounts.from_stats_log(text), Misses.from_stats_log(text)
 
     def totals(self) -> tuple[CacheCounts, str] | None:
         """Every build's counters since the store was made, and its size; None before any."""
