@@ -124,3 +124,11 @@ def test_l2_reaches_nothing_in_l1_and_its_qemu_is_sandboxed(arch):
     cmd = l2_command(PROFILES[arch], "kvm", "0000:00:01.0")
     assert any(a.startswith("user,") and ",restrict=on," in a for a in cmd)
     assert cmd[cmd.index("-sandbox") + 1] == SANDBOX
+
+
+def test_doctor_says_which_machines_restore_l1_and_why_not():
+    from rig.commands.doctor import restores
+    assert restores(Q35) == "L1 restored from a snapshot after its first run (devices that cannot migrate " \
+                            "hotplugged on righp)"
+    assert restores(PSERIES) == "L1 restored from a snapshot after its first run"
+    assert restores(POWERNV).startswith("L1 boots every run: QEMU migrates no state of powernv9's XIVE")

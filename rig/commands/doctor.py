@@ -7,7 +7,7 @@ import platform
 
 from rig import __version__
 from rig.commands.common import Subparsers, session
-from rig.core.targets import PROFILES, machines_of
+from rig.core.targets import PROFILES, MachineProfile, machines_of
 from rig.host import needs
 from rig.host.profiles import host_profile
 from rig.kernel.ccache import CompilerCache
@@ -51,8 +51,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for mach in machines_of(prof.name):
             where = f"TCG only: {mach.tcg_only}" if mach.tcg_only else f"L1 under {plan.l1.upper()}"
             print(f"    --machine {mach.name}: {mach.description}; --ic {'/'.join(mach.interrupt_controllers)}, "
-                  f"--device {'/'.join(mach.devices)}; {where}")
+                  f"--device {'/'.join(mach.devices)}; {where}; {restores(mach)}")
     return 0 if ready else 1
+
+
+def restores(mach: MachineProfile) -> str:
+    """Whether later runs restore L1 from a snapshot on this machine, and why not."""
+    if mach.snapshot_problem:
+        return f"L1 boots every run: {mach.snapshot_problem}"
+    hot = f" (devices that cannot migrate hotplugged on {mach.hotplug_bus})" if mach.hotplug_bus else ""
+    return f"L1 restored from a snapshot after its first run{hot}"
 
 
 def ccache_line(store: CompilerCache) -> str:
