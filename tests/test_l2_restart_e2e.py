@@ -1,8 +1,9 @@
 """An L2 whose boot fails is diagnosed, stopped and started again, before the drive.
 
-The failures are real, made on the first start only: an L2 QEMU started paused (-S) hangs
-(its init never prints the ready line); an L2 kernel with an init that does not exist
-panics and, with -no-reboot, its QEMU exits. The rig has to notice, say why, give the
+The failures are real: an L2 QEMU started paused (-S) hangs (its init never prints the
+ready line), on the first start; an L2 kernel with an init that does not exist panics and,
+with -no-reboot, its QEMU exits, on every start until one has panicked (a start that hung
+on its own before reaching init does not count). The rig has to notice, say why, give the
 device back to L1 and start L2 again, which then boots and passes interrupts. (An L2
 under KVM gets two more starts: the second start also hung, on its own, once in CI.)
 """
@@ -15,7 +16,7 @@ from rig.chain.setup import running_chain
 from rig.core import timeouts
 from rig.core.spec import DriveSpec, RunSpec
 from rig.guests import l2 as l2_module
-from rig.guests.l2 import L2Guest
+from rig.guests.l2 import L2Guest, failed_console_name
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +30,21 @@ def first_start_spoiled(spoil):
             FirstOneFails.started += 1
             super().__init__(l1, spoil(list(command)) if FirstOneFails.started == 1 else command, *rest)
     return FirstOneFails
+
+
+def spoiled_until(spoil, seen: str):
+    """An L2Guest whose starts run spoil(command) until the console of a failed one shows
+    `seen`: an L2 under KVM in TCG sometimes spins early in boot on its own (the known hang,
+    2 of 40 x86 runs), before the spoiled part is reached; the next start is spoiled again."""
+    class FailsUntilSeen(L2Guest):
+        started = 0
+
+        def __init__(self, l1, command, console_log, out):
+            FailsUntilSeen.started += 1
+            earlier = [out / failed_console_name(n) for n in range(1, FailsUntilSeen.started)]
+            done = any(seen in p.read_text(errors="replace") for p in earlier if p.exists())
+            super().__init__(l1, command if done else spoil(list(command)), console_log, out)
+    return FailsUntilSeen
 
 
 def paused(command):
@@ -75,11 +91,12 @@ def test_an_l2_that_panics_in_boot_is_restarted(rig_cache_dir, short_tmp, run_ba
     out = short_tmp / "out"
     # The default hang limit: a panic ends L2's QEMU, which is seen at once; a short limit
     # made a slow panic (21 s on a loaded machine) look like a hang.
-    with chain_with(first_start_spoiled(init_missing), monkeypatch, rig_cache_dir, out,
+    with chain_with(spoiled_until(init_missing, "Kernel panic"), monkeypatch, rig_cache_dir, out,
                     hang_s=timeouts.L2_KVM_HANG_S) as chain:
-        failure = chain.facts.l2_boot_failures[0]
-        assert "QEMU exited with status 0 before the L2 init's ready line" in failure, failure
-        assert "Kernel panic" in failure and "(its console: l2-console-failed.log)" in failure, failure
-        assert "Kernel panic" in (out / "l2-console-failed.log").read_text()
+        failures = chain.facts.l2_boot_failures
+        panics = [f for f in failures if "QEMU exited with status 0 before the L2 init's ready line" in f]
+        assert len(panics) == 1 and "Kernel panic" in panics[0], failures
+        console = panics[0].rsplit("(its console: ", 1)[1].rstrip(")")
+        assert "Kernel panic" in (out / console).read_text()
         assert_a_later_l2_serves(chain, out)
     assert nothing_left(run_base)
