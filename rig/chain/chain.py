@@ -168,10 +168,13 @@ class Chain:
         """result.json's `chain`: what the stages found out so far."""
         return chain_facts(self.stages, self.consumer == Consumer.L2)
 
-    def _bound(self) -> Bound:
+    def _binding(self) -> Binding:
         if self.stages.binding is None:
             raise InfraError("the device is not bound in L1")
-        return self.stages.binding.bound
+        return self.stages.binding
+
+    def _bound(self) -> Bound:
+        return self._binding().bound
 
     def _l2_accel(self) -> str:
         return self.stages.l2_plan.accel if self.stages.l2_plan else ""
@@ -236,7 +239,7 @@ class Chain:
         self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
         was = saved.facts
         self.stages = replace(self.stages, l1=L1Started(GuestStart.RESTORED, self.l1.times.snapshot, helper_line),
-                     binding=Binding.of_saved(was), l2_plan=L2Plan.of_saved(was))
+                              binding=Binding.of_saved(was), l2_plan=L2Plan.of_saved(was))
         if self.consumer == Consumer.USERSPACE:
             self.progress.note(f"device {was.l1_device} bound as before")
 
@@ -271,16 +274,15 @@ class Chain:
         kvm = kvm_module_for(self.profile.l2.kvm_modules, ssh.run("cat /proc/cpuinfo").stdout)
         bound = bind_in_l1(ssh, self.profile, self.device.pci_id, self.nointxmask, kvm)
         self.stages = replace(self.stages, binding=Binding(
-            bound, str(kvm) if kvm else "", ssh.run(f"lspci -vv -s {bound.device}").stdout,
-            ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout,
-            ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()))
+            bound, kvm_module=str(kvm) if kvm else "", lspci=ssh.run(f"lspci -vv -s {bound.device}").stdout,
+            modules=ssh.run("cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '").stdout,
+            l1_qemu=ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()))
         self.progress.note(f"device {bound.device} in IOMMU group {bound.group}, "
                            f"nointxmask={'Y' if bound.nointxmask else 'N'}")
         return bound.kvm
 
     def _plan_l2(self, kvm: bool) -> L2Plan:
-        binding = self.stages.binding
-        choice = choose_l2_accel(self.l2_accel_request, kvm, binding.kvm_module if binding else "")
+        choice = choose_l2_accel(self.l2_accel_request, kvm, self._binding().kvm_module)
         self.progress.note(f"L2: {choice.accel.upper()} ({choice.reason})")
         plan = L2Plan(choice.accel, choice.reason, tuple(l2_command(self.profile, choice.accel, self._bound().device)))
         self.stages = replace(self.stages, l2_plan=plan)

@@ -170,7 +170,7 @@ class PathTracer:
         if self.source is None:
             return ""
         try:
-            text = self.l1.machine.cmd("human-monitor-command", **{"command-line": "info pic"})
+            text = self.l1.machine.hmp("info pic")
         except InfraError as e:
             self.notes.append(f"info pic: {e}")
             return ""

@@ -61,8 +61,7 @@ def controller_state(pic: str, pci: str) -> ControllerState:
 
 
 def read_state(m: QemuMachine) -> tuple[str, str]:
-    return (m.cmd("human-monitor-command", **{"command-line": "info pic"}),
-            m.cmd("human-monitor-command", **{"command-line": "info pci"}))
+    return m.hmp("info pic"), m.hmp("info pci")
 
 
 def save_and_restore(s: Session, logs: Path) -> tuple[str, ControllerState, ControllerState, str]:

@@ -147,6 +147,10 @@ class QemuMachine:
             raise InfraError(f"{self.name}: QEMU was not launched: no QMP")
         return self.qmp
 
+    def hmp(self, line: str) -> str:
+        """One human-monitor command (`info pic`), its text."""
+        return str(self.cmd("human-monitor-command", **{"command-line": line}))
+
     def cmd(self, command: str, **args: object) -> Any:
         """One QMP command, bounded by QMP_COMMAND_S; InfraError naming it if it fails."""
         log.debug("%s: QMP %s %s", self.name, command, args or "")
