@@ -62,7 +62,7 @@ matrix: setup
 # Every cell 5 times, the TCG-inside-TCG ones too (hours on 2 cores; shard it on CI:
 # .github/workflows/nightly.yml).
 nightly: setup
-	$(RIG) matrix --repeat 5 --slow
+	$(RIG) matrix --repeat 5 --slow --scenarios
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

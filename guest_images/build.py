@@ -34,7 +34,7 @@ from .vfio_module import UnfixedVfio
 VFIO_VARIANTS = ("fixed", "unfixed")
 
 HERE = Path(__file__).parent
-CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"), *HERE.glob("consumer/*.c"),
+CODE_FILES = [*HERE.glob("*.py"), *HERE.glob("init/*"), *HERE.glob("consumer/*.c"), *HERE.glob("consumer/*.h"),
               *[HERE.parent / "rig" / n for n in ("debian/rootfs.py", "host/keys.py")]]
 
 

@@ -1,4 +1,4 @@
-"""Builds the userspace VFIO consumer (consumer/vfio_intx_consumer.c) for a guest arch:
+"""Builds the userspace VFIO consumer (consumer/: the flow and the scenarios) for a guest arch:
 static, with the same gcc-12 toolchains that rebuild the vfio module, cached."""
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from rig.core.cache import Cache, content_key, tree_hash
 from rig.core.errors import InfraError, UserError
 from rig.core.targets import TargetProfile
 
-SOURCE = Path(__file__).parent / "consumer" / "vfio_intx_consumer.c"
+SOURCE_DIR = Path(__file__).parent / "consumer"
+SOURCES = sorted(SOURCE_DIR.glob("*.c"))
+HEADERS = sorted(SOURCE_DIR.glob("*.h"))
 INSTALLED_AS = "/usr/bin/rig-vfio-intx-consumer"
 
 
@@ -28,10 +30,10 @@ def build_consumer(cache: Cache, profile: TargetProfile) -> Path:
     cc = compiler_for(profile)
     version = subprocess.run([cc, "--version"], capture_output=True, text=True,
                              timeout=timeouts.QEMU_QUERY_S).stdout.splitlines()[0]
-    key = content_key("consumer", profile.name, tree_hash([SOURCE]), version)
+    key = content_key("consumer", profile.name, tree_hash([*SOURCES, *HEADERS]), version)
 
     def build(out: Path) -> dict:
-        r = subprocess.run([cc, "-static", "-O2", "-Wall", "-o", str(out / "consumer"), str(SOURCE)],
+        r = subprocess.run([cc, "-static", "-O2", "-Wall", "-o", str(out / "consumer"), *map(str, SOURCES)],
                            capture_output=True, text=True, timeout=timeouts.BUILD_S)
         if r.returncode != 0:
             hint = (" (is the target's libc6-dev installed? `make host`)"

@@ -130,6 +130,9 @@ CASES = [
     (RUN + ("--kernel", "{f}/bzImage", "--l1-vfio", "unfixed"), "--l1-vfio unfixed"),
     (RUN + ("--consumer", "userspace", "--l2-accel", "kvm"), "no L2 in fast mode"),
     (RUN + ("--device", "warp"), "--device"),
+    (RUN + ("--scenario", "stampede"), "--scenario stampede"),
+    (RUN + ("--scenario", "masked-pending"), "add --consumer userspace"),   # L2 drives the flow only
+    (RUN + ("--consumer", "userspace", "--scenario", ""), "--scenario"),
     (RUN + ("--frobnicate",), "--frobnicate"),
     (("matrix", "--repeat", "0"), "--repeat 0"),      # was a green run of nothing
     (("matrix", "--repeat", "-1"), "--repeat -1"),

@@ -51,7 +51,7 @@ def test_no_pending_work_is_not_a_stall():
 
 
 def test_exit_codes_suit_git_bisect_run():
-    assert EXIT_STATUS == {Outcome.PASS: 0, Outcome.STALL: 1, Outcome.ERROR: 125}
+    assert EXIT_STATUS == {Outcome.PASS: 0, Outcome.STALL: 1, Outcome.FAIL: 1, Outcome.ERROR: 125}
 
 
 def test_junit_and_timeline(tmp_path):

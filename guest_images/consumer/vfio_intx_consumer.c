@@ -6,10 +6,12 @@
  * modern-only virtio console (1af4:1043, MSI-X off; reading its ISR deasserts), whose
  * receive queue lives in DMA memory mapped through the VFIO IOMMU (type1 or sPAPR TCE).
  *
- * Usage: vfio_intx_consumer <pci address> <iommu group> [unmask delay in us]
- * Prints "READER dev=... tty=vfio irq=..." once, then one "R" line per byte read, once
- * the line is unmasked again, which is what the rig's drive loop counts (the same protocol
- * as the reader in L2). The delay makes it a slow VMM, between servicing and unmasking.
+ * Usage: vfio_intx_consumer [-u unmask delay in us] [-s scenario] <pci address> <iommu group>
+ * Prints "READER dev=... tty=vfio irq=..." once. The flow (the default scenario) then prints
+ * one "R" line per byte read, once the line is unmasked again, which is what the rig's
+ * drive loop counts (the same protocol as the reader in L2). The delay makes it a slow VMM,
+ * between servicing and unmasking. Any other scenario (scenarios.h) asks the rig for each
+ * byte ("PUSH") and says what it saw ("CHECK ..."), then "END".
  */
 #define _GNU_SOURCE
 #include <endian.h>
@@ -24,13 +26,18 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
-static int dev, container, iommu_type;
+#include "consumer.h"
+
+int dev;
+static int group, container, iommu_type;
+static char device_name[64];
 static useconds_t unmask_delay_us;
 static off_t config_space;
 
-static void die(const char *what)
+void die(const char *what)
 {
 	fprintf(stderr, "vfio_intx_consumer: %s: %s\n", what, strerror(errno));
 	exit(2);
@@ -59,7 +66,7 @@ static off_t region(unsigned index, uint64_t min_size)
 	return r.offset;
 }
 
-static void set_irqs(uint32_t flags, int fd)
+void set_irqs(uint32_t flags, int fd)
 {
 	char buf[sizeof(struct vfio_irq_set) + sizeof(int)];
 	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
@@ -71,7 +78,8 @@ static void set_irqs(uint32_t flags, int fd)
 	set->count = 1;
 	memcpy(set->data, &fd, sizeof(int));
 	if (ioctl(dev, VFIO_DEVICE_SET_IRQS, set))
-		die(flags & VFIO_IRQ_SET_ACTION_UNMASK ? "INTx unmask" : "INTx trigger eventfd");
+		die(flags & VFIO_IRQ_SET_ACTION_UNMASK ? "INTx unmask" :
+		    flags & VFIO_IRQ_SET_ACTION_MASK ? "INTx mask" : "INTx trigger eventfd");
 }
 
 static void set_iommu(void)
@@ -143,6 +151,11 @@ static void uart_start(void)
 static void uart_enable(void)
 {
 	io_write(bar0 + UART_IER, 1, 0x01); /* RX data interrupt */
+}
+
+static int uart_asserted(void)
+{
+	return !(io_read(bar0 + UART_IIR, 1) & 0x01); /* an interrupt is pending (RX data only) */
 }
 
 static int uart_service(void)
@@ -249,11 +262,14 @@ static void virtio_start(void)
 
 	long page = sysconf(_SC_PAGESIZE);
 	size_t size = (sizeof(*vq) + page - 1) / page * page;
-	vq = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (vq == MAP_FAILED)
-		die("mmap");
+	if (!vq) { /* mapped once: a reopened device keeps the container and its mappings */
+		vq = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (vq == MAP_FAILED)
+			die("mmap");
+		vq_iova = map_dma(vq, size);
+	}
 	memset(vq, 0, size);
-	vq_iova = map_dma(vq, size);
+	last_used = 0;
 	for (int i = 0; i < QSZ; i++) {
 		vq->desc[i].addr = htole64(IOVA_OF(vq->buf[i]));
 		vq->desc[i].len = htole32(BUFSZ);
@@ -298,16 +314,16 @@ static int virtio_service(void)
 	return n;
 }
 
-struct driver {
-	const char *id;             /* vendor:device in config space, little-endian */
-	void (*start)(void);        /* before INTx is wired up */
-	void (*enable)(void);       /* the device may interrupt from here on */
-	int (*service)(void);       /* deassert, consume; bytes read */
-};
+static int virtio_asserted(void)
+{
+	/* The ISR would tell, but reading it deasserts: QEMU keeps the PCI status register's
+	 * interrupt bit (bit 3) with the line for its every device, virtio included. */
+	return !!(io_read(config_space + 6, 2) & 0x08);
+}
 
 static const struct driver drivers[] = {
-	{ "1b36:0002", uart_start, uart_enable, uart_service },
-	{ "1af4:1043", virtio_start, virtio_enable, virtio_service },
+	{ "1b36:0002", uart_start, uart_enable, uart_service, uart_asserted },
+	{ "1af4:1043", virtio_start, virtio_enable, virtio_service, virtio_asserted },
 };
 
 static const struct driver *driver_for_device(void)
@@ -322,23 +338,39 @@ static const struct driver *driver_for_device(void)
 	exit(2);
 }
 
-int main(int argc, char **argv)
+/* Memory space and bus mastering on (vfio-pci leaves the command register as it was, and
+ * its release path turns bus mastering off). */
+static void command_on(void)
+{
+	io_write(config_space + 4, 2, io_read(config_space + 4, 2) | 0x6);
+}
+
+static void open_device(void)
+{
+	dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, device_name);
+	if (dev < 0)
+		die("VFIO_GROUP_GET_DEVICE_FD");
+	config_space = region(VFIO_PCI_CONFIG_REGION_INDEX, 64);
+	command_on();
+}
+
+void reopen_device(void)
+{
+	if (close(dev))
+		die("closing the device fd");
+	open_device();
+}
+
+static void open_group(const char *iommu_group)
 {
 	char path[64];
 	struct vfio_group_status status = { .argsz = sizeof(status) };
-	struct vfio_irq_info irq = { .argsz = sizeof(irq), .index = VFIO_PCI_INTX_IRQ_INDEX };
 
-	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s <pci address> <iommu group> [unmask delay in us]\n", argv[0]);
-		return 2;
-	}
-	if (argc == 4)
-		unmask_delay_us = (useconds_t)strtoul(argv[3], NULL, 10);
 	container = open("/dev/vfio/vfio", O_RDWR);
 	if (container < 0)
 		die("/dev/vfio/vfio");
-	snprintf(path, sizeof(path), "/dev/vfio/%s", argv[2]);
-	int group = open(path, O_RDWR);
+	snprintf(path, sizeof(path), "/dev/vfio/%s", iommu_group);
+	group = open(path, O_RDWR);
 	if (group < 0)
 		die(path);
 	if (ioctl(group, VFIO_GROUP_GET_STATUS, &status) || !(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
@@ -348,25 +380,10 @@ int main(int argc, char **argv)
 	if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container))
 		die("VFIO_GROUP_SET_CONTAINER");
 	set_iommu();
-	dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, argv[1]);
-	if (dev < 0)
-		die("VFIO_GROUP_GET_DEVICE_FD");
-	config_space = region(VFIO_PCI_CONFIG_REGION_INDEX, 64);
-	if (ioctl(dev, VFIO_DEVICE_GET_IRQ_INFO, &irq) || irq.count != 1)
-		die("INTx info");
-	/* Memory space and bus mastering on (vfio-pci leaves the command register as it was). */
-	io_write(config_space + 4, 2, io_read(config_space + 4, 2) | 0x6);
+}
 
-	const struct driver *drv = driver_for_device();
-	drv->start();
-	int efd = eventfd(0, 0);
-	if (efd < 0)
-		die("eventfd");
-	set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd);
-	drv->enable();
-	printf("READER dev=%s tty=vfio irq=vfio-intx flags=0x%x\n", argv[1], irq.flags);
-	fflush(stdout);
-
+static int flow(const struct driver *drv, int efd)
+{
 	for (;;) {
 		struct pollfd p = { .fd = efd, .events = POLLIN };
 		uint64_t n;
@@ -391,4 +408,44 @@ int main(int argc, char **argv)
 			if (puts("R") == EOF || fflush(stdout))
 				return 0; /* the rig went away */
 	}
+}
+
+static void usage(const char *me)
+{
+	fprintf(stderr, "usage: %s [-u unmask delay in us] [-s scenario] <pci address> <iommu group>\n", me);
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct vfio_irq_info irq = { .argsz = sizeof(irq), .index = VFIO_PCI_INTX_IRQ_INDEX };
+	const char *scenario = "flow";
+	int opt;
+
+	while ((opt = getopt(argc, argv, "u:s:")) != -1) {
+		if (opt == 'u')
+			unmask_delay_us = (useconds_t)strtoul(optarg, NULL, 10);
+		else if (opt == 's' && (!strcmp(optarg, "flow") || scenario_known(optarg)))
+			scenario = optarg;
+		else
+			usage(argv[0]);
+	}
+	if (argc - optind != 2 || strlen(argv[optind]) >= sizeof(device_name))
+		usage(argv[0]);
+	strcpy(device_name, argv[optind]);
+	open_group(argv[optind + 1]);
+	open_device();
+	if (ioctl(dev, VFIO_DEVICE_GET_IRQ_INFO, &irq) || irq.count != 1)
+		die("INTx info");
+
+	const struct driver *drv = driver_for_device();
+	drv->start();
+	int efd = eventfd(0, 0);
+	if (efd < 0)
+		die("eventfd");
+	set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd);
+	drv->enable();
+	printf("READER dev=%s tty=vfio irq=vfio-intx flags=0x%x scenario=%s\n", device_name, irq.flags, scenario);
+	fflush(stdout);
+	return strcmp(scenario, "flow") ? run_scenario(scenario, drv, efd) : flow(drv, efd);
 }

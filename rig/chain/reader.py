@@ -21,10 +21,12 @@ CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every
 SLOW_UNMASK_ENV = "RIG_CONSUMER_UNMASK_DELAY_US"
 
 
-def consumer_command(device: str, iommu_group: str) -> str:
-    """The userspace consumer's command line in L1 (fast mode)."""
+def consumer_command(device: str, iommu_group: str, scenario: str = "flow") -> str:
+    """The userspace consumer's command line in L1 (fast mode). The scenario is one of
+    rig.core.kinds.Scenario (validated), the device and group what L1's sysfs named."""
     delay = os.environ.get(SLOW_UNMASK_ENV, "")
-    return f"{CONSUMER} {device} {iommu_group}" + (f" {int(delay)}" if delay.isdigit() else "")
+    slow = f"-u {int(delay)} " if delay.isdigit() else ""
+    return f"{CONSUMER} {slow}-s {scenario} {device} {iommu_group}"
 
 
 class Channel(Protocol):
@@ -78,6 +80,21 @@ class ConsumerReader:
         stale = min(n, self.unserviced)
         self.unserviced -= stale
         return n - stale
+
+    def next_line(self, timeout: float) -> str | None:
+        """The consumer's next whole line (a scenario's PUSH, CHECK, NOTE or END), or None
+        if none came within `timeout`; InfraError if it ended first."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.channel], [], [], left)[0]:
+                return None
+            data = self.channel.recv(65536)
+            if not data:
+                raise InfraError(f"L1's userspace VFIO consumer {self.how_it_ended()}")
+            self._buf += data
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode(errors="replace").strip()
 
     def how_it_ended(self) -> str:
         """What its channel says once it gave no more output: the exit status and what

@@ -196,7 +196,8 @@ def chain_on(s: Session, spec: RunSpec, out: Path, kernel: KernelUnderTest | Non
             with l0.l1(s, image, run_dir, out, config) as l1:
                 known = replace(known, l0=replace(known.l0, command=l1.machine.command_line()))
                 chain = Chain(spec.profile, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
-                              consumer=spec.consumer, restore_helper=helper, run_facts=known)
+                              consumer=spec.consumer, restore_helper=helper, run_facts=known,
+                              scenario=spec.scenario)
                 try:
                     chain.start(boot_timeout=spec.boot_timeout, l2_hang_s=spec.l2_hang_s)
                     yield chain

@@ -9,14 +9,15 @@ of the machinery is ERROR, never STALL.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TypedDict
 
 from rig.core.json_object import JsonObject
 from rig.core.kinds import Outcome
 from rig.trace.path import InterruptPath, pushed_while_masked
 
-EXIT_STATUS = {Outcome.PASS: 0, Outcome.STALL: 1, Outcome.ERROR: 125}   # git bisect run: 125 = skip
+# git bisect run: 1 = bad, 125 = skip
+EXIT_STATUS = {Outcome.PASS: 0, Outcome.STALL: 1, Outcome.FAIL: 1, Outcome.ERROR: 125}
 
 
 class DeviceCounters(TypedDict, total=False):
@@ -52,11 +53,24 @@ class Sample:
     device: DeviceCounters | None = None   # the device model's own counters (legacy device only)
 
 
+@dataclass(frozen=True)
+class ScenarioCheck:
+    """One step of a scenario other than the flow, as the consumer saw it (rig.chain.scenario)."""
+
+    step: str            # e.g. "delivered-on-unmask", "flow-after-2"
+    result: str          # "ok", "lost" (an interrupt that had to come did not) or "spurious"
+    what: str = ""       # what was seen, when not ok
+    t: float = 0.0       # seconds since the drive started
+
+
 @dataclass
 class Verdict:
     outcome: Outcome
     reason: str
     stopped_at: StoppedAt = field(default_factory=lambda: StoppedAt())
+    scenario: str = "flow"                 # the INTx path driven (rig.core.kinds.Scenario)
+    checks: list[ScenarioCheck] = field(default_factory=list)   # a scenario's steps (none in the flow)
+    notes: list[str] = field(default_factory=list)               # what a scenario's consumer noted
 
     @property
     def verdict(self) -> Outcome:
@@ -68,11 +82,16 @@ class Verdict:
         return EXIT_STATUS[self.outcome]
 
     def to_json(self) -> JsonObject:
-        return {"verdict": self.outcome, "reason": self.reason, "stopped_at": self.stopped_at}
+        """The flow's verdict as it always was; a scenario's with its name and checks."""
+        d: JsonObject = {"verdict": self.outcome, "reason": self.reason, "stopped_at": self.stopped_at}
+        if self.scenario != "flow":
+            d |= {"scenario": self.scenario, "checks": [asdict(c) for c in self.checks], "notes": self.notes}
+        return d
 
     @classmethod
     def from_json(cls, d: JsonObject) -> Verdict:
-        return cls(Outcome(d["verdict"]), d["reason"], d.get("stopped_at", {}))
+        return cls(Outcome(d["verdict"]), d["reason"], d.get("stopped_at", {}), d.get("scenario", "flow"),
+                   [ScenarioCheck(**c) for c in d.get("checks", [])], list(d.get("notes", [])))
 
 
 def confirmed(outcomes: list[Outcome]) -> tuple[int, str]:
@@ -159,8 +178,8 @@ def unless_paused(verdict: Verdict, run_states: dict[str, str]) -> Verdict:
     if not stopped:
         return verdict
     states = ", ".join(f"{who} is {state!r}" for who, state in stopped.items())
-    return Verdict(Outcome.ERROR, f"the counts stopped, but {states}, not running: a guest that does not run "
-                                  "is not a STALL", verdict.stopped_at)
+    return replace(verdict, outcome=Outcome.ERROR, reason=f"the counts stopped, but {states}, not running: a guest "
+                   "that does not run is not a STALL")
 
 
 def unless_pushed_while_masked(verdict: Verdict, path: InterruptPath | None) -> Verdict:

@@ -29,6 +29,9 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--repeat", type=int, default=1, help="runs per cell")
     ma.add_argument("--shard", help="K/N: run the K-th of N deterministic shares of the cells")
     ma.add_argument("--slow", action="store_true", help="include TCG-inside-TCG L2 cells")
+    ma.add_argument("--scenarios", action="store_true",
+                    help="include the scenario cells: every INTx path beyond the flow, in fast mode "
+                         "(docs/scenarios.md)")
     ma.add_argument("--cells", help="only cells whose id matches one of these comma-separated "
                                     "globs, e.g. 'ppc64-pseries-xive-*,*-userspace'")
     ma.add_argument("--jobs", default="auto",
@@ -60,7 +63,7 @@ def jobs_of(value: str) -> int | None:
 
 def spec_of(args: argparse.Namespace) -> MatrixSpec:
     return MatrixSpec(repeat=args.repeat, jobs=jobs_of(args.jobs), shard=MatrixSpec.parse_shard(args.shard),
-                      cells=MatrixSpec.parse_cells(args.cells), slow=args.slow,
+                      cells=MatrixSpec.parse_cells(args.cells), slow=args.slow, scenarios=args.scenarios,
                       drive=DriveSpec(args.duration, args.stall_window, args.pass_after),
                       out=optional_path(args.out), snapshot=args.snapshot,
                       hold_unexpected=args.hold_unexpected).validate()
@@ -75,11 +78,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     labels = matrix_cells.tree_labels([b.tree for b in builds])
     every = matrix_cells.all_cells(own={} if builds else None, trees=labels)
     if args.list:
-        chosen = matrix_cells.select(every, MatrixSpec(slow=True, cells=spec.cells, shard=spec.shard))
+        chosen = matrix_cells.select(every, MatrixSpec(slow=True, scenarios=True, cells=spec.cells,
+                                                       shard=spec.shard))
+        picked = set(matrix_cells.select(every, spec)) if spec.cells or spec.shard is None else set(chosen)
         width = max(len(c.id) for c in every)
         for c in every:
-            state = c.unavailable() or ("runs" if c in chosen and (spec.slow or not c.slow)
-                                        else "slow: --slow" if c.slow else "not picked (--shard, --cells)")
+            state = c.unavailable() or ("runs" if c in chosen and c in picked
+                                        else "slow: --slow" if c.slow and not spec.slow
+                                        else "scenario: --scenarios" if c.scenario != "flow" and not spec.scenarios
+                                        else "not picked (--shard, --cells)")
             print(f"{c.id:{width}} {c.expectation().verdict:6} {state}")
         return 0
     cells = matrix_cells.select(every, spec)

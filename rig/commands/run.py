@@ -52,6 +52,10 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--consumer", default="l2", choices=CONSUMERS,
                     help="who services the device: an L2 guest (default), or a userspace VFIO "
                          "program in L1 (fast mode, no L2)")
+    ru.add_argument("--scenario", default="flow", metavar="NAME",
+                    help="which of vfio's INTx paths to drive: flow (default: serviced and unmasked, again "
+                         "and again), masked-pending, deassert-while-masked, reopen (fast mode only; "
+                         "docs/scenarios.md)")
     ru.add_argument("--kernel", help="the L1 kernel under test (vmlinux, bzImage or vmlinuz)")
     ru.add_argument("--modules", help="its modules: lib/modules/<release> or an INSTALL_MOD_PATH root")
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")
@@ -66,7 +70,7 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--detach", action="store_true",
                     help="with --hold: give the prompt back once the chain is held; the held rig goes on "
                          "in the background (its output in OUT/hold.log) until `rig stop` or its time limit")
-    ru.add_argument("--expect", choices=("PASS", "STALL"),
+    ru.add_argument("--expect", choices=("PASS", "STALL", "FAIL"),
                     help="the verdict this cell should give (with --hold-unexpected)")
     ru.add_argument("--hold-unexpected", type=float, nargs="?", const=timeouts.HOLD_MINUTES, metavar="MINUTES",
                     help="like --hold, but only when the verdict is not the one --expect gives: a wrong verdict "
@@ -86,7 +90,7 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
         raise SpecError("--hold", "--hold and --hold-unexpected: give one of them")
     spec = RunSpec(
         arch=args.arch, machine=args.machine, ic=args.ic, device=args.device, consumer=args.consumer,
-        l1_vfio=args.l1_vfio, snapshot=args.snapshot, confirm=args.confirm,
+        scenario=args.scenario, l1_vfio=args.l1_vfio, snapshot=args.snapshot, confirm=args.confirm,
         hold=args.hold if args.hold_unexpected is None else args.hold_unexpected,
         detach=args.detach, l2_accel=args.l2_accel, l1_smp=args.l1_smp, expect=args.expect,
         hold_unexpected=args.hold_unexpected is not None,

@@ -1,5 +1,5 @@
 """The rig's vocabularies, each defined once: what a verdict, a device, a consumer, an
-accelerator, an interrupt controller, a guest's start, an image's role and L1's vfio can be.
+accelerator, a scenario, an interrupt controller, a guest's start, an image's role and L1's vfio can be.
 
 StrEnum members are their own spelling on the command line and in result.json, so a
 member compares equal to the string a user typed or a file recorded.
@@ -12,7 +12,8 @@ from enum import StrEnum
 
 class Outcome(StrEnum):
     PASS = "PASS"
-    STALL = "STALL"
+    STALL = "STALL"      # an interrupt the device raised never reached its consumer
+    FAIL = "FAIL"        # a scenario saw an event that must not come (one while masked, a double)
     ERROR = "ERROR"      # the machinery failed: never a verdict on the kernel
 
 
@@ -26,6 +27,14 @@ class DeviceKind(StrEnum):
 class Consumer(StrEnum):
     L2 = "l2"                  # a nested guest with the device passed through
     USERSPACE = "userspace"    # fast mode: a VFIO program in L1
+
+
+class Scenario(StrEnum):
+    """Which of vfio-pci's INTx paths a run drives (docs/scenarios.md)."""
+    FLOW = "flow"                                    # serviced and unmasked, again and again
+    MASKED_PENDING = "masked-pending"                # asserted while the user has it masked
+    DEASSERT_WHILE_MASKED = "deassert-while-masked"  # asserted and dropped while masked
+    REOPEN = "reopen"                                # the device fd released while asserted
 
 
 class AccelChoice(StrEnum):

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from rig.core import timeouts
 from rig.core.errors import SpecError
-from rig.core.kinds import AccelChoice, Consumer, DeviceKind, InterruptController, L1Vfio, Outcome, spellings
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, InterruptController, L1Vfio, Outcome, Scenario, spellings
 from rig.core.targets import PROFILES, MachineProfile, TargetProfile, machine, machines_of, profile
 
 DEVICES = spellings(DeviceKind)
 CONSUMERS = spellings(Consumer)
 L1_VFIO = spellings(L1Vfio)
 ACCELS = spellings(AccelChoice)
+SCENARIOS = spellings(Scenario)
 KERNEL_CONFIGS = ("minimal", "defconfig")    # or a .config file
 DEFAULT_KERNEL_CONFIG = KERNEL_CONFIGS[0]
 
@@ -218,6 +219,7 @@ class RunSpec(OnAMachine):
     ic: InterruptController | None = None  # None: the machine's first controller
     device: DeviceKind | None = None       # None: the machine's first device where usable
     consumer: Consumer = Consumer.L2
+    scenario: Scenario = Scenario.FLOW     # which INTx path the run drives
     l1_vfio: L1Vfio = L1Vfio.FIXED
     l2_accel: AccelChoice = AccelChoice.AUTO
     l1_smp: int = 1
@@ -249,7 +251,8 @@ class RunSpec(OnAMachine):
         vfio: str = self.l1_vfio
         if self.kernel.given:
             vfio = {True: "own-kernel-with-fix", False: "own-kernel-without-fix", None: "own-kernel"}[fix]
-        return f"{self.machine_profile.tag}-{self.interrupt_controller}-{vfio}-{self.consumer}"
+        name = f"{self.machine_profile.tag}-{self.interrupt_controller}-{vfio}-{self.consumer}"
+        return name if self.scenario == Scenario.FLOW else f"{name}-{self.scenario}"
 
     def validate(self) -> RunSpec:
         _choice("--arch", self.arch, tuple(PROFILES))
@@ -260,6 +263,10 @@ class RunSpec(OnAMachine):
         if self.device is not None and (why := mach.device_problem(self.device)):
             raise SpecError("--device", f"--device {self.device} --machine {mach.name}: {why}")
         _choice("--consumer", self.consumer, CONSUMERS)
+        _choice("--scenario", self.scenario, SCENARIOS)
+        if self.scenario != Scenario.FLOW and self.consumer != Consumer.USERSPACE:
+            raise SpecError("--scenario", f"--scenario {self.scenario} --consumer {self.consumer}: only the userspace "
+                            "consumer (fast mode) drives this scenario; add --consumer userspace")
         _choice("--l1-vfio", self.l1_vfio, L1_VFIO)
         _choice("--l2-accel", self.l2_accel, ACCELS)
         _number("--l1-smp", self.l1_smp, 1, MAX_L1_SMP, integer=True)
@@ -285,6 +292,7 @@ class RunSpec(OnAMachine):
         or a JSON file gives them as strings; once checked, they are members)."""
         return replace(self, ic=InterruptController(self.ic) if self.ic else None,
                        device=DeviceKind(self.device) if self.device else None, consumer=Consumer(self.consumer),
+                       scenario=Scenario(self.scenario),
                        l1_vfio=L1Vfio(self.l1_vfio), l2_accel=AccelChoice(self.l2_accel),
                        expect=Outcome(self.expect) if self.expect else None)
 
@@ -297,10 +305,10 @@ class RunSpec(OnAMachine):
         elif self.detach:
             raise SpecError("--detach", "--detach without --hold: only a held chain goes on in the "
                             "background; add --hold")
-        _choice("--expect", self.expect, (Outcome.PASS.value, Outcome.STALL.value))
+        _choice("--expect", self.expect, (Outcome.PASS.value, Outcome.STALL.value, Outcome.FAIL.value))
         if self.hold_unexpected and self.expect is None:
             raise SpecError("--hold-unexpected", "--hold-unexpected without --expect: give the verdict the cell "
-                            "should give (PASS or STALL)")
+                            "should give (PASS, STALL or FAIL)")
 
     def holds(self, outcome: str) -> bool:
         """Whether the chain stays up after this verdict."""
@@ -346,6 +354,7 @@ class MatrixSpec:
     shard: tuple[int, int] | None = None
     cells: tuple[str, ...] = ()       # glob patterns over cell ids; empty: all
     slow: bool = False
+    scenarios: bool = False           # the scenarios beyond the flow too (fast mode's cells)
     drive: DriveSpec = field(default_factory=lambda: DriveSpec(pass_after=100))
     out: Path | None = None
     snapshot: bool = True             # runs restore L1 from snapshots and save them (RunSpec.snapshot)

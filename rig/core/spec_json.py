@@ -22,7 +22,10 @@ SPEC_FIELDS: dict[str, tuple[type, ...]] = {
     "arch": (str,), "machine": (str, type(None)), "ic": (str, type(None)), "device": (str, type(None)),
     "consumer": (str,), "l1_vfio": (str,), "l2_accel": (str,), "l1_smp": (int,),
     "boot_timeout": (int, float, type(None)), "l2_hang_s": (int, float), "snapshot": (bool,),
+    "scenario": (str,),
 }
+# Keys a record may lack (one written before they existed), with the value it then means.
+SPEC_DEFAULTS: JsonObject = {"scenario": "flow"}
 DRIVE_FIELDS: dict[str, tuple[type, ...]] = {
     "duration": (int, float), "stall_window": (int, float), "pass_after": (int,),
 }
@@ -38,7 +41,7 @@ def to_json(spec: RunSpec, device: str | None = None) -> JsonObject:
             "device": str(spec.device or device) if (spec.device or device) else None,
             "consumer": str(spec.consumer), "l1_vfio": str(spec.l1_vfio), "l2_accel": str(spec.l2_accel),
             "l1_smp": spec.l1_smp, "boot_timeout": spec.boot_timeout, "l2_hang_s": spec.l2_hang_s,
-            "snapshot": spec.snapshot,
+            "snapshot": spec.snapshot, "scenario": str(spec.scenario),
             "drive": {"duration": d.duration, "stall_window": d.stall_window, "pass_after": d.pass_after}}
 
 
@@ -55,6 +58,8 @@ def to_argv(spec: RunSpec, files: dict[str, Path], device: str | None = None) ->
     d = spec.drive
     opts = ["--arch", spec.arch, "--machine", spec.machine_profile.name, "--ic", spec.interrupt_controller,
             "--consumer", str(spec.consumer)]
+    if spec.scenario != "flow":
+        opts += ["--scenario", str(spec.scenario)]
     if not {"kernel", "kernel-deb"} & set(files):
         opts += ["--l1-vfio", str(spec.l1_vfio)]       # a user's kernel is as it was built
     opts += ["--l2-accel", str(spec.l2_accel), "--l1-smp", str(spec.l1_smp), "--duration", _number(d.duration),
@@ -71,9 +76,11 @@ def to_argv(spec: RunSpec, files: dict[str, Path], device: str | None = None) ->
 
 
 def _typed(where: str, data: object, fields: dict[str, tuple[type, ...]],
-           extra: tuple[str, ...] = ()) -> JsonObject:
-    """data is an object with exactly these keys, each of its types; else one line."""
+           extra: tuple[str, ...] = (), defaults: JsonObject | None = None) -> JsonObject:
+    """data is an object with exactly these keys (those in `defaults` may be missing, and
+    take their default), each of its types; else one line."""
     d: JsonObject = untrusted.expect(data, dict, where)
+    d = {**(defaults or {}), **d}
     keys, known = set(d), set(fields) | set(extra)
     if keys != known:
         unknown, missing = sorted(keys - known), sorted(known - keys)
@@ -87,7 +94,7 @@ def _typed(where: str, data: object, fields: dict[str, tuple[type, ...]],
 def from_json(data: object, files: dict[str, Path], where: str = "spec") -> RunSpec:
     """The spec recorded in `data`, with the user's files (role -> checked path), validated
     as any `rig run`; UserError (one line naming the field) if it is not one."""
-    d = _typed(where, data, SPEC_FIELDS, extra=("drive",))
+    d = _typed(where, data, SPEC_FIELDS, extra=("drive",), defaults=SPEC_DEFAULTS)
     drive = _typed(f"{where}.drive", d["drive"], DRIVE_FIELDS)
     unknown = sorted(set(files) - set(FILE_ROLES))
     if unknown:
@@ -97,7 +104,7 @@ def from_json(data: object, files: dict[str, Path], where: str = "spec") -> RunS
     if not 1 <= d["l2_hang_s"] <= MAX_SECONDS:
         raise UserError(f"{where}.l2_hang_s: {d['l2_hang_s']!r} must be from 1 to {MAX_SECONDS:g} seconds")
     return RunSpec(arch=d["arch"], machine=d["machine"], ic=d["ic"], device=d["device"], consumer=d["consumer"],
-                   l1_vfio=d["l1_vfio"], l2_accel=d["l2_accel"], l1_smp=d["l1_smp"],
+                   scenario=d["scenario"], l1_vfio=d["l1_vfio"], l2_accel=d["l2_accel"], l1_smp=d["l1_smp"],
                    boot_timeout=d["boot_timeout"], l2_hang_s=float(d["l2_hang_s"]), snapshot=d["snapshot"],
                    drive=DriveSpec(float(drive["duration"]), float(drive["stall_window"]), drive["pass_after"]),
                    kernel=kernel, qemu=files.get("qemu")).validate()

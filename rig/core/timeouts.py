@@ -77,6 +77,11 @@ PUSH_GAP_S = 0.02
 SAMPLE_EVERY_S = 1.0        # /proc/interrupts at every layer
 STALL_WINDOW_S = 5.0        # pending and nothing moved for this long: STALL
 DURATION_S = 60.0
+# A scenario other than the flow (guest_images/consumer/scenarios.c): its consumer waits at
+# most 10 s for a push to reach the device and 5 s for each event, over at most seven
+# steps, so it has said END or failed well within this; the rig waits for each line this long.
+SCENARIO_LINE_S = 30.0
+SCENARIO_S = 180.0
 
 # -- threads and helpers ----------------------------------------------------------------
 THREAD_JOIN_S = 2.0         # the console pump and the SSH relays, at teardown

@@ -23,7 +23,7 @@ body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1200px; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-.PASS { color: #1a7f37; font-weight: bold; } .STALL { color: #c62828; font-weight: bold; }
+.PASS { color: #1a7f37; font-weight: bold; } .STALL, .FAIL { color: #c62828; font-weight: bold; }
 .ERROR { color: #b26a00; font-weight: bold; }
 .disagree { background: #fdecea; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }

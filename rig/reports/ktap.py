@@ -1,6 +1,7 @@
 """Results as KTAP (the kernel's Test Anything Protocol, version 1), for kernel CI systems
 (KernelCI, LKFT/tuxrun, kselftest runners): `results.ktap` for a run, one document for a
-whole matrix (a test per cell, its repeats as subtests).
+whole matrix (a test per cell, its repeats as subtests). A scenario's steps are the run's
+subtests, each ok when it held (a STALL cell's lost step is `not ok` in a run that is `ok`).
 
 A STALL is `not ok` (the kernel under test stalled the device); an ERROR is `not ok` with
 the ERROR directive and its cause, so a CI system can tell "the kernel is broken" from "the
@@ -73,8 +74,10 @@ def run_case(r: RunResult, name: str | None = None, expected: str = Outcome.PASS
         diags.append(f"L0: {r.facts.l0.qemu}, L1 under {r.facts.l0.accel.upper()}")
     if r.chain and r.chain.l2_accel:
         diags.append(f"L2 under {r.chain.l2_accel.upper()} ({r.chain.l2_accel_reason})")
+    diags += [f"note: {n}" for n in v.notes]
     error = v.reason if v.outcome == Outcome.ERROR else None
-    return Case(name or r.name, v.outcome == expected and error is None, diags, error)
+    steps = [Case(c.step, c.result == "ok", [f"{c.result}: {c.what}"] if c.what else []) for c in v.checks]
+    return Case(name or r.name, v.outcome == expected and error is None, diags, error, steps)
 
 
 def write_run(out: Path, r: RunResult) -> Path:

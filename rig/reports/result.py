@@ -75,8 +75,10 @@ class RunResult:
 
 
 def write_run_junit(out: Path, name: str, verdict: Verdict, seconds: float, log_hint: str) -> Path:
-    """junit.xml of one run: a STALL fails, an ERROR is an error (the machinery, not the kernel)."""
+    """junit.xml of one run: a STALL or a FAIL fails, an ERROR is an error (the machinery, not
+    the kernel)."""
+    failed = verdict.outcome in (Outcome.STALL, Outcome.FAIL)
     case = JunitCase(name, seconds, output=f"{verdict.outcome}: {verdict.reason}",
-                     failure=(describe_stop(verdict), verdict.reason) if verdict.outcome == Outcome.STALL else None,
+                     failure=(describe_stop(verdict), verdict.reason) if failed else None,
                      error=(verdict.reason, log_hint) if verdict.outcome == Outcome.ERROR else None)
     return write_junit(out / "junit.xml", "intx-rig", "intx-rig", [case])

@@ -1,0 +1,223 @@
+/*
+ * The scenarios beyond the flow: each takes one of vfio-pci's INTx paths that a VMM takes
+ * rarely (the user masks, the line drops while masked, the device fd is released while the
+ * line is asserted) and says what it saw. What each should see, and why, from the kernel's
+ * and QEMU's source: docs/scenarios.md.
+ *
+ * Protocol with the rig, one line each on stdout:
+ *   PUSH                          the rig pushes one byte into the device (an RX interrupt)
+ *   CHECK <step> ok [what]        a step held
+ *   CHECK <step> lost <what>      an interrupt that had to come did not (the device waits)
+ *   CHECK <step> spurious <what>  an event came that must not have
+ *   SERVICED                      an interrupt was serviced and unmasked (the flow's "R")
+ *   NOTE <what>                   something worth the record that is no verdict
+ *   END                           the scenario is over (the consumer then waits for the rig
+ *                                 to hang up, INTx still set up, for its last sample)
+ * A step that cannot be taken (a push that never reaches the device) is the machinery's
+ * failure: the consumer says so on stderr and exits 3, and the rig reports an ERROR.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/vfio.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "consumer.h"
+
+/* Under TCG a delivered interrupt reaches the eventfd in well under a second (the flow's
+ * median is milliseconds); 5 s is past any load the rig puts on a machine. QUIET_MS is how
+ * long a step waits to be sure no event comes: 20 times the flow's median delivery. */
+#define DELIVER_MS 5000
+#define QUIET_MS 500
+#define PUSH_MS 10000
+#define FLOW_AFTER 3
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (fflush(stdout))
+		exit(0); /* the rig went away */
+}
+
+static uint64_t events_within(int efd, int ms)
+{
+	struct pollfd p = { .fd = efd, .events = POLLIN };
+	uint64_t n = 0;
+
+	if (poll(&p, 1, ms) <= 0)
+		return 0;
+	if (read(efd, &n, sizeof(n)) != sizeof(n))
+		die("eventfd read");
+	return n;
+}
+
+static void mask(int on)
+{
+	set_irqs(VFIO_IRQ_SET_DATA_NONE | (on ? VFIO_IRQ_SET_ACTION_MASK : VFIO_IRQ_SET_ACTION_UNMASK), -1);
+}
+
+/* Asks the rig for a byte and waits until the device drives its line for it. */
+static void push(const struct driver *drv)
+{
+	struct timespec tick = { 0, 2000000 };
+
+	say("PUSH");
+	for (int waited = 0; !drv->asserted(); waited += 2) {
+		if (waited >= PUSH_MS) {
+			fprintf(stderr, "vfio_intx_consumer: the device did not assert its line within %d s "
+				"of the rig's push\n", PUSH_MS / 1000);
+			exit(3);
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
+static int check(const char *step, int ok, const char *kind, const char *what)
+{
+	if (ok)
+		say("CHECK %s ok", step);
+	else
+		say("CHECK %s %s %s", step, kind, what);
+	return ok;
+}
+
+/* The flow's one interrupt: push, an event, service, unmask. */
+static int flow_once(const struct driver *drv, int efd, const char *step)
+{
+	push(drv);
+	int got = events_within(efd, DELIVER_MS) > 0;
+	check(step, got, "lost", "no event within 5 s of the push (the line stayed asserted)");
+	drv->service();
+	mask(0);
+	if (got)
+		say("SERVICED");
+	return got;
+}
+
+/* Interrupts flow after the scenario's step: a few, up to the first lost. */
+static void flow_after(const struct driver *drv, int efd)
+{
+	char step[32];
+
+	for (int i = 1; i <= FLOW_AFTER; i++) {
+		snprintf(step, sizeof(step), "flow-after-%d", i);
+		if (!flow_once(drv, efd, step))
+			return;
+	}
+}
+
+/* Masked by the user, the device asserts: nothing while masked, exactly one event after
+ * the unmask (the line is still asserted then). */
+static void masked_pending(const struct driver *drv, int efd)
+{
+	mask(1);
+	push(drv);
+	uint64_t n = events_within(efd, QUIET_MS);
+	check("quiet-while-masked", n == 0, "spurious", "an event while INTx was masked");
+	mask(0);
+	n = n ? n : events_within(efd, DELIVER_MS);
+	check("delivered-on-unmask", n > 0, "lost",
+	      "the line was asserted at the unmask and no event came within 5 s");
+	if (n) {
+		/* vfio masked the line as it signalled: no second event before the next unmask. */
+		n = events_within(efd, QUIET_MS);
+		check("delivered-once", n == 0, "spurious", "a second event for the same assertion");
+	}
+	drv->service();
+	mask(0);
+	if (n)
+		say("SERVICED");
+	flow_after(drv, efd);
+}
+
+/* Masked by the user, the device asserts and is serviced (the line drops) before the
+ * unmask: no event after the unmask. */
+static void deassert_while_masked(const struct driver *drv, int efd)
+{
+	mask(1);
+	push(drv);
+	uint64_t n = events_within(efd, QUIET_MS);
+	check("quiet-while-masked", n == 0, "spurious", "an event while INTx was masked");
+	drv->service();
+	mask(0);
+	n = events_within(efd, QUIET_MS);
+	check("quiet-after-unmask", n == 0, "spurious",
+	      "an event after the unmask for a line that dropped while masked");
+	if (n) {
+		drv->service();
+		mask(0);
+	}
+	flow_after(drv, efd);
+}
+
+/* The device fd closed while the line is asserted and vfio has it masked (its release
+ * path frees the IRQ), opened again, INTx enabled again: a line still asserted then gives
+ * an event, and interrupts flow. */
+static void reopen(const struct driver *drv, int efd)
+{
+	push(drv);
+	uint64_t n = events_within(efd, DELIVER_MS);
+	check("first", n > 0, "lost", "no event within 5 s of the push");
+	reopen_device();
+	int still = drv->asserted();
+	set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd);
+	if (still) {
+		n = events_within(efd, DELIVER_MS);
+		check("pending-after-reopen", n > 0, "lost",
+		      "the line was still asserted when INTx was enabled again and no event came within 5 s");
+		drv->service();
+		if (n) {
+			mask(0);
+			say("SERVICED");
+		}
+	} else {
+		say("NOTE the device was reset between release and open: no line asserted at the enable");
+	}
+	drv->start();   /* the device as after a fresh open, whether it was reset or not */
+	drv->enable();
+	flow_after(drv, efd);
+}
+
+static const struct {
+	const char *name;
+	void (*run)(const struct driver *, int);
+} scenarios[] = {
+	{ "masked-pending", masked_pending },
+	{ "deassert-while-masked", deassert_while_masked },
+	{ "reopen", reopen },
+};
+
+int scenario_known(const char *name)
+{
+	for (unsigned i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		if (!strcmp(scenarios[i].name, name))
+			return 1;
+	return 0;
+}
+
+int run_scenario(const char *name, const struct driver *drv, int efd)
+{
+	for (unsigned i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		if (!strcmp(scenarios[i].name, name)) {
+			scenarios[i].run(drv, efd);
+			say("END");
+			/* INTx stays set up until the rig hangs up: it samples L1's counts after END. */
+			for (char c; read(0, &c, 1) > 0;)
+				;
+			return 0;
+		}
+	errno = EINVAL;
+	die(name);
+	return 2;
+}

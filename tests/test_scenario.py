@@ -1,0 +1,144 @@
+"""A scenario's drive and judge (rig.chain.scenario) against a scripted consumer: what each
+line makes the rig do, the verdict from the checks, and the machinery's failures as ERROR.
+The scenarios' own steps run for real in tests/test_scenarios_e2e.py."""
+
+import time
+
+import pytest
+
+from rig.chain.scenario import ScenarioDrive, judged, parse_check
+from rig.chain.verdict import ScenarioCheck, Verdict
+from rig.core import spec_json, timeouts
+from rig.core.errors import InfraError, SpecError, UserError
+from rig.core.kinds import Outcome, Scenario
+from rig.core.progress import Progress
+from rig.core.spec import MatrixSpec, RunSpec
+from rig.matrix.cells import all_cells, select
+
+pytestmark = pytest.mark.unit
+MP = Scenario.MASKED_PENDING
+
+
+class Script:
+    """The consumer's lines, one per call; None once they run out (it says nothing more)."""
+
+    def __init__(self, *lines):
+        self.lines = list(lines)
+        self.waited: list[float] = []
+
+    def next_line(self, timeout):
+        self.waited.append(timeout)
+        return self.lines.pop(0) if self.lines else None
+
+
+class FakeDevice:
+    def __init__(self):
+        self.pushes = 0
+
+    def push(self):
+        self.pushes += 1
+
+    def counters(self):
+        return None
+
+
+class Marks:
+    def __init__(self):
+        self.kinds = []
+
+    def begin(self):
+        return time.monotonic()
+
+    def mark(self, kind, n=1):
+        self.kinds += [kind] * n
+
+
+def drive(*lines, counts=(7, None)):
+    device, marks = FakeDevice(), Marks()
+    d = ScenarioDrive(MP, Script(*lines), device, lambda: counts, marks, Progress(quiet=True))
+    return d.run(), d, device, marks
+
+
+def test_pushes_on_push_and_passes_when_every_check_held():
+    v, d, device, marks = drive("PUSH", "CHECK quiet-while-masked ok", "CHECK delivered-on-unmask ok",
+                                "SERVICED", "NOTE the device was reset", "END")
+    assert v.outcome == Outcome.PASS and v.reason == "masked-pending: all 2 steps held"
+    assert device.pushes == 1 and marks.kinds == ["push", "serviced"]
+    assert [c.step for c in v.checks] == ["quiet-while-masked", "delivered-on-unmask"]
+    assert d.notes == ["the device was reset"]
+    # One sample per check and one at END, the last with the counts after the scenario.
+    assert len(d.samples) == 3 and d.samples[-1].sent == 1 and d.samples[-1].serviced == 1
+    assert v.stopped_at == {"device_sent": 1, "serviced": 1, "l1_vfio_intx": 7, "l2_irq": None}
+
+
+def test_a_lost_interrupt_is_a_stall_and_a_spurious_event_a_fail():
+    v, *_ = drive("PUSH", "CHECK delivered-on-unmask lost the line was asserted at the unmask", "END")
+    assert v.outcome == Outcome.STALL
+    assert v.reason == "masked-pending: delivered-on-unmask: the line was asserted at the unmask"
+    v, *_ = drive("CHECK quiet-while-masked spurious an event while INTx was masked",
+                  "CHECK flow-after-1 lost no event", "END")
+    assert v.outcome == Outcome.FAIL and "quiet-while-masked" in v.reason
+
+
+def test_a_consumer_that_falls_silent_or_never_ends_is_an_error_not_a_stall():
+    v, *_ = drive("PUSH", "CHECK first ok")
+    assert v.outcome == Outcome.ERROR and "said nothing" in v.reason and "after step first" in v.reason
+    v, *_ = drive("END")
+    assert v.outcome == Outcome.ERROR and "without a check" in v.reason
+
+
+def test_the_drive_waits_no_longer_than_the_scenario_allows():
+    script = Script("PUSH")
+    d = ScenarioDrive(MP, script, FakeDevice(), lambda: (0, None), Marks(), Progress(quiet=True))
+    d.run()
+    assert all(0 < w <= timeouts.SCENARIO_LINE_S for w in script.waited)
+
+
+def test_a_check_the_rig_cannot_read_is_the_machinery_s():
+    with pytest.raises(InfraError, match="cannot read"):
+        parse_check("CHECK delivered maybe", 1.0)
+    with pytest.raises(InfraError):
+        parse_check("CHECK", 1.0)
+    assert parse_check("CHECK a ok", 2.5) == ScenarioCheck("a", "ok", "", 2.5)
+
+
+def test_the_verdict_keeps_its_scenario_and_checks_in_json_and_the_flow_stays_as_it_was():
+    v = judged(MP, [ScenarioCheck("a", "ok", "", 1.0)], {})
+    back = Verdict.from_json(v.to_json())
+    assert back == v and v.to_json()["checks"] == [{"step": "a", "result": "ok", "what": "", "t": 1.0}]
+    flow = Verdict(Outcome.PASS, "fine")
+    assert set(flow.to_json()) == {"verdict", "reason", "stopped_at"}
+
+
+def test_the_spec_names_and_records_the_scenario():
+    s = RunSpec("ppc64", consumer="userspace", scenario="reopen").validate()
+    assert s.name.endswith("-userspace-reopen") and RunSpec("ppc64").validate().name.endswith("-l2")
+    back = spec_json.from_json(spec_json.to_json(s), {})
+    assert back.scenario == Scenario.REOPEN
+    assert "--scenario" in spec_json.to_argv(s, {}) and "--scenario" not in spec_json.to_argv(RunSpec("ppc64"), {})
+    old = spec_json.to_json(RunSpec("ppc64").validate())
+    del old["scenario"]                 # an inputs.json written before scenarios existed
+    assert spec_json.from_json(old, {}).scenario == Scenario.FLOW
+
+
+def test_a_scenario_needs_the_userspace_consumer():
+    with pytest.raises(SpecError, match="add --consumer userspace"):
+        RunSpec("x86_64", scenario="masked-pending").validate()
+    with pytest.raises(SpecError, match="--scenario warp"):
+        RunSpec("x86_64", consumer="userspace", scenario="warp").validate()
+
+
+def test_scenario_cells_run_only_when_asked_and_every_one_has_an_expectation():
+    cells = all_cells()
+    assert all(c.expectation() for c in cells)
+    default = select(cells, MatrixSpec())
+    assert all(c.scenario == Scenario.FLOW for c in default)
+    every = select(cells, MatrixSpec(scenarios=True))
+    assert {c.scenario for c in every} == set(Scenario)
+    assert all(c.consumer == "userspace" for c in every if c.scenario != Scenario.FLOW)
+    named = select(cells, MatrixSpec(cells=("*-masked-pending",), scenarios=True))
+    assert named and all(c.scenario == MP for c in named)
+    with pytest.raises(UserError, match="run with --scenarios"):
+        select(cells, MatrixSpec(cells=("*-masked-pending",)))
+    # A flow cell's id is the one it always had.
+    assert "ppc64-pseries-xive-unfixed-pci-serial-userspace" in {c.id for c in default}
