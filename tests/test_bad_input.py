@@ -68,6 +68,7 @@ CASES = [
     (RUN + ("--machine", "powernv"), "--machine powernv"),
     (PNV + ("--ic", "xics"), "--ic xics"),
     (PNV + ("--device", "pci-serial"), "no I/O space"),
+    (PNV + ("--device", "pci-serial-2.3"), "no I/O space"),
     (PNV + ("--device", "legacy"), "qemu-pnv-phb4-vfio-user-hang.md"),
     (PNV + ("--device", "legacy-2.3"), "qemu-pnv-phb4-vfio-user-hang.md"),
     (PNV + ("--qemu", "{f}/qemu-x86-only"), "has no powernv9 machine"),

@@ -142,3 +142,18 @@ def test_scenario_cells_run_only_when_asked_and_every_one_has_an_expectation():
         select(cells, MatrixSpec(cells=("*-masked-pending",)))
     # A flow cell's id is the one it always had.
     assert "ppc64-pseries-xive-unfixed-pci-serial-userspace" in {c.id for c in default}
+
+
+def test_the_2_3_path_runs_the_scenarios_only_and_masked_pending_passes_there_on_xive():
+    cells = all_cells()
+    two_3 = [c for c in cells if c.intx_path == "2.3"]
+    assert two_3 and {c.scenario for c in two_3} == set(Scenario) - {Scenario.FLOW}
+    assert {c.consumer for c in two_3} == {"userspace"}
+    xive = {(c.machine, c.scenario): c.expectation().verdict for c in two_3 if c.ic == "xive" and c.vfio == "fixed"}
+    # The contrast the 2.3 path is there for: vfio re-signals a pending interrupt itself.
+    assert xive[("pseries", MP)] == xive[("powernv", MP)] == Outcome.PASS
+    non_2_3 = next(c for c in cells if c.machine == "pseries" and c.ic == "xive" and c.vfio == "fixed"
+                   and c.scenario == MP and c.intx_path == "non-2.3")
+    assert non_2_3.expectation().verdict == Outcome.STALL
+    # The flow's matrix is what it was: no 2.3 device in it.
+    assert not [c for c in select(cells, MatrixSpec()) if c.intx_path == "2.3"]

@@ -47,7 +47,7 @@ def test_powernv_is_a_second_ppc64_machine_with_native_xive_under_tcg_only():
     assert machines_of("ppc64") == (PSERIES, POWERNV)
     assert machine("ppc64", "powernv") is POWERNV and POWERNV.tcg_only
     assert POWERNV.interrupt_controllers == ("xive",) and POWERNV.trace_of("xive") == "pnv-xive"
-    assert POWERNV.devices == (DeviceKind.VIRTIO_SERIAL,)
+    assert POWERNV.devices == (DeviceKind.VIRTIO_SERIAL, DeviceKind.VIRTIO_SERIAL_2_3)
     assert "no I/O space" in POWERNV.device_problem("pci-serial")
     assert "findings" in POWERNV.device_problem("legacy")
     with pytest.raises(UserError, match="--machine powernv: x86_64 runs on q35"):

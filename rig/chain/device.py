@@ -6,7 +6,8 @@ nointxmask=1. virtio-serial: a modern-only virtio console with MSI-X off (one MM
 INTx cleared by reading its ISR), for machines without I/O space; faked the same way.
 Both take each byte the rig writes to their socket as one receive interrupt.
 legacy: device_models' PCI 2.2 UART served over vfio-user by a process the rig owns;
-vfio-pci takes its non-2.3 path by itself.
+vfio-pci takes its non-2.3 path by itself. pci-serial-2.3 and virtio-serial-2.3: the stock
+devices as they are, PCI 2.3, for vfio's 2.3 path (the scenarios' contrast).
 """
 
 from __future__ import annotations
@@ -146,6 +147,21 @@ class VirtioSerial(SocketDevice):
                 "-device", "virtconsole,chardev=dev0,bus=legacy0.0,nr=0"]
 
 
+class PciSerial23(PciSerial):
+    """pci-serial taking vfio's 2.3 path: vfio masks it with the command register's INTx
+    disable bit and tells its own interrupts from the status register's (QEMU keeps both)."""
+
+    name = DeviceKind.PCI_SERIAL_2_3
+    needs_nointxmask = False
+
+
+class VirtioSerial23(VirtioSerial):
+    """The virtio console taking vfio's 2.3 path, as PciSerial23."""
+
+    name = DeviceKind.VIRTIO_SERIAL_2_3
+    needs_nointxmask = False
+
+
 class LegacyDevice:
     """device_models.serve as a child process (dies with the rig), over vfio-user."""
 
@@ -245,4 +261,5 @@ def make_device(kind: str, machine: MachineProfile, qemu: QemuBinary, run_dir: R
 
 
 SOCKET_DEVICES: dict[DeviceKind, type[SocketDevice]] = {
-    DeviceKind.PCI_SERIAL: PciSerial, DeviceKind.VIRTIO_SERIAL: VirtioSerial}
+    DeviceKind.PCI_SERIAL: PciSerial, DeviceKind.VIRTIO_SERIAL: VirtioSerial,
+    DeviceKind.PCI_SERIAL_2_3: PciSerial23, DeviceKind.VIRTIO_SERIAL_2_3: VirtioSerial23}

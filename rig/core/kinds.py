@@ -21,6 +21,9 @@ class DeviceKind(StrEnum):
     PCI_SERIAL = "pci-serial"          # QEMU's 8250 UART (one I/O BAR), PCI 2.3: vfio told nointxmask
     VIRTIO_SERIAL = "virtio-serial"    # a modern virtio console (one MMIO BAR), MSI-X off: INTx
     LEGACY = "legacy"                  # device_models' PCI 2.2 UART over vfio-user
+    # The stock devices left to mask INTx themselves (no nointxmask): vfio's 2.3 path.
+    PCI_SERIAL_2_3 = "pci-serial-2.3"
+    VIRTIO_SERIAL_2_3 = "virtio-serial-2.3"
     LEGACY_2_3 = "legacy-2.3"          # its PCI 2.3 twin
 
 

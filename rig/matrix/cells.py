@@ -1,13 +1,12 @@
-"""The verdict matrix's cells: every cell the rig can run and its expected verdict,
-written down once (EXPECTED, with the reason). The e2e tests and `rig matrix`
-(rig.matrix.runner) both read this table.
+"""The verdict matrix's cells: every cell the rig can run, each with its expected verdict
+(rig.matrix.expected). The e2e tests and `rig matrix` (rig.matrix.runner) both read them.
 
 A cell is (machine, interrupt controller, L1 vfio, device, consumer, scenario); the axes
 come from the machine profiles (rig.core.targets): a new machine brings its cells. The
 scenarios beyond the flow (rig.core.kinds.Scenario) run in fast mode only and are picked
 with `--scenarios`; their ids end in the scenario. L1's vfio is
 Debian's (fixed), Debian's rebuilt without the fix (unfixed), or the user's own kernel
-(own: every cell of both arches runs it, and each is expected to PASS).
+(own: every cell of both arches runs it, and each flow cell is expected to PASS).
 """
 
 from __future__ import annotations
@@ -20,94 +19,16 @@ from pathlib import Path
 
 from rig.core import spec_json
 from rig.core.errors import UserError
-from rig.core.kinds import AccelChoice, Consumer, DeviceKind, InterruptController, L1Vfio, Outcome, Scenario
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, InterruptController, L1Vfio, Scenario
 from rig.core.spec import DriveSpec, KernelUnderTestSpec, MatrixSpec, RunSpec
 from rig.core.targets import MACHINES, MachineProfile, machine
+from rig.matrix.expected import EXPECTED, OWN, Expectation
 
 VFIO = tuple(L1Vfio)
-OWN = "own"
+
 # The matrix's consumer axis: the consumer and, for L2, its accelerator (TCG inside TCG:
 # slow), spelled as cell ids show them.
 CONSUMERS = (f"{Consumer.L2}-{AccelChoice.KVM}", f"{Consumer.L2}-{AccelChoice.TCG}", Consumer.USERSPACE.value)
-
-
-@dataclass(frozen=True)
-class Expectation:
-    machine: str       # a machine's name; "*" matches every one
-    ic: str
-    vfio: str          # "*" matches both
-    verdict: Outcome
-    reason: str
-    scenario: str = Scenario.FLOW    # "*" matches every one
-
-    def matches(self, cell: Cell) -> bool:
-        return self.machine in ("*", cell.machine) and self.ic in ("*", cell.ic) and \
-            self.vfio in ("*", cell.vfio) and self.scenario in ("*", cell.scenario)
-
-
-# The one table of expected verdicts (docs/mechanism.md, docs/scenarios.md); the first row
-# that matches a cell is its expectation. The device and the consumer do not change them:
-# every device takes vfio's non-2.3 INTx path, and every consumer unmasks the same way; what
-# differs is L0's interrupt controller, whether L1's vfio has the fix, and the scenario.
-XIVE_LOSES_AT_PQ_00 = ("QEMU's XIVE re-sends an asserted LSI only at its EOI (xive_source_esb_eoi), not when "
-                       "Linux sets its ESB to PQ=00 (xive_do_source_set_mask, xive_irq_startup)")
-IOAPIC_XICS_RESEND = ("the IO-APIC and XICS re-deliver a level line still asserted when it is unmasked or its "
-                      "IRQ started, and nothing for a line that dropped while masked")
-SCENARIO_EXPECTED = (
-    # What QEMU's XIVE does to a masked LSI holds for every kernel, the user's too.
-    Expectation("*", "xive", "*", Outcome.STALL,
-                "the user's mask masks the source at XIVE (PQ=01: at once with the fix, at its first delivery "
-                f"without); the line asserts, the unmask sets PQ=00 and {XIVE_LOSES_AT_PQ_00}: lost",
-                Scenario.MASKED_PENDING),
-    Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.MASKED_PENDING),
-    Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.MASKED_PENDING),
-    Expectation("*", "xive", L1Vfio.UNFIXED, Outcome.STALL,
-                "the mask and unmask go through (nothing is pending at the unmask), then the flow after "
-                "it stalls as the flow does without the fix", Scenario.DEASSERT_WHILE_MASKED),
-    Expectation("*", "xive", L1Vfio.FIXED, Outcome.PASS,
-                "nothing is pending at the unmask, so PQ=00 loses nothing; the flow after it runs as "
-                "the fix makes it", Scenario.DEASSERT_WHILE_MASKED),
-    Expectation("*", "xive", OWN, Outcome.PASS,
-                "the contract for a user's kernel, as with the fix", Scenario.DEASSERT_WHILE_MASKED),
-    Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.DEASSERT_WHILE_MASKED),
-    Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.DEASSERT_WHILE_MASKED),
-    Expectation("pseries", "xive", "*", Outcome.STALL,
-                "pci-serial has no reset method, so vfio's release and open leave its line asserted; the new "
-                f"request_irq() starts the source at PQ=00 and {XIVE_LOSES_AT_PQ_00}: the pending interrupt "
-                "is lost", Scenario.REOPEN),
-    Expectation("powernv", "xive", L1Vfio.UNFIXED, Outcome.STALL,
-                "vfio resets the virtio console at release and open (pci_try_reset_function), so nothing is "
-                "pending at request_irq(); the flow after it stalls as the flow does without the fix",
-                Scenario.REOPEN),
-    *(Expectation("powernv", "xive", vfio, Outcome.PASS,
-                  "vfio resets the virtio console at release and open (pci_try_reset_function), so nothing is "
-                  "pending at request_irq() to lose; the flow after it runs as the fix makes it", Scenario.REOPEN)
-      for vfio in (L1Vfio.FIXED, OWN)),
-    Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.REOPEN),
-    Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.REOPEN),
-)
-FLOW_EXPECTED = (
-    # First: it overrides every row below for a user's kernel.
-    Expectation("*", "*", OWN, Outcome.PASS,
-                "the contract for a user's kernel: no stall anywhere; a STALL is a bug in that kernel "
-                "(or a controller it does not handle), whatever its version says"),
-    Expectation("pseries", "xive", L1Vfio.UNFIXED, Outcome.STALL,
-                "lazy disable_irq_nosync() never masks at XIVE; the source stays pending without "
-                "EOI and every later assertion is swallowed: one interrupt, then none"),
-    Expectation("pseries", "xive", L1Vfio.FIXED, Outcome.PASS,
-                "IRQ_DISABLE_UNLAZY masks the source at XIVE; the unmask and EOI let the next one in"),
-    Expectation("powernv", "xive", L1Vfio.UNFIXED, Outcome.STALL,
-                "the reporter's platform: XIVE driven natively, the same lazy disable; Linux's "
-                "xive_irq_eoi() skips the EOI of the disabled IRQ and the PHB4's source stays pending"),
-    Expectation("powernv", "xive", L1Vfio.FIXED, Outcome.PASS,
-                "IRQ_DISABLE_UNLAZY masks the PHB4's source through its ESB page; unmask and EOI let the "
-                "next one in"),
-    Expectation("pseries", "xics", "*", Outcome.PASS,
-                "XICS re-sends a still-asserted LSI on unmask and on EOI: no stall, fix or not"),
-    Expectation("q35", "ioapic", "*", Outcome.PASS,
-                "the IO-APIC re-delivers a still-asserted level interrupt on EOI and unmask"),
-)
-EXPECTED = FLOW_EXPECTED + SCENARIO_EXPECTED
 
 
 @dataclass(frozen=True)
@@ -133,6 +54,11 @@ class Cell:
     @property
     def machine_profile(self) -> MachineProfile:
         return machine(self.arch, self.machine)
+
+    @property
+    def intx_path(self) -> str:
+        """vfio-pci's INTx path for the device: the 2.3 one masks in the device."""
+        return "2.3" if self.device in (DeviceKind.PCI_SERIAL_2_3, DeviceKind.VIRTIO_SERIAL_2_3) else "non-2.3"
 
     @property
     def variant(self) -> str:
@@ -197,8 +123,16 @@ def all_cells(own: Mapping[str, OwnKernel] | None = None, trees: tuple[str, ...]
     return [Cell(m.arch, m.name, ic, v, d, c, own.get(m.arch) if own is not None else None, tree, sc)
             for tree in (trees if own is not None and len(trees) > 1 else ("",))
             for m in MACHINES.values() for ic in m.interrupt_controllers for v in variants
-            for d in m.matrix_devices for c in CONSUMERS
-            for sc in (Scenario if c == Consumer.USERSPACE else (Scenario.FLOW,))]
+            for d in m.matrix_devices + m.scenario_devices for c in CONSUMERS
+            for sc in scenarios_of(m, d, c)]
+
+
+def scenarios_of(m: MachineProfile, device: DeviceKind, consumer: str) -> tuple[Scenario, ...]:
+    """The scenarios a device's cells run: the flow in every consumer, the others in fast
+    mode; a scenario device (vfio's 2.3 path) only the others."""
+    if consumer != Consumer.USERSPACE:
+        return () if device in m.scenario_devices else (Scenario.FLOW,)
+    return tuple(s for s in Scenario if not (s == Scenario.FLOW and device in m.scenario_devices))
 
 
 def tree_labels(trees: list[Path]) -> tuple[str, ...]:

@@ -131,6 +131,9 @@ class MachineProfile:
     # The devices its matrix cells run (the verdict matrix, rig.matrix.cells), and those of
     # them the stock parts cannot run today, with why (probed again by every `rig run`).
     matrix_devices: tuple[DeviceKind, ...] = ()
+    # Devices whose cells run only the scenarios beyond the flow (vfio's 2.3 path, the contrast
+    # to the non-2.3 one the matrix devices take): rig matrix --scenarios.
+    scenario_devices: tuple[DeviceKind, ...] = ()
     matrix_skips: Mapping[DeviceKind, str] = field(default_factory=dict)
     l1_devices: tuple[str, ...] = ()   # extra -device for L1 (IOMMU, ...)
     l0_args: tuple[str, ...] = ()      # other L0 arguments (buses -nodefaults leaves out, a BMC)

@@ -21,10 +21,12 @@ POWERNV = MachineProfile(
     cpu=None,
     interrupt_controllers=(InterruptController.XIVE,),
     traces={InterruptController.XIVE: "pnv-xive"},
-    devices=(DeviceKind.VIRTIO_SERIAL,),
+    devices=(DeviceKind.VIRTIO_SERIAL, DeviceKind.VIRTIO_SERIAL_2_3),
     unsupported_devices={
         DeviceKind.PCI_SERIAL: ("a PowerNV PHB4 has no I/O space: pci-serial's only BAR (I/O) cannot be "
                                 "used; use --device virtio-serial"),
+        DeviceKind.PCI_SERIAL_2_3: ("a PowerNV PHB4 has no I/O space: pci-serial's only BAR (I/O) cannot be "
+                                    "used; use --device virtio-serial-2.3"),
         DeviceKind.LEGACY: VFIO_USER_HANG,
         DeviceKind.LEGACY_2_3: VFIO_USER_HANG,
     },
@@ -32,6 +34,7 @@ POWERNV = MachineProfile(
     # PHB4 is an IOMMU group of its own), each with its root port. The BMC takes QMP's
     # powerdown to OPAL, which has Linux power off.
     matrix_devices=(DeviceKind.VIRTIO_SERIAL,),
+    scenario_devices=(DeviceKind.VIRTIO_SERIAL_2_3,),
     l0_args=("-device", "pnv-phb,chip-id=0,index=0,id=pcie.0",
              "-device", "pnv-phb-root-port,id=rignicport,bus=pcie.0,chassis=0,slot=0",
              "-device", "ipmi-bmc-sim,id=bmc0", "-device", "isa-ipmi-bt,bmc=bmc0,irq=10"),

@@ -17,8 +17,10 @@ PSERIES = MachineProfile(
     cpu="POWER9",
     interrupt_controllers=(InterruptController.XIVE, InterruptController.XICS),
     traces={InterruptController.XIVE: "spapr-xive", InterruptController.XICS: "xics"},
-    devices=(DeviceKind.PCI_SERIAL, DeviceKind.VIRTIO_SERIAL, DeviceKind.LEGACY, DeviceKind.LEGACY_2_3),
+    devices=(DeviceKind.PCI_SERIAL, DeviceKind.VIRTIO_SERIAL, DeviceKind.LEGACY, DeviceKind.LEGACY_2_3,
+             DeviceKind.PCI_SERIAL_2_3),
     matrix_devices=(DeviceKind.PCI_SERIAL, DeviceKind.LEGACY),
+    scenario_devices=(DeviceKind.PCI_SERIAL_2_3,),
     matrix_skips={DeviceKind.LEGACY: ("vfio-user on pseries: QEMU 11.1.3 aborts at machine reset, and Linux on "
                                      "pseries never probes INTx masking (docs/findings/)")},
     nesting_machine_options=("cap-nested-hv=on",),

@@ -13,9 +13,11 @@ Q35 = MachineProfile(
     cpu="max",
     interrupt_controllers=(InterruptController.IOAPIC,),
     traces={InterruptController.IOAPIC: "ioapic"},
-    devices=(DeviceKind.LEGACY, DeviceKind.PCI_SERIAL, DeviceKind.VIRTIO_SERIAL, DeviceKind.LEGACY_2_3),
+    devices=(DeviceKind.LEGACY, DeviceKind.PCI_SERIAL, DeviceKind.VIRTIO_SERIAL, DeviceKind.LEGACY_2_3,
+             DeviceKind.PCI_SERIAL_2_3),
     # caching-mode=on lets the vIOMMU sit in front of assigned (vfio/vfio-user) devices.
     matrix_devices=(DeviceKind.PCI_SERIAL, DeviceKind.LEGACY),
+    scenario_devices=(DeviceKind.PCI_SERIAL_2_3,),
     l1_devices=("intel-iommu,caching-mode=on",),
     hotplug_bus_args=("-device", "pcie-root-port,id=righp,chassis=9,slot=9"),
     hotplug_bus="righp",

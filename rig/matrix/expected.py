@@ -1,0 +1,132 @@
+"""The expected verdict of every cell, written once, with the reason (docs/mechanism.md for
+the flow, docs/scenarios.md for the other INTx paths): the first row that matches a cell is
+its expectation. rig.matrix.cells gives each cell its row; the e2e tests and `rig matrix`
+compare against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rig.core.kinds import InterruptController, L1Vfio, Outcome, Scenario
+
+OWN = "own"        # the user's kernel on the L1 vfio axis (rig.matrix.cells)
+
+
+class Axes(Protocol):
+    """What a row is matched on: a cell's axes (rig.matrix.cells.Cell)."""
+
+    @property
+    def machine(self) -> str: ...
+    @property
+    def ic(self) -> str: ...
+    @property
+    def vfio(self) -> str: ...
+    @property
+    def scenario(self) -> str: ...
+    @property
+    def intx_path(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Expectation:
+    machine: str       # a machine's name; "*" matches every one
+    ic: str
+    vfio: str          # "*" matches both
+    verdict: Outcome
+    reason: str
+    scenario: str = Scenario.FLOW    # "*" matches every one
+    intx: str = "*"                  # vfio's INTx path: "non-2.3", "2.3" or "*"
+
+    def matches(self, cell: Axes) -> bool:
+        return self.machine in ("*", cell.machine) and self.ic in ("*", cell.ic) and \
+            self.vfio in ("*", cell.vfio) and self.scenario in ("*", cell.scenario) and \
+            self.intx in ("*", cell.intx_path)
+
+
+# The one table of expected verdicts (docs/mechanism.md, docs/scenarios.md); the first row
+# that matches a cell is its expectation. The device and the consumer do not change them:
+# every device takes vfio's non-2.3 INTx path, and every consumer unmasks the same way; what
+# differs is L0's interrupt controller, whether L1's vfio has the fix, and the scenario.
+XIVE_LOSES_AT_PQ_00 = ("QEMU's XIVE re-sends an asserted LSI only at its EOI (xive_source_esb_eoi), not when "
+                       "Linux sets its ESB to PQ=00 (xive_do_source_set_mask, xive_irq_startup)")
+NON_2_3, TWO_3 = "non-2.3", "2.3"      # vfio-pci's two INTx paths (Cell.intx_path)
+IOAPIC_XICS_RESEND = ("the IO-APIC and XICS re-deliver a level line still asserted when it is unmasked or its "
+                      "IRQ started, and nothing for a line that dropped while masked")
+SCENARIO_EXPECTED = (
+    # vfio's 2.3 path masks in the device (the command register's INTx disable), not at the
+    # controller, and its unmask re-signals a pending interrupt in software.
+    Expectation("*", "*", "*", Outcome.PASS,
+                "the user's mask sets the device's INTx disable bit, so the controller never sees the "
+                "assertion; the unmask finds it pending in the status register and signals it in software "
+                "(vfio_pci_intx_unmask_handler -> pci_check_and_unmask_intx)", Scenario.MASKED_PENDING, TWO_3),
+    Expectation("*", "*", "*", Outcome.PASS,
+                "the line never reaches the controller while the device's INTx disable bit is set; the unmask "
+                "finds nothing pending and clears it", Scenario.DEASSERT_WHILE_MASKED, TWO_3),
+    Expectation("pseries", "xive", "*", Outcome.STALL,
+                "vfio_intx_enable() clears the device's INTx disable bit before request_irq(): the asserted "
+                f"line reaches a source masked since free_irq() (PQ=01), started at PQ=00, and {XIVE_LOSES_AT_PQ_00}",
+                Scenario.REOPEN, TWO_3),
+    *(Expectation("*", ic, "*", Outcome.PASS,
+                  "vfio_intx_enable() clears the device's INTx disable bit before request_irq(); the IO-APIC and "
+                  "XICS deliver the asserted line when the IRQ starts", Scenario.REOPEN, TWO_3)
+      for ic in (InterruptController.IOAPIC, InterruptController.XICS)),
+    Expectation("powernv", "xive", "*", Outcome.PASS,
+                "vfio resets the virtio console between release and open (pci_try_reset_function): nothing "
+                "pending", Scenario.REOPEN, TWO_3),
+    # What QEMU's XIVE does to a masked LSI holds for every kernel, the user's too.
+    Expectation("*", "xive", "*", Outcome.STALL,
+                "the user's mask masks the source at XIVE (PQ=01: at once with the fix, at its first delivery "
+                f"without); the line asserts, the unmask sets PQ=00 and {XIVE_LOSES_AT_PQ_00}: lost",
+                Scenario.MASKED_PENDING, NON_2_3),
+    Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.MASKED_PENDING, NON_2_3),
+    Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.MASKED_PENDING, NON_2_3),
+    Expectation("*", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "the mask and unmask go through (nothing is pending at the unmask), then the flow after "
+                "it stalls as the flow does without the fix", Scenario.DEASSERT_WHILE_MASKED, NON_2_3),
+    Expectation("*", "xive", L1Vfio.FIXED, Outcome.PASS,
+                "nothing is pending at the unmask, so PQ=00 loses nothing; the flow after it runs as "
+                "the fix makes it", Scenario.DEASSERT_WHILE_MASKED, NON_2_3),
+    Expectation("*", "xive", OWN, Outcome.PASS,
+                "the contract for a user's kernel, as with the fix", Scenario.DEASSERT_WHILE_MASKED, NON_2_3),
+    Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.DEASSERT_WHILE_MASKED, NON_2_3),
+    Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.DEASSERT_WHILE_MASKED, NON_2_3),
+    Expectation("pseries", "xive", "*", Outcome.STALL,
+                "pci-serial has no reset method, so vfio's release and open leave its line asserted; the new "
+                f"request_irq() starts the source at PQ=00 and {XIVE_LOSES_AT_PQ_00}: the pending interrupt "
+                "is lost", Scenario.REOPEN, NON_2_3),
+    Expectation("powernv", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "vfio resets the virtio console at release and open (pci_try_reset_function), so nothing is "
+                "pending at request_irq(); the flow after it stalls as the flow does without the fix",
+                Scenario.REOPEN, NON_2_3),
+    *(Expectation("powernv", "xive", vfio, Outcome.PASS,
+                  "vfio resets the virtio console at release and open (pci_try_reset_function), so nothing is "
+                  "pending at request_irq() to lose; the flow after it runs as the fix makes it",
+                  Scenario.REOPEN, NON_2_3)
+      for vfio in (L1Vfio.FIXED, OWN)),
+    Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.REOPEN, NON_2_3),
+    Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.REOPEN, NON_2_3),
+)
+FLOW_EXPECTED = (
+    # First: it overrides every row below for a user's kernel.
+    Expectation("*", "*", OWN, Outcome.PASS,
+                "the contract for a user's kernel: no stall anywhere; a STALL is a bug in that kernel "
+                "(or a controller it does not handle), whatever its version says"),
+    Expectation("pseries", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "lazy disable_irq_nosync() never masks at XIVE; the source stays pending without "
+                "EOI and every later assertion is swallowed: one interrupt, then none"),
+    Expectation("pseries", "xive", L1Vfio.FIXED, Outcome.PASS,
+                "IRQ_DISABLE_UNLAZY masks the source at XIVE; the unmask and EOI let the next one in"),
+    Expectation("powernv", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "the reporter's platform: XIVE driven natively, the same lazy disable; Linux's "
+                "xive_irq_eoi() skips the EOI of the disabled IRQ and the PHB4's source stays pending"),
+    Expectation("powernv", "xive", L1Vfio.FIXED, Outcome.PASS,
+                "IRQ_DISABLE_UNLAZY masks the PHB4's source through its ESB page; unmask and EOI let the "
+                "next one in"),
+    Expectation("pseries", "xics", "*", Outcome.PASS,
+                "XICS re-sends a still-asserted LSI on unmask and on EOI: no stall, fix or not"),
+    Expectation("q35", "ioapic", "*", Outcome.PASS,
+                "the IO-APIC re-delivers a still-asserted level interrupt on EOI and unmask"),
+)
+EXPECTED = FLOW_EXPECTED + SCENARIO_EXPECTED
