@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from rig.chain import gcov
 from rig.chain.bind import Bound, bind_in_l1
 from rig.chain.device import Device
 from rig.chain.drive import Drive
@@ -61,9 +62,10 @@ class Chain:
     def __init__(self, profile: TargetProfile, machine: MachineProfile, l1: L1Guest, device: Device, out: Path,
                  progress: Progress, l2_accel: str = "auto", consumer: str = Consumer.L2,
                  restore_helper: Path | None = None, run_facts: RunFacts | None = None,
-                 scenario: str = Scenario.FLOW):
+                 scenario: str = Scenario.FLOW, coverage: bool = False):
         consumer = Consumer(consumer)     # rig.core.spec validated it
         self.scenario = Scenario(scenario)
+        self.coverage = coverage          # L1's gcov counters zeroed before the consumer (rig.chain.gcov)
         self.profile, self.machine, self.l1, self.out, self.progress = profile, machine, l1, out, progress
         self.device = device
         # What the stages before the chain returned (L0, image, device), for result.json.
@@ -114,6 +116,8 @@ class Chain:
         self._start_consumer()
 
     def _start_consumer(self) -> None:
+        if self.coverage:
+            gcov.reset(self.l1.ssh)
         if self.consumer == Consumer.USERSPACE:
             # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
             bound = self._bound()
@@ -160,12 +164,9 @@ class Chain:
             if self.l2:
                 self.l2.resume()
         if saved is not None:
-            self._record_chain_snapshot(key)
+            self.stages = replace(self.stages, chain_snapshot=key)
             self.times["chain_snapshot_save_s"] = round(saved, 2)
             self.progress.note(f"{self._chain_held()} saved as a snapshot in {saved:.1f} s")
-
-    def _record_chain_snapshot(self, key: str) -> None:
-        self.stages = replace(self.stages, chain_snapshot=key)
 
     @property
     def facts(self) -> ChainFacts:
@@ -233,7 +234,7 @@ class Chain:
             self.stages = ChainStages()
             return False
         store.restored(stream.parent)
-        self._record_chain_snapshot(key)
+        self.stages = replace(self.stages, chain_snapshot=key)
         return True
 
     def _take_saved_facts(self, saved: SavedChain, t0: float, helper_line: str) -> None:

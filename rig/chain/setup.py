@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from guest_images.build import GuestImage, KernelSource
 from guest_images.l1_helper import L1Helper
+from rig.chain import gcov
 from rig.chain.chain import Chain
 from rig.chain.device import Device, make_device
 from rig.chain.device_probe import vfio_user_usable
@@ -197,7 +198,7 @@ def chain_on(s: Session, spec: RunSpec, out: Path, kernel: KernelUnderTest | Non
                 known = replace(known, l0=replace(known.l0, command=l1.machine.command_line()))
                 chain = Chain(spec.profile, mach, l1, device, out, s.progress, l2_accel=spec.l2_accel,
                               consumer=spec.consumer, restore_helper=helper, run_facts=known,
-                              scenario=spec.scenario)
+                              scenario=spec.scenario, coverage=gcov.build_dir_of(kernel) is not None)
                 try:
                     chain.start(boot_timeout=spec.boot_timeout, l2_hang_s=spec.l2_hang_s)
                     yield chain

@@ -32,6 +32,9 @@ def add_build_options(p: argparse.ArgumentParser, tree_option: str = "--kernel-t
                         ".config file; the rig's fragments go on top")
     p.add_argument(jobs_option, type=int, default=None, dest="build_jobs", metavar="N",
                    help="make -jN (default: one per core)")
+    p.add_argument("--coverage", action="store_true",
+                   help="build with gcov on vfio-pci's interrupt code (vfio_pci_intrs.c), in a build directory "
+                        "of its own; runs report the lines of its INTx functions reached (docs/scenarios.md)")
 
 
 def build_spec_of(args: argparse.Namespace) -> KernelBuildSpec | None:
@@ -39,12 +42,12 @@ def build_spec_of(args: argparse.Namespace) -> KernelBuildSpec | None:
     if not args.kernel_tree:
         config = None if args.config == DEFAULT_KERNEL_CONFIG else args.config
         given = [o for o, v in (("--build-dir", args.build_dir), ("--build-jobs", args.build_jobs),
-                                ("--config", config)) if v is not None]
+                                ("--config", config), ("--coverage", args.coverage or None)) if v is not None]
         if given:
             raise UserError(f"{given[0]} goes with --kernel-tree")
         return None
     return KernelBuildSpec(Path(args.kernel_tree), optional_path(args.build_dir), args.config,
-                           args.build_jobs).validate()
+                           args.build_jobs, args.coverage).validate()
 
 
 MAX_TREES = 4
@@ -62,7 +65,7 @@ def build_specs_of(args: argparse.Namespace) -> list[KernelBuildSpec]:
     if args.build_dir is not None:
         raise UserError(f"--build-dir {args.build_dir} with several --kernel-tree: each tree builds in its own "
                         "(.intx-rig-<arch> in it); drop --build-dir")
-    specs = [KernelBuildSpec(Path(t), None, args.config, args.build_jobs).validate() for t in trees]
+    specs = [KernelBuildSpec(Path(t), None, args.config, args.build_jobs, args.coverage).validate() for t in trees]
     if len({s.tree.resolve() for s in specs}) < len(specs):
         raise UserError("--kernel-tree: the same tree twice; give two different trees for an A/B")
     return specs
@@ -111,4 +114,6 @@ def tree_options(spec: KernelBuildSpec) -> list[str]:
         opts += ["--build-dir", str(spec.build_dir)]
     if spec.config != DEFAULT_KERNEL_CONFIG:
         opts += ["--config", spec.config]
+    if spec.coverage:
+        opts.append("--coverage")
     return opts

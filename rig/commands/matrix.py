@@ -19,6 +19,7 @@ from rig.core.targets import profile
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
 from rig.matrix.summary import CellSummary, fix_label, side_by_side
+from rig.reports import coverage
 
 if TYPE_CHECKING:
     from rig.chain.session import Session
@@ -106,6 +107,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if len(builds) > 1:
         print(side_by_side(results, labels))
     print(tally_line(write_tally(out, results)))
+    if any(b.coverage for b in builds):
+        suite = coverage.of_runs(out, [Path(r.out) for c in results for r in c.runs])
+        print(coverage.describe(suite).replace("coverage:", "coverage of every run:", 1))
     print(f"results: {out}/report.html, {out}/matrix.json, {out}/junit.xml, {out}/results.ktap")
     return report(results)
 

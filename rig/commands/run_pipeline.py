@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rig import __version__
+from rig.chain import gcov
 from rig.chain.chain import Chain
 from rig.chain.facts import RunFacts
 from rig.chain.hold_server import Hold
@@ -24,6 +25,7 @@ from rig.core.spec import RunSpec
 from rig.kernel import under_test
 from rig.kernel.build import build
 from rig.kernel.under_test import KernelUnderTest
+from rig.reports import coverage
 from rig.reports.html import write_run_report
 from rig.reports.ktap import write_run as write_ktap
 from rig.reports.reproducer import SCRIPT
@@ -88,6 +90,7 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
             with running_chain(s, spec, out, kernel) as chain:
                 facts = chain.run_facts or facts
                 verdict = chain.drive(spec.drive)
+                record_coverage(chain, kernel, out, spec, s)
                 report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s)   # before a hold
                 if spec.hold is not None and spec.holds(verdict.outcome):
                     why = Hold(chain, out, spec.hold, verdict.outcome, s.progress).wait()
@@ -108,6 +111,20 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
             return verdict
         report(out, result_of(spec, error, t0, facts, chain), spec, kernel, s)
     return error
+
+
+def record_coverage(chain: Chain, kernel: KernelUnderTest | None, out: Path, spec: RunSpec, s: Session) -> None:
+    """A --coverage kernel's counters, fetched before L1 goes down and read into coverage.json;
+    a failure here is noted, never the verdict's."""
+    build_dir = gcov.build_dir_of(kernel)
+    if build_dir is None:
+        return
+    try:
+        gcov.fetch(chain.l1.ssh, out)
+        print(coverage.describe(coverage.of_run(out, build_dir, spec.profile)))
+    except InfraError as e:
+        log.warning("coverage not recorded: %s", e)
+        s.progress.note(f"coverage not recorded: {e}")
 
 
 def result_of(spec: RunSpec, verdict: Verdict, t0: float, facts: RunFacts, chain: Chain | None) -> RunResult:

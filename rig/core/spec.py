@@ -117,6 +117,7 @@ class KernelBuildSpec:
     build_dir: Path | None = None
     config: str = DEFAULT_KERNEL_CONFIG
     jobs: int | None = None             # None: one per core
+    coverage: bool = False              # gcov on vfio-pci's interrupt code (its own build directory)
 
     def validate(self) -> KernelBuildSpec:
         existing_dir("--kernel-tree", self.tree)

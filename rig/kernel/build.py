@@ -44,6 +44,7 @@ CONFIG_RECORD = "rig-config.json"
 BUILD_LOG = "build.log"
 MODULES_DIR = "rig-modules"        # INSTALL_MOD_PATH, when the kernel has modules
 IN_TREE_PREFIX = ".intx-rig-"        # + arch: the default build directory, right in the tree
+COVERAGE_SUFFIX = "-gcov"            # a --coverage build's own directory: its config differs
 # The kbuild lines that mean a file was compiled or linked (counted for the progress line).
 WORK_TAGS = ("CC", "AS", "LD", "AR", "HOSTCC", "HOSTLD")
 
@@ -84,21 +85,22 @@ class BuiltKernel:
                 *([f"         {why}"] if (why := self.misses.explain(self.ccache)) else [])]
 
 
-def default_build_dir(cache_root: Path, tree: Path, profile: TargetProfile) -> Path:
+def default_build_dir(cache_root: Path, tree: Path, profile: TargetProfile, coverage: bool = False) -> Path:
     """One per tree and arch, reused by the tree's next build: a hidden directory right in
     the tree where it is writable (Linux's .gitignore ignores it; from there kbuild names
     the sources `../...`, so another tree with the same files, wherever it is, compiles the
     same command lines and ccache serves it), else in the cache, by the tree's real path."""
+    suffix = COVERAGE_SUFFIX if coverage else ""
     if os.access(tree, os.W_OK):
-        return tree.resolve() / f"{IN_TREE_PREFIX}{profile.name}"
+        return tree.resolve() / f"{IN_TREE_PREFIX}{profile.name}{suffix}"
     key = hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:12]
-    return cache_root / "kernel-builds" / f"{tree.resolve().name}-{key}-{profile.name}"
+    return cache_root / "kernel-builds" / f"{tree.resolve().name}-{key}-{profile.name}{suffix}"
 
 
 def build(spec: KernelBuildSpec, profile: TargetProfile, cache_root: Path, progress: Progress,
           build_dir: Path | None = None) -> BuiltKernel:
     """Build (or bring up to date) spec's tree for profile; its kernel, checked by the caller."""
-    where = build_dir or spec.build_dir or default_build_dir(cache_root, spec.tree, profile)
+    where = build_dir or spec.build_dir or default_build_dir(cache_root, spec.tree, profile, spec.coverage)
     return KernelBuild(spec, profile, where, progress, CompilerCache(cache_root)).run()
 
 
@@ -112,7 +114,7 @@ class KernelBuild:
         self.tree = spec.tree.resolve()
         self.build_dir = build_dir.resolve()
         self.progress = progress
-        self.plan = kconfig.plan(spec.config, profile)
+        self.plan = kconfig.plan(spec.config, profile, spec.coverage)
         self.jobs = spec.jobs or os.cpu_count() or 1
         self.ccache = ccache
         self.env = ccache.environment(self.tree, self.build_dir)
@@ -160,7 +162,8 @@ class KernelBuild:
                            f"in {self.build_dir}")
         record.unlink(missing_ok=True)
         try:
-            config = kconfig.configure(self.tree, self.build_dir, self.profile, self.plan, self.cc_prefix, self.env)
+            config = kconfig.configure(self.tree, self.build_dir, self.profile, self.plan, self.cc_prefix, self.env,
+                                       self.spec.coverage)
         except InfraError as e:
             raise KernelBuildError(f"configuring the kernel failed: {e}") from e
         self._check(config)
@@ -180,7 +183,7 @@ class KernelBuild:
 
     def _make(self, targets: list[str], what: str) -> int:
         """make targets, its output in build.log; returns how many files it compiled."""
-        cmd = kconfig.make_command(self.tree, self.build_dir, self.profile, self.cc_prefix) + \
+        cmd = kconfig.make_command(self.tree, self.build_dir, self.profile, self.cc_prefix, self.spec.coverage) + \
             [f"-j{self.jobs}", *targets]
         self.progress.step(f"{what} {' '.join(targets)} ({self.profile.name}, -j{self.jobs}); "
                            f"log: {self.build_dir / BUILD_LOG}")

@@ -52,13 +52,22 @@ def minimal_fragments(profile: TargetProfile) -> list[Path]:
     return [CONFIG_DIR / "minimal-base.config", CONFIG_DIR / f"minimal-{profile.name}.config"]
 
 
-def make_command(tree: Path, build_dir: Path, profile: TargetProfile, cc_prefix: str = "") -> list[str]:
+# --coverage profiles vfio-pci's interrupt code only: kbuild reads GCOV_PROFILE_<object>
+# (scripts/Makefile.lib), and make passes a command-line variable to every directory's make,
+# so the tree's Makefiles stay as they are and only these objects are compiled again.
+COVERED = ("drivers/vfio/pci/vfio_pci_intrs.c",)
+GCOV_FRAGMENT = CONFIG_DIR / "gcov.config"
+
+
+def make_command(tree: Path, build_dir: Path, profile: TargetProfile, cc_prefix: str = "",
+                 coverage: bool = False) -> list[str]:
     """make for this arch, out of tree, with the compilers the rig installs (gcc-12, the
     one Debian's kernels are built with; cross for a foreign arch). cc_prefix ("ccache "):
     configure and build must name the same CC, or kbuild reconfigures and recompiles all."""
+    profiled = [f"GCOV_PROFILE_{Path(c).stem}.o=y" for c in COVERED] if coverage else []
     return ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={profile.kbuild_arch}",
             f"CROSS_COMPILE={profile.cross_compile}", f"CC={cc_prefix}{profile.cross_compile}gcc-12",
-            f"HOSTCC={cc_prefix}gcc-12"]
+            f"HOSTCC={cc_prefix}gcc-12", *profiled]
 
 
 @dataclass(frozen=True)
@@ -80,8 +89,8 @@ class ConfigPlan:
         return h.hexdigest()
 
 
-def plan(config: str, profile: TargetProfile) -> ConfigPlan:
-    overlay = "".join(p.read_text() for p in chain_fragments(profile))
+def plan(config: str, profile: TargetProfile, coverage: bool = False) -> ConfigPlan:
+    overlay = "".join(p.read_text() for p in chain_fragments(profile) + ([GCOV_FRAGMENT] if coverage else []))
     if config == MINIMAL:
         base = "".join(p.read_text() for p in minimal_fragments(profile))
         return ConfigPlan(MINIMAL, (), "allnoconfig", base, overlay)
@@ -97,9 +106,9 @@ def plan(config: str, profile: TargetProfile) -> ConfigPlan:
 
 
 def configure(tree: Path, build_dir: Path, profile: TargetProfile, p: ConfigPlan,
-              cc_prefix: str = "", env: dict[str, str] | None = None) -> dict[str, str]:
+              cc_prefix: str = "", env: dict[str, str] | None = None, coverage: bool = False) -> dict[str, str]:
     """Write build_dir/.config from the plan; return it parsed."""
-    make = make_command(tree, build_dir, profile, cc_prefix)
+    make = make_command(tree, build_dir, profile, cc_prefix, coverage)
     for target in p.pre_targets:
         _run(make + [target], tree, env)
     base = (build_dir / ".config").read_text() if p.pre_targets else p.base_text
