@@ -3,6 +3,7 @@ covered files, a run's counters are read by function, runs merge into the suite'
 --coverage goes with --kernel-tree only. The real build and run: tests/test_kernel_tree_e2e.py."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_rig
@@ -16,6 +17,7 @@ from rig.reports import coverage
 from rig.reports.coverage import FunctionLines
 
 pytestmark = pytest.mark.unit
+DATA = Path(__file__).parent / "data"
 
 # The shape of gcc 12's `gcov --json-format --stdout` (trimmed): lines carry their function.
 REPORT = {"format_version": "1", "gcc_version": "12.2.0", "files": [
@@ -79,3 +81,15 @@ def test_a_kernel_counts_as_covered_only_with_gcov_and_the_notes_beside_its_conf
 def test_coverage_goes_with_a_kernel_tree():
     r = run_rig("run", "--arch", "ppc64", "--coverage")
     assert r.returncode == 2 and r.stderr.strip() == "rig: error: --coverage goes with --kernel-tree"
+
+
+def test_a_recorded_gcov_report_of_a_real_run_reads_into_the_intx_functions():
+    """gcc 12's report of vfio_pci_intrs.c after a masked-pending run on q35 (Debian's
+    6.12.95 tree, --coverage, 2026-12-07): the INTx functions, each with its lines."""
+    doc = json.loads((DATA / "gcov-vfio_pci_intrs-x86-masked-pending.json").read_text())
+    fns = {f.name: f for f in coverage.intx_functions(doc, "drivers/vfio/pci/vfio_pci_intrs.c")}
+    assert {"vfio_intx_handler", "vfio_intx_enable", "vfio_intx_disable", "__vfio_pci_intx_mask",
+            "vfio_pci_intx_unmask_handler"} <= set(fns)
+    assert not [n for n in fns if not coverage.INTX_FUNCTION.match(n)]
+    assert fns["vfio_intx_handler"].reached and not fns["vfio_intx_disable"].reached   # the consumer still runs
+    assert coverage.totals(list(fns.values())) == (53, 107)

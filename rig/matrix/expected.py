@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rig.core.kinds import InterruptController, L1Vfio, Outcome, Scenario
+from rig.core.kinds import L1Vfio, Outcome, Scenario
 
 OWN = "own"        # the user's kernel on the L1 vfio axis (rig.matrix.cells)
 
@@ -68,10 +68,14 @@ SCENARIO_EXPECTED = (
                 "vfio_intx_enable() clears the device's INTx disable bit before request_irq(): the asserted "
                 f"line reaches a source masked since free_irq() (PQ=01), started at PQ=00, and {XIVE_LOSES_AT_PQ_00}",
                 Scenario.REOPEN, TWO_3),
-    *(Expectation("*", ic, "*", Outcome.PASS,
-                  "vfio_intx_enable() clears the device's INTx disable bit before request_irq(); the IO-APIC and "
-                  "XICS deliver the asserted line when the IRQ starts", Scenario.REOPEN, TWO_3)
-      for ic in (InterruptController.IOAPIC, InterruptController.XICS)),
+    Expectation("*", "ioapic", "*", Outcome.STALL,
+                "free_irq() deactivates the pin (ioapic_mask_entry(): masked and edge); vfio_intx_enable() clears "
+                "the device's INTx disable bit before request_irq(), so the line rises on a masked edge pin, which "
+                "QEMU's IO-APIC ignores (ioapic_set_irq()), and the pin made level again is not sampled: lost",
+                Scenario.REOPEN, TWO_3),
+    Expectation("*", "xics", "*", Outcome.PASS,
+                "vfio_intx_enable() clears the device's INTx disable bit before request_irq(); XICS keeps the "
+                "asserted LSI and re-sends it when the IRQ starts (ics_write_xive())", Scenario.REOPEN, TWO_3),
     Expectation("powernv", "xive", "*", Outcome.PASS,
                 "vfio resets the virtio console between release and open (pci_try_reset_function): nothing "
                 "pending", Scenario.REOPEN, TWO_3),
