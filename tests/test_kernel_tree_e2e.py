@@ -1,7 +1,8 @@
 """From a kernel source tree to verdicts, for real: Debian's linux-source-6.12 tree, unpacked
 as a user would have it, built with the rig's minimal configuration for both arches (cross
 for ppc64), then run in the fast cells and one nested cell per machine, and a `git bisect run`
-over a small history made from that tree, with real incremental builds, on ppc64 XIVE.
+over a small history made from that tree, with real incremental builds, on ppc64 XIVE; and
+the tree built with --coverage for one scenario run's line coverage of the INTx code.
 
 One test, in steps that build on each other (the builds, then runs of what was built, then a
 bisect in the same build directories), so that one worker does it all in order. The tree and
@@ -76,6 +77,7 @@ def test_source_tree_to_verdicts_and_a_bisect(tree, work, rig_cache_dir, short_t
     for arch in ("ppc64", "x86_64"):
         rig_kernel_build_makes_a_minimal_l1_kernel(arch, tree, work, rig_cache_dir)
     matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir, short_tmp)
+    coverage_counts_the_intx_lines_a_scenario_reached(tree, work, rig_cache_dir, short_tmp)
     git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_dir, short_tmp)
 
 
@@ -130,6 +132,24 @@ def matrix_runs_the_users_kernel_in_every_chosen_cell(tree, work, rig_cache_dir,
         assert "own-kernel-with-fix" in data["name"]
         assert data["l1"]["vfio_intx_fix"] is True
         assert data["chain"]["l1_started"] == "booted"      # --no-snapshot: a one-off kernel
+
+
+def coverage_counts_the_intx_lines_a_scenario_reached(tree, work, rig_cache_dir, short_tmp):
+    """--coverage: the tree built again with gcov on vfio_pci_intrs.c alone (its own build
+    directory), a masked-pending run on q35, and the lines of the INTx functions it reached,
+    read from L1's counters with the build's notes."""
+    out = short_tmp / "coverage"
+    r = run_rig("run", "--arch", "x86_64", "--device", "pci-serial", "--kernel-tree", str(tree), "--build-dir",
+                str(work / "build-gcov"), "--coverage", "--consumer", "userspace", "--scenario", "masked-pending",
+                "--no-snapshot", "--out", str(out), cache=rig_cache_dir, timeout=BUILD_S,
+                env={"RIG_RUN_DIR": str(short_tmp)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert list((work / "build-gcov").rglob("*.gcno")) == [work / "build-gcov/drivers/vfio/pci/vfio_pci_intrs.gcno"]
+    cov = json.loads((out / "coverage.json").read_text())
+    fns = {f["name"]: f for f in cov["functions"]}
+    assert fns["vfio_intx_handler"]["reached"] and fns["__vfio_pci_intx_mask"]["reached"]
+    assert fns["vfio_pci_intx_unmask_handler"]["reached"] and not fns["vfio_intx_disable"]["reached"]
+    assert 0 < cov["reached"] < cov["lines"] and "coverage: " in r.stdout
 
 
 def git_bisect_run_names_the_commit_that_removed_the_fix(tree, work, rig_cache_dir, short_tmp):

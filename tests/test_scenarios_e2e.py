@@ -1,6 +1,7 @@
 """The scenarios beyond the flow, for real (docs/scenarios.md): masked-pending loses the
-interrupt on QEMU's XIVE with the fix and delivers it exactly once on XICS, the line working
-before and after; reopen on the IO-APIC delivers what was pending across vfio's release.
+interrupt on QEMU's XIVE with the fix and delivers it exactly once on XICS and on XIVE through
+vfio's 2.3 path, the line working after; reopen on the IO-APIC delivers what was pending
+across vfio's release.
 Each checks the steps the consumer reported, not only the verdict."""
 
 import pytest
@@ -20,7 +21,7 @@ def scenario(arch, *args, out, cache, run_base):
     return r, result, steps
 
 
-def test_masked_pending_is_lost_on_xive_and_delivered_once_on_xics(rig_cache_dir, run_base, short_tmp):
+def test_masked_pending_is_lost_on_xive_and_delivered_on_xics_and_the_2_3_path(rig_cache_dir, run_base, short_tmp):
     r, xive, steps = scenario("ppc64", "--ic", "xive", "--scenario", "masked-pending", out=short_tmp / "xive",
                               cache=rig_cache_dir, run_base=run_base)
     assert xive["verdict"]["verdict"] == "STALL" and r.returncode == 1, (xive["verdict"], r.stderr[-2000:])
@@ -34,6 +35,12 @@ def test_masked_pending_is_lost_on_xive_and_delivered_once_on_xics(rig_cache_dir
                               cache=rig_cache_dir, run_base=run_base)
     assert xics["verdict"]["verdict"] == "PASS" and r.returncode == 0, (xics["verdict"], r.stderr[-2000:])
     assert set(steps.values()) == {"ok"} and "delivered-once" in steps and "flow-after-3" in steps
+
+    # The same on XIVE through vfio's 2.3 path: vfio finds it pending and signals it itself.
+    r, two_3, steps = scenario("ppc64", "--ic", "xive", "--device", "pci-serial-2.3", "--scenario", "masked-pending",
+                               out=short_tmp / "xive-2.3", cache=rig_cache_dir, run_base=run_base)
+    assert two_3["verdict"]["verdict"] == "PASS", (two_3["verdict"], r.stderr[-2000:])
+    assert steps["delivered-on-unmask"] == "ok" and two_3["verdict"]["stopped_at"]["serviced"] == 4
 
 
 def test_reopen_delivers_what_was_pending_across_the_release_on_the_io_apic(rig_cache_dir, run_base, short_tmp):

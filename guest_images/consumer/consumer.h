@@ -22,6 +22,7 @@ struct driver {
 void die(const char *what);
 void set_irqs(uint32_t flags, int fd);
 void reopen_device(void);       /* close the device fd (vfio's release path) and get it again */
+void command_intx_disable(int on);   /* the command register's INTx disable bit, through vfio */
 
 /* A scenario other than the flow: the rig pushes a byte each time it reads "PUSH". */
 int run_scenario(const char *name, const struct driver *drv, int efd);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,6 +188,41 @@ static void reopen(const struct driver *drv, int efd)
 	flow_after(drv, efd);
 }
 
+/* masked-pending with the command register's INTx disable bit instead of ACTION_MASK: the
+ * way a VMM passes on a guest that masks INTx itself. */
+static void config_mask(const struct driver *drv, int efd)
+{
+	command_intx_disable(1);
+	push(drv);
+	uint64_t n = events_within(efd, QUIET_MS);
+	check("quiet-while-disabled", n == 0, "spurious", "an event while INTx was disabled in the command register");
+	command_intx_disable(0);
+	int delivered = (n ? n : events_within(efd, DELIVER_MS)) > 0;
+	check("delivered-on-enable", delivered, "lost",
+	      "the line was asserted when INTx was enabled again and no event came within 5 s");
+	if (delivered)
+		check("delivered-once", events_within(efd, QUIET_MS) == 0, "spurious",
+		      "a second event for the same assertion");
+	drv->service();
+	mask(0);
+	if (delivered)
+		say("SERVICED");
+	flow_after(drv, efd);
+}
+
+/* Interrupts flow, then the user gives INTx a new trigger eventfd while it is enabled
+ * (vfio_intx_set_signal()): the next ones come on the new one, none on the old. */
+static void new_trigger(const struct driver *drv, int efd)
+{
+	flow_once(drv, efd, "old-trigger");
+	int efd2 = eventfd(0, 0);
+	if (efd2 < 0)
+		die("eventfd");
+	set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd2);
+	flow_after(drv, efd2);
+	check("quiet-old-trigger", events_within(efd, 0) == 0, "spurious", "an event on the replaced trigger");
+}
+
 static const struct {
 	const char *name;
 	void (*run)(const struct driver *, int);
@@ -194,6 +230,8 @@ static const struct {
 	{ "masked-pending", masked_pending },
 	{ "deassert-while-masked", deassert_while_masked },
 	{ "reopen", reopen },
+	{ "config-mask", config_mask },
+	{ "new-trigger", new_trigger },
 };
 
 int scenario_known(const char *name)

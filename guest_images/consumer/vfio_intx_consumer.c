@@ -58,6 +58,15 @@ static void io_write(off_t at, int size, uint64_t v)
 		die("device write");
 }
 
+/* The command register's INTx disable bit, as the user writes it: vfio emulates it
+ * (vfio_basic_config_write() -> vfio_pci_intx_mask() / vfio_pci_intx_unmask()). */
+void command_intx_disable(int on)
+{
+	uint16_t cmd = io_read(config_space + 4, 2);
+
+	io_write(config_space + 4, 2, on ? cmd | 0x400 : cmd & ~0x400);
+}
+
 static off_t region(unsigned index, uint64_t min_size)
 {
 	struct vfio_region_info r = { .argsz = sizeof(r), .index = index };

@@ -38,6 +38,8 @@ class Scenario(StrEnum):
     MASKED_PENDING = "masked-pending"                # asserted while the user has it masked
     DEASSERT_WHILE_MASKED = "deassert-while-masked"  # asserted and dropped while masked
     REOPEN = "reopen"                                # the device fd released while asserted
+    CONFIG_MASK = "config-mask"                      # masked-pending through the command register
+    NEW_TRIGGER = "new-trigger"                      # a new trigger eventfd while enabled
 
 
 class AccelChoice(StrEnum):

@@ -52,6 +52,8 @@ class Expectation:
 XIVE_LOSES_AT_PQ_00 = ("QEMU's XIVE re-sends an asserted LSI only at its EOI (xive_source_esb_eoi), not when "
                        "Linux sets its ESB to PQ=00 (xive_do_source_set_mask, xive_irq_startup)")
 NON_2_3, TWO_3 = "non-2.3", "2.3"      # vfio-pci's two INTx paths (Cell.intx_path)
+NEW_TRIGGER_SWAPS = ("vfio_intx_set_signal() swaps the eventfd under the running IRQ (synchronize_irq() before "
+                     "the old one goes): the next interrupts signal the new one")
 IOAPIC_XICS_RESEND = ("the IO-APIC and XICS re-deliver a level line still asserted when it is unmasked or its "
                       "IRQ started, and nothing for a line that dropped while masked")
 SCENARIO_EXPECTED = (
@@ -64,6 +66,9 @@ SCENARIO_EXPECTED = (
     Expectation("*", "*", "*", Outcome.PASS,
                 "the line never reaches the controller while the device's INTx disable bit is set; the unmask "
                 "finds nothing pending and clears it", Scenario.DEASSERT_WHILE_MASKED, TWO_3),
+    Expectation("*", "*", "*", Outcome.PASS,
+                "the virtual INTx disable bit becomes the device's own (vfio_pci_intx_mask() -> pci_intx()); its "
+                "clearing finds the interrupt pending and signals it in software", Scenario.CONFIG_MASK, TWO_3),
     Expectation("pseries", "xive", "*", Outcome.STALL,
                 "vfio_intx_enable() clears the device's INTx disable bit before request_irq(): the asserted "
                 f"line reaches a source masked since free_irq() (PQ=01), started at PQ=00, and {XIVE_LOSES_AT_PQ_00}",
@@ -86,6 +91,19 @@ SCENARIO_EXPECTED = (
                 Scenario.MASKED_PENDING, NON_2_3),
     Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.MASKED_PENDING, NON_2_3),
     Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.MASKED_PENDING, NON_2_3),
+    # config-mask is masked-pending with the command register's INTx disable bit: vfio turns it into
+    # the same mask and unmask (vfio_basic_config_write() -> vfio_pci_intx_mask() / _unmask()).
+    Expectation("*", "xive", "*", Outcome.STALL,
+                "the command register's INTx disable bit masks the source at XIVE as ACTION_MASK does; at its "
+                f"clearing the unmask sets PQ=00 and {XIVE_LOSES_AT_PQ_00}: lost", Scenario.CONFIG_MASK, NON_2_3),
+    Expectation("*", "xics", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.CONFIG_MASK, NON_2_3),
+    Expectation("*", "ioapic", "*", Outcome.PASS, IOAPIC_XICS_RESEND, Scenario.CONFIG_MASK, NON_2_3),
+    Expectation("*", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "the first interrupt leaves the source pending without EOI, as in the flow: nothing comes on "
+                "the new trigger either", Scenario.NEW_TRIGGER, NON_2_3),
+    *(Expectation("*", ic, vfio, Outcome.PASS, NEW_TRIGGER_SWAPS, Scenario.NEW_TRIGGER, NON_2_3)
+      for ic, vfio in (("xive", L1Vfio.FIXED), ("xive", OWN), ("xics", "*"), ("ioapic", "*"))),
+    Expectation("*", "*", "*", Outcome.PASS, NEW_TRIGGER_SWAPS, Scenario.NEW_TRIGGER, TWO_3),
     Expectation("*", "xive", L1Vfio.UNFIXED, Outcome.STALL,
                 "the mask and unmask go through (nothing is pending at the unmask), then the flow after "
                 "it stalls as the flow does without the fix", Scenario.DEASSERT_WHILE_MASKED, NON_2_3),
