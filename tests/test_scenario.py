@@ -2,9 +2,13 @@
 line makes the rig do, the verdict from the checks, and the machinery's failures as ERROR.
 The scenarios' own steps run for real in tests/test_scenarios_e2e.py."""
 
+import json
 import time
+from pathlib import Path
 
+import jsonschema
 import pytest
+from conftest import RESULT_SCHEMA
 
 from rig.chain.scenario import ScenarioDrive, judged, parse_check
 from rig.chain.verdict import ScenarioCheck, Verdict
@@ -14,6 +18,9 @@ from rig.core.kinds import Outcome, Scenario
 from rig.core.progress import Progress
 from rig.core.spec import MatrixSpec, RunSpec
 from rig.matrix.cells import all_cells, select
+from rig.reports.html import write_run_report
+from rig.reports.ktap import document, run_case
+from rig.reports.result import RunResult
 
 pytestmark = pytest.mark.unit
 MP = Scenario.MASKED_PENDING
@@ -157,3 +164,22 @@ def test_the_2_3_path_runs_the_scenarios_only_and_masked_pending_passes_there_on
     assert non_2_3.expectation().verdict == Outcome.STALL
     # The flow's matrix is what it was: no 2.3 device in it.
     assert not [c for c in select(cells, MatrixSpec()) if c.intx_path == "2.3"]
+
+
+RECORDED = Path(__file__).parent / "data" / "result-ppc64-xive-fixed-userspace-config-mask.json"
+
+
+def test_a_recorded_scenario_result_validates_reads_back_and_shows_its_steps(tmp_path):
+    """result.json of a real config-mask run on pseries XIVE with the fix (2026-12-07): the
+    schema takes it, the type writes it back unchanged, KTAP has each step as a subtest and
+    report.html lists them."""
+    recorded = json.loads(RECORDED.read_text())
+    jsonschema.validate(recorded, json.loads(RESULT_SCHEMA.read_text()))
+    r = RunResult.from_json(recorded)
+    assert r.to_json() == recorded
+    assert r.verdict.outcome == Outcome.STALL and r.verdict.scenario == "config-mask"
+    ktap = "\n".join(document([run_case(r, expected=Outcome.STALL)]))
+    assert "not ok 2 delivered-on-enable" in ktap and "ok 1 quiet-while-disabled" in ktap
+    assert ktap.splitlines()[-1].startswith("ok 1 ")          # the cell expects this STALL
+    html = write_run_report(tmp_path, r).read_text()
+    assert "scenario config-mask" in html and "delivered-on-enable" in html and ">lost<" in html

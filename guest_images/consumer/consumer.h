@@ -21,6 +21,7 @@ struct driver {
 
 void die(const char *what);
 void set_irqs(uint32_t flags, int fd);
+void intx_off(void);            /* no trigger: vfio frees the IRQ */
 void reopen_device(void);       /* close the device fd (vfio's release path) and get it again */
 void command_intx_disable(int on);   /* the command register's INTx disable bit, through vfio */
 

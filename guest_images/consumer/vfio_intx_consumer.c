@@ -91,6 +91,15 @@ void set_irqs(uint32_t flags, int fd)
 		    flags & VFIO_IRQ_SET_ACTION_MASK ? "INTx mask" : "INTx trigger eventfd");
 }
 
+/* INTx off: no trigger, vfio frees the IRQ (vfio_intx_disable()). */
+void intx_off(void)
+{
+	struct vfio_irq_set set = { .argsz = sizeof(set), .index = VFIO_PCI_INTX_IRQ_INDEX,
+				    .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, .count = 0 };
+	if (ioctl(dev, VFIO_DEVICE_SET_IRQS, &set))
+		die("INTx off");
+}
+
 static void set_iommu(void)
 {
 	/* type1 on x86, the sPAPR TCE backend on POWER: whichever the kernel offers. */

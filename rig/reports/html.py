@@ -46,8 +46,9 @@ def page(title: str, body: list[str]) -> str:
             f"<body><h1>{escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def verdict_span(verdict: str) -> str:
-    return f'<span class="{escape(verdict)}">{escape(verdict)}</span>'
+def verdict_span(verdict: str, text: str | None = None) -> str:
+    """The verdict in its colour; `text` in the verdict's colour instead of its name."""
+    return f'<span class="{escape(verdict)}">{escape(text if text is not None else verdict)}</span>'
 
 
 def timeline_img(run_dir: Path, alt: str) -> str:
@@ -77,6 +78,10 @@ def write_run_report(out: Path, r: RunResult) -> Path:
         rows.append(("interrupt path", escape(path.explanation)))
     if path and path.deliveries_per_serviced is not None:
         rows.append(("L0 deliveries", f"{path.deliveries} ({path.deliveries_per_serviced:g} per serviced interrupt)"))
+    if v.checks:      # a scenario's steps, each as the consumer saw it
+        rows.append((f"scenario {escape(v.scenario)}", "<br>".join(
+            f"{c.t:.2f} s {escape(c.step)}: {verdict_span('PASS' if c.result == 'ok' else 'STALL', c.result)}"
+            + (f" ({escape(c.what)})" if c.what else "") for c in v.checks)))
     files = " ".join(f'<a href="{n}">{n}</a>' for n in ("result.json", "junit.xml", "results.ktap", "rig.log",
                                                             "timeline.svg", "reproduce.sh") if (out / n).exists())
     rows.append(("files", files))
