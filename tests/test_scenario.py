@@ -14,7 +14,7 @@ from rig.chain.scenario import ScenarioDrive, judged, parse_check
 from rig.chain.verdict import ScenarioCheck, Verdict
 from rig.core import spec_json, timeouts
 from rig.core.errors import InfraError, SpecError, UserError
-from rig.core.kinds import Outcome, Scenario
+from rig.core.kinds import DeviceKind, Outcome, Scenario
 from rig.core.progress import Progress
 from rig.core.spec import MatrixSpec, RunSpec
 from rig.matrix.cells import all_cells, select
@@ -183,3 +183,11 @@ def test_a_recorded_scenario_result_validates_reads_back_and_shows_its_steps(tmp
     assert ktap.splitlines()[-1].startswith("ok 1 ")          # the cell expects this STALL
     html = write_run_report(tmp_path, r).read_text()
     assert "scenario config-mask" in html and "delivered-on-enable" in html and ">lost<" in html
+
+
+def test_the_result_schema_knows_every_device_and_scenario():
+    """result.json's schema names each vocabulary's members: a run of a new one validates."""
+    props = json.loads(RESULT_SCHEMA.read_text())["properties"]
+    assert set(props["device"]["enum"]) - {None} == {d.value for d in DeviceKind}
+    assert set(props["verdict"]["properties"]["scenario"]["enum"]) == {s.value for s in Scenario}
+    assert set(props["verdict"]["properties"]["verdict"]["enum"]) == {o.value for o in Outcome}
