@@ -118,18 +118,23 @@ static void flow_after(const struct driver *drv, int efd)
 	}
 }
 
-/* Masked by the user, the device asserts: nothing while masked, exactly one event after
- * the unmask (the line is still asserted then). */
-static void masked_pending(const struct driver *drv, int efd)
+/* One way to mask INTx, and what its steps are called. */
+struct masking {
+	void (*set)(int on);
+	const char *quiet, *delivered, *what_spurious, *what_lost;
+};
+
+/* Masked, the device asserts: nothing while masked, exactly one event once unmasked (the
+ * line is still asserted then). */
+static void pending_while(const struct masking *m, const struct driver *drv, int efd)
 {
-	mask(1);
+	m->set(1);
 	push(drv);
 	uint64_t n = events_within(efd, QUIET_MS);
-	check("quiet-while-masked", n == 0, "spurious", "an event while INTx was masked");
-	mask(0);
+	check(m->quiet, n == 0, "spurious", m->what_spurious);
+	m->set(0);
 	int delivered = (n ? n : events_within(efd, DELIVER_MS)) > 0;
-	check("delivered-on-unmask", delivered, "lost",
-	      "the line was asserted at the unmask and no event came within 5 s");
+	check(m->delivered, delivered, "lost", m->what_lost);
 	if (delivered)  /* vfio masked the line as it signalled: no second event before the next unmask */
 		check("delivered-once", events_within(efd, QUIET_MS) == 0, "spurious",
 		      "a second event for the same assertion");
@@ -138,6 +143,14 @@ static void masked_pending(const struct driver *drv, int efd)
 	if (delivered)
 		say("SERVICED");
 	flow_after(drv, efd);
+}
+
+static void masked_pending(const struct driver *drv, int efd)
+{
+	static const struct masking by_ioctl = {
+		mask, "quiet-while-masked", "delivered-on-unmask", "an event while INTx was masked",
+		"the line was asserted at the unmask and no event came within 5 s" };
+	pending_while(&by_ioctl, drv, efd);
 }
 
 /* Masked by the user, the device asserts and is serviced (the line drops) before the
@@ -192,28 +205,18 @@ static void reopen(const struct driver *drv, int efd)
  * way a VMM passes on a guest that masks INTx itself. */
 static void config_mask(const struct driver *drv, int efd)
 {
+	static const struct masking by_command = {
+		command_intx_disable, "quiet-while-disabled", "delivered-on-enable",
+		"an event while INTx was disabled in the command register",
+		"the line was asserted when INTx was enabled again and no event came within 5 s" };
+
 	/* First with INTx off: vfio lets the physical bit follow the virtual one (2.3 path) and
 	 * nothing else (vfio_pci_intx_mask() and _unmask() when INTx is not in use). */
 	intx_off();
 	command_intx_disable(1);
 	command_intx_disable(0);
 	set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd);
-	command_intx_disable(1);
-	push(drv);
-	uint64_t n = events_within(efd, QUIET_MS);
-	check("quiet-while-disabled", n == 0, "spurious", "an event while INTx was disabled in the command register");
-	command_intx_disable(0);
-	int delivered = (n ? n : events_within(efd, DELIVER_MS)) > 0;
-	check("delivered-on-enable", delivered, "lost",
-	      "the line was asserted when INTx was enabled again and no event came within 5 s");
-	if (delivered)
-		check("delivered-once", events_within(efd, QUIET_MS) == 0, "spurious",
-		      "a second event for the same assertion");
-	drv->service();
-	mask(0);
-	if (delivered)
-		say("SERVICED");
-	flow_after(drv, efd);
+	pending_while(&by_command, drv, efd);
 }
 
 /* Interrupts flow, then the user gives INTx a new trigger eventfd while it is enabled
