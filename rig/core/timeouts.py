@@ -46,6 +46,8 @@ L1_POWERDOWN_AFTER_RUN_S = 20.0    # bounds the end of a run (which quits L1 at 
 QEMU_EXIT_S = 10.0
 # `qemu-system-* -version`, `-device help`, `gcc --version`, `dpkg-deb --field`: quick queries.
 QEMU_QUERY_S = 30.0
+# gcov reading one file's counters (vfio_pci_intrs.c: well under a second, 2026-12-07).
+GCOV_REPORT_S = 30.0
 # L2's QEMU asked to quit, before it is SIGKILLed through L1.
 L2_STOP_S = 15.0
 # The KVM probe's 16-byte test guest (runs in milliseconds when KVM works).

@@ -58,7 +58,7 @@ def gcov_json(counters: Path, notes: Path, gcov: str) -> JsonObject:
         shutil.copy(notes, Path(d) / notes.name)
         shutil.copy(counters, Path(d) / notes.with_suffix(".gcda").name)
         r = subprocess.run([gcov, "--json-format", "--stdout", "--object-directory", d, notes.name],
-                           cwd=d, capture_output=True, text=True, timeout=timeouts.QEMU_QUERY_S)
+                           cwd=d, capture_output=True, text=True, timeout=timeouts.GCOV_REPORT_S)
     if r.returncode != 0 or not r.stdout.strip():
         raise InfraError(f"{gcov} could not read {counters.name}: {r.stderr.strip()[-300:]}")
     doc: JsonObject = json.loads(r.stdout.splitlines()[0])
