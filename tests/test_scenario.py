@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from conftest import RESULT_SCHEMA
 
-from rig.chain.scenario import ScenarioDrive, judged, parse_check
+from rig.chain.scenario import STORM_DELIVERIES_BOUND, ScenarioDrive, judged, parse_check, push_count, storm_bounded
 from rig.chain.verdict import ScenarioCheck, Verdict
 from rig.core import spec_json, timeouts
 from rig.core.errors import InfraError, SpecError, UserError
@@ -42,8 +42,8 @@ class FakeDevice:
     def __init__(self):
         self.pushes = 0
 
-    def push(self):
-        self.pushes += 1
+    def push(self, n=1):
+        self.pushes += n
 
     def counters(self):
         return None
@@ -85,6 +85,29 @@ def test_a_lost_interrupt_is_a_stall_and_a_spurious_event_a_fail():
     v, *_ = drive("CHECK quiet-while-masked spurious an event while INTx was masked",
                   "CHECK flow-after-1 lost no event", "END")
     assert v.outcome == Outcome.FAIL and "quiet-while-masked" in v.reason
+
+
+def test_a_storm_pushes_its_bytes_at_once_and_a_push_the_rig_does_not_make_is_an_error():
+    v, d, device, marks = drive("PUSH 16", "SERVICED", "CHECK all-read ok", "END")
+    assert device.pushes == 16 and marks.kinds.count("push") == 16 and d.samples[-1].sent == 16
+    assert push_count("") == 1 and push_count("3") == 3
+    for bad in ("0", "-1", "x", "65", "1000000"):
+        with pytest.raises(InfraError, match="does not make"):
+            push_count(bad)
+
+
+def test_a_storm_is_bounded_by_l0_s_deliveries_per_serviced_interrupt():
+    """About 2 per serviced interrupt is the lazy disable (delivered once more, then masked);
+    more is a line delivered while disabled; no trace leaves the verdict and says so."""
+    ok = Verdict(Outcome.PASS, "storm: all 1 steps held", scenario=Scenario.STORM)
+    assert storm_bounded(ok, 1.0, 16).reason.endswith("16 times, 1.0 per serviced interrupt")
+    assert storm_bounded(ok, 2.0, 32).outcome == Outcome.PASS
+    spew = storm_bounded(ok, STORM_DELIVERIES_BOUND + 0.5, 48)
+    assert spew.outcome == Outcome.FAIL and "while vfio had it disabled" in spew.reason
+    untraced = storm_bounded(ok, None, None)
+    assert untraced.outcome == Outcome.PASS and "not checked" in untraced.notes[-1]
+    stall = Verdict(Outcome.STALL, "storm: all-read: no event", scenario=Scenario.STORM)
+    assert storm_bounded(stall, 9.0, 9) is stall
 
 
 def test_a_consumer_that_falls_silent_or_never_ends_is_an_error_not_a_stall():

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 extern int dev;                 /* the device fd; a scenario may close and reopen it */
+extern int one_byte_at_a_time;  /* the device takes one byte per interrupt (after its start) */
 
 struct driver {
 	const char *id;             /* vendor:device in config space, little-endian */
@@ -24,6 +25,7 @@ void set_irqs(uint32_t flags, int fd);
 void intx_off(void);            /* no trigger: vfio frees the IRQ */
 void reopen_device(void);       /* close the device fd (vfio's release path) and get it again */
 void command_intx_disable(int on);   /* the command register's INTx disable bit, through vfio */
+int device_reset(void);         /* VFIO_DEVICE_RESET: 1 done, 0 refused (no reset method) */
 
 /* A scenario other than the flow: the rig pushes a byte each time it reads "PUSH". */
 int run_scenario(const char *name, const struct driver *drv, int efd);

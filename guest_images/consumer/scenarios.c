@@ -5,7 +5,7 @@
  * and QEMU's source: docs/scenarios.md.
  *
  * Protocol with the rig, one line each on stdout:
- *   PUSH                          the rig pushes one byte into the device (an RX interrupt)
+ *   PUSH [n]                      the rig pushes one byte (or n at once) into the device
  *   CHECK <step> ok [what]        a step held
  *   CHECK <step> lost <what>      an interrupt that had to come did not (the device waits)
  *   CHECK <step> spurious <what>  an event came that must not have
@@ -38,6 +38,11 @@
 #define QUIET_MS 500
 #define PUSH_MS 10000
 #define FLOW_AFTER 3
+/* storm: bytes pushed at once, and how long the VMM takes between servicing and unmasking
+ * (a line the controller keeps delivering while vfio has it disabled shows in L0's count
+ * of deliveries per serviced interrupt; the rig bounds it). */
+#define STORM_BYTES 16
+#define STORM_UNMASK_US 50000   /* past the legacy model's 20 ms gap before its next byte */
 
 static void say(const char *fmt, ...)
 {
@@ -240,6 +245,66 @@ static void new_trigger(const struct driver *drv, int efd)
 	check("quiet-old-trigger", events_within(efd, 0) == 0, "spurious", "an event on the replaced trigger");
 }
 
+/* The device asserts and its event comes (vfio has it masked); the user resets the device
+ * (VFIO_DEVICE_RESET: vfio_pci_ioctl_reset() -> pci_try_reset_function(), INTx state left
+ * as it is), then unmasks: the reset dropped the line, so no event; then interrupts flow.
+ * A device without a reset method is refused (EINVAL) and serviced as in the flow. */
+static void reset_asserted(const struct driver *drv, int efd)
+{
+	push(drv);
+	uint64_t n = events_within(efd, DELIVER_MS);
+	check("first", n > 0, "lost", "no event within 5 s of the push");
+	if (!device_reset()) {
+		say("NOTE the device has no reset method (VFIO_DEVICE_FLAGS_RESET clear): vfio refused "
+		    "VFIO_DEVICE_RESET with EINVAL; serviced as in the flow");
+		drv->service();
+		mask(0);
+		if (n)
+			say("SERVICED");
+	} else {
+		check("line-dropped", !drv->asserted(), "spurious", "the device still drives its line after the reset");
+		mask(0);
+		n = events_within(efd, QUIET_MS);
+		check("quiet-after-reset", n == 0, "spurious",
+		      "an event after the unmask for an interrupt the reset cleared");
+		drv->start();   /* the device as after a fresh open */
+		drv->enable();
+		if (n) {
+			drv->service();
+			mask(0);
+		}
+	}
+	flow_after(drv, efd);
+}
+
+/* The device re-asserts at once after each service (bytes pushed together, one per
+ * interrupt with the FIFO off), while vfio still has the line disabled, and the VMM is slow
+ * to unmask: every byte must be read, and the rig bounds L0's deliveries per serviced
+ * interrupt (without the fix the lazily disabled line is delivered once more each time). */
+static void storm(const struct driver *drv, int efd)
+{
+	int bytes = 0, events = 0, empty = 0;
+
+	one_byte_at_a_time = 1;     /* the UART's FIFO is off already; the console's buffers */
+	drv->start();
+	drv->enable();
+	say("PUSH %d", STORM_BYTES);
+	while (bytes < STORM_BYTES) {
+		if (!events_within(efd, DELIVER_MS))
+			break;
+		events++;
+		int got = drv->service();
+		bytes += got;
+		empty += !got;
+		usleep(STORM_UNMASK_US);
+		mask(0);
+		say("SERVICED");
+	}
+	say("NOTE %d of %d bytes read in %d events (%d found nothing to read)", bytes, STORM_BYTES, events, empty);
+	check("all-read", bytes >= STORM_BYTES, "lost",
+	      "no event within 5 s while the device still had bytes to give (its line asserted)");
+}
+
 static const struct {
 	const char *name;
 	void (*run)(const struct driver *, int);
@@ -249,6 +314,8 @@ static const struct {
 	{ "reopen", reopen },
 	{ "config-mask", config_mask },
 	{ "new-trigger", new_trigger },
+	{ "reset-asserted", reset_asserted },
+	{ "storm", storm },
 };
 
 int scenario_known(const char *name)

@@ -32,6 +32,7 @@
 #include "consumer.h"
 
 int dev;
+int one_byte_at_a_time;
 static int group, container, iommu_type;
 static char device_name[64];
 static useconds_t unmask_delay_us;
@@ -65,6 +66,20 @@ void command_intx_disable(int on)
 	uint16_t cmd = io_read(config_space + 4, 2);
 
 	io_write(config_space + 4, 2, on ? cmd | 0x400 : cmd & ~0x400);
+}
+
+int device_reset(void)
+{
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+
+	if (ioctl(dev, VFIO_DEVICE_GET_INFO, &info))
+		die("VFIO_DEVICE_GET_INFO");
+	if (!ioctl(dev, VFIO_DEVICE_RESET))
+		return 1;
+	if (errno == EINVAL && !(info.flags & VFIO_DEVICE_FLAGS_RESET))
+		return 0;     /* vfio_pci_ioctl_reset(): no reset_works */
+	die("VFIO_DEVICE_RESET");
+	return 0;
 }
 
 static off_t region(unsigned index, uint64_t min_size)
@@ -182,7 +197,8 @@ static int uart_service(void)
 	io_read(bar0 + UART_IIR, 1);
 	while (io_read(bar0 + UART_LSR, 1) & 0x01) {
 		io_read(bar0 + UART_RBR, 1); /* reading the data deasserts the line */
-		n++;
+		if (++n && one_byte_at_a_time)
+			break;  /* the next byte, if it came already, asserts the line again */
 	}
 	return n;
 }
@@ -290,7 +306,7 @@ static void virtio_start(void)
 	last_used = 0;
 	for (int i = 0; i < QSZ; i++) {
 		vq->desc[i].addr = htole64(IOVA_OF(vq->buf[i]));
-		vq->desc[i].len = htole32(BUFSZ);
+		vq->desc[i].len = htole32(one_byte_at_a_time ? 1 : BUFSZ);
 		vq->desc[i].flags = htole16(DESC_F_WRITE);
 		vq->avail.ring[i] = htole16(i);
 	}
@@ -311,7 +327,9 @@ static void virtio_start(void)
 
 static void virtio_enable(void)
 {
-	avail_idx = QSZ;
+	/* One 1-byte buffer at a time makes the console take a byte per interrupt, as the UART
+	 * with its FIFO off: QEMU gives the chardev as many bytes as the buffers hold. */
+	avail_idx = one_byte_at_a_time ? 1 : QSZ;
 	__atomic_store_n(&vq->avail.idx, htole16(avail_idx), __ATOMIC_RELEASE);
 	virtio_status(ST_DRIVER_OK); /* the device sends port 0's data from now on */
 	io_write(notify, 2, 0);

@@ -22,7 +22,7 @@ from rig.chain.facts import ChainFacts, RunFacts
 from rig.chain.l2_accel import choose_l2_accel
 from rig.chain.reader import ConsumerReader, consumer_command, open_reader
 from rig.chain.restore_helper import RestoreHelper
-from rig.chain.scenario import ScenarioDrive
+from rig.chain.scenario import ScenarioDrive, scenario_final
 from rig.chain.stages import (
     Binding,
     ChainStages,
@@ -362,7 +362,7 @@ class Chain:
         # A STALL needs every guest running; the flow's is also checked against a push into
         # XIVE's model gap, which is what masked-pending tests on purpose.
         verdict = stall_stands(verdict, self.run_states, self.interrupt_path) if flow else \
-            unless_paused(verdict, self.run_states())
+            scenario_final(unless_paused(verdict, self.run_states()), self.interrupt_path)
         self._record_final_tables()
         return verdict
 

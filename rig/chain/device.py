@@ -52,7 +52,7 @@ class Device(Protocol):
 
     def qemu_args(self) -> list[str]: ...
     def attach(self, l1: L1Guest) -> float: ...
-    def push(self) -> None: ...
+    def push(self, n: int = 1) -> None: ...
     def counters(self) -> JsonObject | None: ...
     def close(self) -> None: ...
 
@@ -107,10 +107,10 @@ class SocketDevice:
         self.connected()
         return 0.0
 
-    def push(self) -> None:
+    def push(self, n: int = 1) -> None:
         if self.conn is None:
             raise InfraError(f"{self.name}: L0 QEMU has not connected its chardev")
-        self.conn.sendall(b"a")
+        self.conn.sendall(b"a" * n)
 
     def counters(self) -> JsonObject | None:
         return None
@@ -229,8 +229,8 @@ class LegacyDevice:
                              f"{timeouts.DEVICE_HOTPLUG_S:.0f} s: {(r.stderr or r.stdout).strip()[-300:]}")
         return time.monotonic() - t0
 
-    def push(self) -> None:
-        self.control.push(1)
+    def push(self, n: int = 1) -> None:
+        self.control.push(n)
 
     def counters(self) -> JsonObject | None:
         return self.control.counters()

@@ -23,10 +23,12 @@ from rig.core import timeouts
 from rig.core.errors import InfraError
 from rig.core.kinds import Outcome, Scenario
 from rig.core.progress import Progress
+from rig.trace.path import InterruptPath
 
 log = logging.getLogger(__name__)
 
 RESULTS = ("ok", "lost", "spurious")
+MAX_PUSH = 64          # bytes at once: more than any scenario asks (storm: 16)
 
 
 class Lines(Protocol):
@@ -39,6 +41,15 @@ def parse_check(line: str, t: float) -> ScenarioCheck:
     if len(parts) < 3 or parts[2] not in RESULTS:
         raise InfraError(f"the consumer said a CHECK the rig cannot read: {line[:200]!r}")
     return ScenarioCheck(parts[1], parts[2], parts[3] if len(parts) > 3 else "", round(t, 3))
+
+
+def push_count(arg: str) -> int:
+    """`PUSH [n]`: how many bytes at once (storm pushes several)."""
+    if not arg:
+        return 1
+    if not arg.isdigit() or not 1 <= int(arg) <= MAX_PUSH:
+        raise InfraError(f"the consumer asked for a push the rig does not make: PUSH {arg[:40]!r}")
+    return int(arg)
 
 
 def judged(scenario: Scenario, checks: list[ScenarioCheck], at: StoppedAt) -> Verdict:
@@ -55,6 +66,34 @@ def judged(scenario: Scenario, checks: list[ScenarioCheck], at: StoppedAt) -> Ve
         return Verdict(Outcome.ERROR, f"{scenario}: the consumer ended the scenario without a check", at,
                        scenario, checks)
     return Verdict(Outcome.PASS, f"{scenario}: all {len(checks)} steps held", at, scenario, checks)
+
+
+# storm: at most one delivery more per interrupt than a masked line gets. A lazily disabled
+# line is delivered once more and masked then (handle_fasteoi_irq() finds it disabled); one
+# the controller kept delivering while vfio had it disabled (the patch's "spewing") shows more.
+STORM_DELIVERIES_BOUND = 2.5
+
+
+def scenario_final(verdict: Verdict, path: InterruptPath) -> Verdict:
+    """The verdict once the interrupt path is collected: a storm is bounded by it."""
+    if verdict.scenario != Scenario.STORM:
+        return verdict
+    return storm_bounded(verdict, path.deliveries_per_serviced, path.deliveries)
+
+
+def storm_bounded(verdict: Verdict, per_serviced: float | None, deliveries: int | None) -> Verdict:
+    """A storm that read every byte, judged on L0's deliveries per serviced interrupt."""
+    if verdict.outcome != Outcome.PASS:
+        return verdict
+    if per_serviced is None:
+        return replace(verdict, notes=[*verdict.notes, "L0's deliveries were not traced: the storm's bound "
+                                                        "was not checked"])
+    figure = f"L0 delivered the line {deliveries} times, {per_serviced} per serviced interrupt"
+    if per_serviced > STORM_DELIVERIES_BOUND:
+        return replace(verdict, outcome=Outcome.FAIL,
+                       reason=f"{verdict.scenario}: {figure}, more than {STORM_DELIVERIES_BOUND} (the line was "
+                              f"delivered again and again while vfio had it disabled)")
+    return replace(verdict, reason=f"{verdict.reason}; {figure}")
 
 
 class ScenarioDrive:
@@ -84,11 +123,12 @@ class ScenarioDrive:
 
     def _take(self, line: str, t: float) -> bool:
         """Acts on one line; True at END."""
-        word = line.split(" ", 1)[0]
+        word, _, rest = line.partition(" ")
         if word == "PUSH":
-            self.marks.mark("push")
-            self.device.push()
-            self.pushed += 1
+            n = push_count(rest)
+            self.marks.mark("push", n)
+            self.device.push(n)
+            self.pushed += n
         elif word == "SERVICED":
             self.marks.mark("serviced")
             self.serviced += 1

@@ -40,6 +40,8 @@ class Scenario(StrEnum):
     REOPEN = "reopen"                                # the device fd released while asserted
     CONFIG_MASK = "config-mask"                      # masked-pending through the command register
     NEW_TRIGGER = "new-trigger"                      # a new trigger eventfd while enabled
+    RESET_ASSERTED = "reset-asserted"                # VFIO_DEVICE_RESET with the line asserted
+    STORM = "storm"                                  # the device re-asserts at once, unmask slow
 
 
 class AccelChoice(StrEnum):

@@ -56,6 +56,9 @@ NEW_TRIGGER_SWAPS = ("vfio_intx_set_signal() swaps the eventfd under the running
                      "the old one goes): the next interrupts signal the new one")
 IOAPIC_XICS_RESEND = ("the IO-APIC and XICS re-deliver a level line still asserted when it is unmasked or its "
                       "IRQ started, and nothing for a line that dropped while masked")
+RESET_DROPS_THE_LINE = ("VFIO_DEVICE_RESET (vfio_pci_ioctl_reset -> pci_try_reset_function) drops the device's "
+                        "line and leaves vfio's INTx state alone: nothing is pending at the unmask and the flow "
+                        "resumes; a device without a reset method is refused (EINVAL) and serviced as in the flow")
 SCENARIO_EXPECTED = (
     # vfio's 2.3 path masks in the device (the command register's INTx disable), not at the
     # controller, and its unmask re-signals a pending interrupt in software.
@@ -121,6 +124,27 @@ SCENARIO_EXPECTED = (
                   "pending at request_irq() to lose; the flow after it runs as the fix makes it",
                   Scenario.REOPEN, NON_2_3)
       for vfio in (L1Vfio.FIXED, OWN)),
+    # reset-asserted: vfio_pci_ioctl_reset() leaves INTx as it is; the reset drops the line.
+    Expectation("*", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "the first interrupt leaves the source pending without EOI, as in the flow; the reset (or its "
+                "refusal, for a device without one) changes nothing there", Scenario.RESET_ASSERTED, NON_2_3),
+    *(Expectation("*", ic, vfio, Outcome.PASS, RESET_DROPS_THE_LINE, Scenario.RESET_ASSERTED, NON_2_3)
+      for ic, vfio in (("xive", L1Vfio.FIXED), ("xive", OWN), ("xics", "*"), ("ioapic", "*"))),
+    Expectation("*", "*", "*", Outcome.PASS, RESET_DROPS_THE_LINE, Scenario.RESET_ASSERTED, TWO_3),
+    # storm: the line re-asserts while vfio has it disabled.
+    Expectation("*", "xive", "*", Outcome.STALL,
+                "the line re-asserts while vfio has the source masked (PQ=01: at once with the fix; without it "
+                f"the first interrupt already leaves it pending without EOI); the unmask sets PQ=00 and "
+                f"{XIVE_LOSES_AT_PQ_00}: lost", Scenario.STORM, NON_2_3),
+    *(Expectation("*", ic, "*", Outcome.PASS,
+                  "the controller delivers the line re-asserted while masked at the unmask; without the fix the "
+                  "lazily disabled line is delivered once more per interrupt and masked then (handle_fasteoi_irq), "
+                  "about 2 per serviced, within the bound; with it 1", Scenario.STORM, NON_2_3)
+      for ic in ("xics", "ioapic")),
+    Expectation("*", "*", "*", Outcome.PASS,
+                "the device masks itself (the INTx disable bit) as vfio signals, and the unmask signals a pending "
+                "interrupt in software (pci_check_and_unmask_intx): at most one delivery per interrupt",
+                Scenario.STORM, TWO_3),
     # The IO-APIC and XICS on the non-2.3 path, alike in every scenario that masks or releases.
     *(Expectation("*", ic, "*", Outcome.PASS, IOAPIC_XICS_RESEND, scenario, NON_2_3)
       for scenario in (Scenario.MASKED_PENDING, Scenario.CONFIG_MASK, Scenario.DEASSERT_WHILE_MASKED, Scenario.REOPEN)
