@@ -214,3 +214,32 @@ def test_the_result_schema_knows_every_device_and_scenario():
     assert set(props["device"]["enum"]) - {None} == {d.value for d in DeviceKind}
     assert set(props["verdict"]["properties"]["scenario"]["enum"]) == {s.value for s in Scenario}
     assert set(props["verdict"]["properties"]["verdict"]["enum"]) == {o.value for o in Outcome}
+
+
+def test_exclusive_needs_a_device_with_a_twin_and_the_matrix_says_why_not():
+    with pytest.raises(SpecError, match="no twin"):
+        RunSpec("x86_64", device="legacy", consumer="userspace", scenario="exclusive").validate()
+    RunSpec("x86_64", device="pci-serial", consumer="userspace", scenario="exclusive").validate()
+    cells = {c.id: c for c in all_cells()}
+    assert "no twin" in cells["x86_64-q35-ioapic-fixed-legacy-userspace-exclusive"].unavailable()
+    assert cells["ppc64-powernv-xive-fixed-virtio-serial-userspace-exclusive"].unavailable() is None
+    chosen = select(list(cells.values()), MatrixSpec(cells=("*-exclusive",), scenarios=True))
+    assert chosen and not [c for c in chosen if "legacy" in c.device]
+
+
+def test_the_twin_sits_on_the_device_s_line_on_every_machine():
+    """Each machine names two slots whose INTA meet (the consumer checks L1's IRQs agree)."""
+    from rig.core.targets import MACHINES
+    for m in MACHINES.values():
+        assert len(m.shared_line) == 2 and all(o.startswith("addr=") for o in m.shared_line), m.name
+
+
+def test_the_consumer_is_told_vfio_s_intx_path_and_a_wrong_answer_is_a_fail():
+    from rig.chain.bind import Bound
+    from rig.chain.reader import consumer_command
+    assert Bound("d", "g", False, True, True).non_2_3 and Bound("d", "g", False, False, False).non_2_3
+    assert not Bound("d", "g", False, False, True).non_2_3
+    assert "-p 2.3 " in consumer_command("0000:00:10.0", "3", "exclusive", non_2_3=False)
+    v = judged(Scenario.EXCLUSIVE, [ScenarioCheck("refused-while-held", "wrong", "vfio let a non-2.3 device share",
+                                                  1.0)], {})
+    assert v.outcome == Outcome.FAIL

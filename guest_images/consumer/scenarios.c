@@ -9,6 +9,7 @@
  *   CHECK <step> ok [what]        a step held
  *   CHECK <step> lost <what>      an interrupt that had to come did not (the device waits)
  *   CHECK <step> spurious <what>  an event came that must not have
+ *   CHECK <step> wrong <what>     vfio answered a call otherwise than it must
  *   SERVICED                      an interrupt was serviced and unmasked (the flow's "R")
  *   NOTE <what>                   something worth the record that is no verdict
  *   END                           the scenario is over (the consumer then waits for the rig
@@ -18,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -305,6 +307,72 @@ static void storm(const struct driver *drv, int efd)
 	      "no event within 5 s while the device still had bytes to give (its line asserted)");
 }
 
+/* L1's kernel log from now on: the refusal's own words (genirq's "Flags mismatch"). */
+static int kmsg_from_now(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+static void kmsg_notes(int fd, const char *about)
+{
+	char rec[1024];
+	ssize_t n;
+
+	while (fd >= 0 && (n = read(fd, rec, sizeof(rec) - 1)) > 0) {
+		rec[n] = 0;
+		char *text = strchr(rec, ';');
+		if (text && strstr(text, about))
+			say("NOTE L1's kernel: %.*s", (int)strcspn(text + 1, "\n"), text + 1);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Two devices on one INTx line: a twin of the device holds it first, then the device asks
+ * for it. vfio requests the IRQ shared only for a device on its 2.3 path (vfio_intx_enable():
+ * IRQF_SHARED if pci_2_3), so request_irq() refuses the non-2.3 one (EBUSY, __setup_irq()'s
+ * flags mismatch) and lets the 2.3 one share. Then interrupts flow (on the non-2.3 path once
+ * the twin let go), and none reaches the twin's eventfd: its handler finds its own device
+ * idle (IRQ_NONE). */
+static void exclusive(const struct driver *drv, int efd)
+{
+	int twin = open_twin(), tefd = eventfd(0, 0), err;
+	char what[160];
+
+	if (tefd < 0)
+		die("eventfd");
+	intx_off();
+	if ((err = intx_trigger(twin, tefd)))
+		die("the twin's INTx trigger");
+	int kmsg = kmsg_from_now();
+	err = intx_trigger(dev, efd);
+	kmsg_notes(kmsg, "genirq");
+	if (non_2_3) {
+		if (err)
+			snprintf(what, sizeof(what), "refused with %s, not EBUSY", strerror(err));
+		else
+			snprintf(what, sizeof(what), "vfio let a non-2.3 device share a line another holds");
+		check("refused-while-held", err == EBUSY, "wrong", what);
+		if (intx_trigger(twin, -1))
+			die("the twin's INTx off");
+		if (!err)
+			intx_off();
+		set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd);
+	} else {
+		snprintf(what, sizeof(what), "vfio refused a 2.3 device the shared line: %s", strerror(err));
+		check("shares-the-line", err == 0, "wrong", what);
+		if (err)
+			set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, efd);
+	}
+	flow_after(drv, efd);
+	check("twin-quiet", events_within(tefd, 0) == 0, "spurious", "the twin's eventfd was signalled for the "
+	      "device's interrupts");
+}
+
 static const struct {
 	const char *name;
 	void (*run)(const struct driver *, int);
@@ -316,6 +384,7 @@ static const struct {
 	{ "new-trigger", new_trigger },
 	{ "reset-asserted", reset_asserted },
 	{ "storm", storm },
+	{ "exclusive", exclusive },
 };
 
 int scenario_known(const char *name)

@@ -6,7 +6,9 @@
  * modern-only virtio console (1af4:1043, MSI-X off; reading its ISR deasserts), whose
  * receive queue lives in DMA memory mapped through the VFIO IOMMU (type1 or sPAPR TCE).
  *
- * Usage: vfio_intx_consumer [-u unmask delay in us] [-s scenario] <pci address> <iommu group>
+ * Usage: vfio_intx_consumer [-u unmask delay in us] [-s scenario] [-p non-2.3|2.3] <pci address> <iommu group>
+ * (-p: vfio's INTx path for the device, as the rig's bind found it; the exclusive scenario
+ * expects the line refused on the non-2.3 one and shared on the 2.3 one)
  * Prints "READER dev=... tty=vfio irq=..." once. The flow (the default scenario) then prints
  * one "R" line per byte read, once the line is unmasked again, which is what the rig's
  * drive loop counts (the same protocol as the reader in L2). The delay makes it a slow VMM,
@@ -16,7 +18,9 @@
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdint.h>
@@ -33,6 +37,7 @@
 
 int dev;
 int one_byte_at_a_time;
+int non_2_3;
 static int group, container, iommu_type;
 static char device_name[64];
 static useconds_t unmask_delay_us;
@@ -104,6 +109,22 @@ void set_irqs(uint32_t flags, int fd)
 	if (ioctl(dev, VFIO_DEVICE_SET_IRQS, set))
 		die(flags & VFIO_IRQ_SET_ACTION_UNMASK ? "INTx unmask" :
 		    flags & VFIO_IRQ_SET_ACTION_MASK ? "INTx mask" : "INTx trigger eventfd");
+}
+
+/* A trigger eventfd for INTx of a device fd (efd -1: none, INTx off); 0 or the errno. */
+int intx_trigger(int fd, int efd)
+{
+	char buf[sizeof(struct vfio_irq_set) + sizeof(int)];
+	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
+
+	set->flags = efd < 0 ? VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER
+			     : VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set->index = VFIO_PCI_INTX_IRQ_INDEX;
+	set->start = 0;
+	set->count = efd < 0 ? 0 : 1;
+	set->argsz = efd < 0 ? sizeof(*set) : sizeof(buf);
+	memcpy(set->data, &efd, sizeof(int));
+	return ioctl(fd, VFIO_DEVICE_SET_IRQS, set) ? errno : 0;
 }
 
 /* INTx off: no trigger, vfio frees the IRQ (vfio_intx_disable()). */
@@ -397,24 +418,109 @@ void reopen_device(void)
 	open_device();
 }
 
-static void open_group(const char *iommu_group)
+static void sysfs_read(const char *dev_name, const char *attr, char *out, size_t size)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev_name, attr);
+	out[0] = 0;
+	if ((f = fopen(path, "r"))) {
+		if (!fgets(out, size, f))
+			out[0] = 0;
+		fclose(f);
+	}
+	out[strcspn(out, "\n")] = 0;
+}
+
+static void sysfs_link(const char *dev_name, const char *attr, char *out, size_t size)
+{
+	char path[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev_name, attr);
+	n = readlink(path, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = 0;
+	snprintf(out, size, "%.*s", (int)size - 1, strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+}
+
+static int group_fd_of(const char *iommu_group);
+
+/* The twin (the exclusive scenario): the other device with the device's IDs, bound to vfio-pci
+ * on the same INTx line (the rig put it there and bound it). Its device fd. */
+int open_twin(void)
+{
+	char id[32], other[32], attr[64], irq[16], twin_irq[16], drv[64], grp[32];
+	DIR *d = opendir("/sys/bus/pci/devices");
+	struct dirent *e;
+
+	if (!d)
+		die("/sys/bus/pci/devices");
+	sysfs_read(device_name, "vendor", id, sizeof(id));
+	sysfs_read(device_name, "device", attr, sizeof(attr));
+	strncat(id, attr, sizeof(id) - strlen(id) - 1);
+	sysfs_read(device_name, "irq", irq, sizeof(irq));
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, device_name))
+			continue;
+		sysfs_read(e->d_name, "vendor", other, sizeof(other));
+		sysfs_read(e->d_name, "device", attr, sizeof(attr));
+		strncat(other, attr, sizeof(other) - strlen(other) - 1);
+		sysfs_link(e->d_name, "driver", drv, sizeof(drv));
+		if (strcmp(other, id) || strcmp(drv, "vfio-pci"))
+			continue;
+		sysfs_read(e->d_name, "irq", twin_irq, sizeof(twin_irq));
+		if (strcmp(irq, twin_irq)) {
+			fprintf(stderr, "vfio_intx_consumer: the twin %s is on IRQ %s, the device on %s: not one line\n",
+				e->d_name, twin_irq, irq);
+			exit(3);
+		}
+		sysfs_link(e->d_name, "iommu_group", grp, sizeof(grp));
+		int fd = ioctl(group_fd_of(grp), VFIO_GROUP_GET_DEVICE_FD, e->d_name);
+		if (fd < 0)
+			die("VFIO_GROUP_GET_DEVICE_FD (the twin)");
+		printf("NOTE the twin %s shares IRQ %s, IOMMU group %s\n", e->d_name, irq, grp);
+		fflush(stdout);
+		closedir(d);
+		return fd;
+	}
+	fprintf(stderr, "vfio_intx_consumer: no twin of %s bound to vfio-pci\n", device_name);
+	exit(3);
+}
+
+static char group_name[32];
+
+/* A group in the container: opened, checked viable, set to the container. */
+static int add_group(const char *iommu_group)
 {
 	char path[64];
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 
-	container = open("/dev/vfio/vfio", O_RDWR);
-	if (container < 0)
-		die("/dev/vfio/vfio");
 	snprintf(path, sizeof(path), "/dev/vfio/%s", iommu_group);
-	group = open(path, O_RDWR);
-	if (group < 0)
+	int fd = open(path, O_RDWR);
+	if (fd < 0)
 		die(path);
-	if (ioctl(group, VFIO_GROUP_GET_STATUS, &status) || !(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+	if (ioctl(fd, VFIO_GROUP_GET_STATUS, &status) || !(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
 		errno = EBUSY;
 		die("group not viable (every device in it must be bound to vfio-pci)");
 	}
-	if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container))
+	if (ioctl(fd, VFIO_GROUP_SET_CONTAINER, &container))
 		die("VFIO_GROUP_SET_CONTAINER");
+	return fd;
+}
+
+static int group_fd_of(const char *iommu_group)
+{
+	return strcmp(iommu_group, group_name) ? add_group(iommu_group) : group;
+}
+
+static void open_group(const char *iommu_group)
+{
+	container = open("/dev/vfio/vfio", O_RDWR);
+	if (container < 0)
+		die("/dev/vfio/vfio");
+	snprintf(group_name, sizeof(group_name), "%s", iommu_group);
+	group = add_group(iommu_group);
 	set_iommu();
 }
 
@@ -448,7 +554,7 @@ static int flow(const struct driver *drv, int efd)
 
 static void usage(const char *me)
 {
-	fprintf(stderr, "usage: %s [-u unmask delay in us] [-s scenario] <pci address> <iommu group>\n", me);
+	fprintf(stderr, "usage: %s [-u unmask delay in us] [-s scenario] [-p non-2.3|2.3] <pci address> <iommu group>\n", me);
 	exit(2);
 }
 
@@ -458,8 +564,10 @@ int main(int argc, char **argv)
 	const char *scenario = "flow";
 	int opt;
 
-	while ((opt = getopt(argc, argv, "u:s:")) != -1) {
-		if (opt == 'u')
+	while ((opt = getopt(argc, argv, "u:s:p:")) != -1) {
+		if (opt == 'p' && (!strcmp(optarg, "non-2.3") || !strcmp(optarg, "2.3")))
+			non_2_3 = !strcmp(optarg, "non-2.3");
+		else if (opt == 'u')
 			unmask_delay_us = (useconds_t)strtoul(optarg, NULL, 10);
 		else if (opt == 's' && (!strcmp(optarg, "flow") || scenario_known(optarg)))
 			scenario = optarg;

@@ -20,6 +20,12 @@ class Bound:
     disintx_writable: bool    # whether the command register's bit 10 sticks (PCI 2.3)
     irq_count: int | None = None   # the IRQ's count before vfio took it (None: no driver had it)
 
+    @property
+    def non_2_3(self) -> bool:
+        """vfio takes its non-2.3 INTx path: told so (nointxmask), or the device cannot mask
+        INTx itself (vfio_pci_core_enable(): pci_intx_mask_supported())."""
+        return self.nointxmask or not self.disintx_writable
+
 
 def parse_facts(line: str) -> dict[str, str]:
     return dict(f.split("=", 1) for f in line.split() if "=" in f)

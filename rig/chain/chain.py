@@ -121,8 +121,8 @@ class Chain:
         if self.consumer == Consumer.USERSPACE:
             # Fast mode: no L2; a userspace VFIO program in L1 services the interrupts.
             bound = self._bound()
-            self._start_reader(self.l1.ssh, consumer_command(bound.device, bound.group, self.scenario),
-                               "L1's userspace VFIO consumer")
+            self._start_reader(self.l1.ssh, consumer_command(bound.device, bound.group, self.scenario,
+                                                             bound.non_2_3), "L1's userspace VFIO consumer")
         else:
             self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
                                                             self.profile.l2.console), "L2's reader")

@@ -68,7 +68,8 @@ class SocketDevice:
     migratable = True
     hotplugged = False
 
-    def __init__(self, machine: MachineProfile, run_dir: RunDir):
+    def __init__(self, machine: MachineProfile, run_dir: RunDir, twin: bool = False):
+        self.twin = twin          # a second one on the same INTx line (the exclusive scenario)
         self.sock_path = run_dir / "dev0.sock"
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.sock_path))
@@ -78,14 +79,26 @@ class SocketDevice:
 
     @property
     def bus(self) -> str:
-        return f",bus={self.machine.device_bus}" if self.machine.device_bus else ""
+        """Its bus, and its slot where its twin shares its INTx line."""
+        bus = f",bus={self.machine.device_bus}" if self.machine.device_bus else ""
+        return f"{bus},{self.machine.shared_line[0]}" if self.twin else bus
 
     def device_args(self) -> list[str]:
         raise NotImplementedError
 
+    def twin_args(self) -> list[str]:
+        """The twin: the same device, no chardev (it never interrupts), at the slot whose INTA
+        meets the device's on one line."""
+        raise NotImplementedError
+
+    @property
+    def twin_bus(self) -> str:
+        bus = f",bus={self.machine.device_bus}" if self.machine.device_bus else ""
+        return f"{bus},{self.machine.shared_line[1]}"
+
     def qemu_args(self) -> list[str]:
         return [*self.machine.device_bus_args, "-chardev", f"socket,id=dev0,path={option_value(self.sock_path)}",
-                *self.device_args()]
+                *self.device_args(), *(self.twin_args() if self.twin else ())]
 
     def connected(self, timeout: float = timeouts.DEVICE_CONNECT_S) -> None:
         """After QEMU started: accept its chardev connection. One from a QEMU that is gone
@@ -128,6 +141,9 @@ class PciSerial(SocketDevice):
     def device_args(self) -> list[str]:
         return ["-device", f"pci-serial,chardev=dev0,id=legacy0{self.bus}"]
 
+    def twin_args(self) -> list[str]:
+        return ["-device", f"pci-serial,id=twin0{self.twin_bus}"]
+
 
 class VirtioSerial(SocketDevice):
     """Port 0 (a console, nr=0) of a virtio-serial device. max_ports=1: no multiport
@@ -141,10 +157,14 @@ class VirtioSerial(SocketDevice):
     pci_id = ("0x1af4", "0x1043")
     l0_trace_events = VIRTIO_CONSOLE_EVENTS
 
+    OPTIONS = "max_ports=1,vectors=0,disable-legacy=on,iommu_platform=on"
+
     def device_args(self) -> list[str]:
-        return ["-device", f"virtio-serial-pci,max_ports=1,vectors=0,disable-legacy=on,iommu_platform=on,"
-                           f"id=legacy0{self.bus}",
+        return ["-device", f"virtio-serial-pci,{self.OPTIONS},id=legacy0{self.bus}",
                 "-device", "virtconsole,chardev=dev0,bus=legacy0.0,nr=0"]
+
+    def twin_args(self) -> list[str]:
+        return ["-device", f"virtio-serial-pci,{self.OPTIONS},id=twin0{self.twin_bus}"]
 
 
 class PciSerial23(PciSerial):
@@ -247,9 +267,10 @@ class LegacyDevice:
 
 
 def make_device(kind: str, machine: MachineProfile, qemu: QemuBinary, run_dir: RunDir, log_dir: Path,
-                hotplug: bool = False) -> Device:
+                hotplug: bool = False, twin: bool = False) -> Device:
     """The device; `hotplug`: a device that cannot migrate is added once L1 runs, where
-    the machine has a bus for that (so that L1 can be saved and restored without it)."""
+    the machine has a bus for that (so that L1 can be saved and restored without it);
+    `twin`: a second one on its INTx line (rig.core.spec.scenario_problem says which can)."""
     kind = DeviceKind(kind)     # rig.core.spec validated it
     if kind in (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3):
         if not qemu.has_device("vfio-user-pci"):
@@ -257,7 +278,7 @@ def make_device(kind: str, machine: MachineProfile, qemu: QemuBinary, run_dir: R
                             f"{qemu.describe()} lacks it: use --device pci-serial")
         return LegacyDevice(machine, run_dir, pci_2_3=kind == DeviceKind.LEGACY_2_3,
                             log_path=log_dir / "legacy-device.log", hotplug=hotplug)
-    return SOCKET_DEVICES[kind](machine, run_dir)
+    return SOCKET_DEVICES[kind](machine, run_dir, twin)
 
 
 SOCKET_DEVICES: dict[DeviceKind, type[SocketDevice]] = {

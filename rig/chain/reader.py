@@ -21,12 +21,14 @@ CONSUMER = "/usr/bin/rig-vfio-intx-consumer"   # guest_images/consumer, in every
 SLOW_UNMASK_ENV = "RIG_CONSUMER_UNMASK_DELAY_US"
 
 
-def consumer_command(device: str, iommu_group: str, scenario: str = "flow") -> str:
+def consumer_command(device: str, iommu_group: str, scenario: str = "flow", non_2_3: bool = True) -> str:
     """The userspace consumer's command line in L1 (fast mode). The scenario is one of
-    rig.core.kinds.Scenario (validated), the device and group what L1's sysfs named."""
+    rig.core.kinds.Scenario (validated), the device and group what L1's sysfs named;
+    non_2_3: vfio takes its non-2.3 INTx path for the device (as the bind found)."""
     delay = os.environ.get(SLOW_UNMASK_ENV, "")
     slow = f"-u {int(delay)} " if delay.isdigit() else ""
-    return f"{CONSUMER} {slow}-s {scenario} {device} {iommu_group}"
+    path = "non-2.3" if non_2_3 else "2.3"
+    return f"{CONSUMER} {slow}-s {scenario} -p {path} {device} {iommu_group}"
 
 
 class Channel(Protocol):

@@ -3,7 +3,8 @@ of vfio-pci's INTx paths, asks the rig for each byte ("PUSH") and says what each
 ("CHECK <step> ok|lost|spurious <what>", "SERVICED"); the rig pushes, samples every layer's count at
 each step, and judges from the checks.
 
-The verdict: FAIL if an event came that must not have (the mask did not hold, a double),
+The verdict: FAIL if an event came that must not have (the mask did not hold, a double) or
+vfio answered a call otherwise than it must (a line shared that must not be),
 else STALL if an interrupt that had to come did not (the device waits on its line), else
 PASS. A consumer that ends, or says nothing for SCENARIO_LINE_S, is the machinery's: ERROR.
 Unlike the flow's STALL, a scenario's is not excused when the push landed while the source
@@ -27,7 +28,7 @@ from rig.trace.path import InterruptPath
 
 log = logging.getLogger(__name__)
 
-RESULTS = ("ok", "lost", "spurious")
+RESULTS = ("ok", "lost", "spurious", "wrong")     # wrong: vfio answered a call otherwise than it must
 MAX_PUSH = 64          # bytes at once: more than any scenario asks (storm: 16)
 
 
@@ -55,7 +56,7 @@ def push_count(arg: str) -> int:
 def judged(scenario: Scenario, checks: list[ScenarioCheck], at: StoppedAt) -> Verdict:
     """The verdict of a finished scenario from its checks."""
     failed = [c for c in checks if c.result != "ok"]
-    spurious = [c for c in failed if c.result == "spurious"]
+    spurious = [c for c in failed if c.result in ("spurious", "wrong")]
     if spurious:
         c = spurious[0]
         return Verdict(Outcome.FAIL, f"{scenario}: {c.step}: {c.what}", at, scenario, checks)

@@ -21,8 +21,8 @@ from rig.chain.launch import L0, start_l0
 from rig.chain.session import Session
 from rig.core import timeouts
 from rig.core.errors import InfraError, UserError
-from rig.core.kinds import AccelChoice, Consumer, DeviceKind
-from rig.core.spec import RunSpec
+from rig.core.kinds import AccelChoice, Consumer, DeviceKind, Scenario
+from rig.core.spec import RunSpec, scenario_problem
 from rig.core.targets import MachineProfile
 from rig.guests.l1 import GuestConfig
 from rig.guests.snapshot import SnapshotStore
@@ -76,9 +76,11 @@ class DeviceChoice(NamedTuple):
 VFIO_USER_DEVICES = (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3)   # served over vfio-user: probed first
 
 
-def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary, s: Session) -> DeviceChoice:
-    """The requested device, or the machine's first that this QEMU can run here: a
-    vfio-user device only where the probe says this QEMU survives it on this machine."""
+def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary, s: Session,
+                  scenario: str = Scenario.FLOW) -> DeviceChoice:
+    """The requested device, or the machine's first that this QEMU can run here (and that
+    can carry the scenario): a vfio-user device only where the probe says this QEMU
+    survives it on this machine."""
     if requested:
         if requested in VFIO_USER_DEVICES:
             ok, why = vfio_user_usable(mach, qemu, s.cache)
@@ -88,6 +90,8 @@ def choose_device(requested: str | None, mach: MachineProfile, qemu: QemuBinary,
         return DeviceChoice(requested, "requested")
     skipped = ""
     for kind in mach.devices:
+        if scenario_problem(scenario, kind, mach):
+            continue
         if kind not in VFIO_USER_DEVICES:
             return DeviceChoice(kind, f"default on {mach.name}{skipped}")
         ok, why = vfio_user_usable(mach, qemu, s.cache)
@@ -165,7 +169,7 @@ def running_chain(s: Session, spec: RunSpec, out: Path, kernel: KernelUnderTest 
                                                                     kernel.config_source, kernel.warnings))
         img = l1_image(s, spec, kernel)
         s.progress.step(f"{l0.describe()}; {img.describe_fix()}")
-        choice = choose_device(spec.device, spec.machine_profile, l0.qemu, s)
+        choice = choose_device(spec.device, spec.machine_profile, l0.qemu, s, spec.scenario)
         s.progress.step(f"device: {choice.kind} ({choice.why})")
         if l0.accel.plan and l0.accel.plan.warning:
             s.progress.note(f"warning: {l0.accel.plan.warning}")
@@ -186,7 +190,8 @@ def chain_on(s: Session, spec: RunSpec, out: Path, kernel: KernelUnderTest | Non
     assert known.l0 is not None and known.device is not None     # running_chain's stages ran
     mach = spec.machine_profile
     with RunDir("run") as run_dir:
-        device = make_device(known.device, mach, l0.qemu, run_dir, out, hotplug=hotplugs(spec, kernel))
+        device = make_device(known.device, mach, l0.qemu, run_dir, out, hotplug=hotplugs(spec, kernel),
+                             twin=spec.scenario == Scenario.EXCLUSIVE)
         try:
             snapshots = snapshot_store(s, spec, device, kernel)
             # A built-in vfio-pci reads nointxmask from the command line, a module from modprobe.

@@ -42,6 +42,7 @@ class Scenario(StrEnum):
     NEW_TRIGGER = "new-trigger"                      # a new trigger eventfd while enabled
     RESET_ASSERTED = "reset-asserted"                # VFIO_DEVICE_RESET with the line asserted
     STORM = "storm"                                  # the device re-asserts at once, unmask slow
+    EXCLUSIVE = "exclusive"                          # a twin device holds the same INTx line
 
 
 class AccelChoice(StrEnum):

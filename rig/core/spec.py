@@ -51,6 +51,18 @@ MIN_HOLD_MINUTES = 0.05                     # 3 s: a test's hold that runs out
 MAX_HOLD_MINUTES = 24 * 60.0
 
 
+def scenario_problem(scenario: str, device: str, mach: MachineProfile) -> str | None:
+    """Why this device on this machine cannot carry the scenario, or None."""
+    if scenario != Scenario.EXCLUSIVE:
+        return None
+    if device in (DeviceKind.LEGACY, DeviceKind.LEGACY_2_3):
+        return ("the exclusive scenario puts a twin of the device on its INTx line, and the legacy device is one "
+                "vfio-user process with no twin; use --device pci-serial or pci-serial-2.3")
+    if not mach.shared_line:
+        return f"{mach.name} has no two slots on one INTx line for the exclusive scenario's twin"
+    return None
+
+
 def _number(option: str, value: float | int, low: float, high: float, integer: bool = False,
             unit: str = "seconds") -> None:
     what = "a whole number" if integer else f"a number of {unit}"
@@ -265,6 +277,8 @@ class RunSpec(OnAMachine):
             raise SpecError("--device", f"--device {self.device} --machine {mach.name}: {why}")
         _choice("--consumer", self.consumer, CONSUMERS)
         _choice("--scenario", self.scenario, SCENARIOS)
+        if self.device is not None and (why := scenario_problem(self.scenario, self.device, mach)):
+            raise SpecError("--scenario", f"--scenario {self.scenario} --device {self.device}: {why}")
         if self.scenario != Scenario.FLOW and self.consumer != Consumer.USERSPACE:
             raise SpecError("--scenario", f"--scenario {self.scenario} --consumer {self.consumer}: only the userspace "
                             "consumer (fast mode) drives this scenario; add --consumer userspace")

@@ -20,7 +20,7 @@ from pathlib import Path
 from rig.core import spec_json
 from rig.core.errors import UserError
 from rig.core.kinds import AccelChoice, Consumer, DeviceKind, InterruptController, L1Vfio, Scenario
-from rig.core.spec import DriveSpec, KernelUnderTestSpec, MatrixSpec, RunSpec
+from rig.core.spec import DriveSpec, KernelUnderTestSpec, MatrixSpec, RunSpec, scenario_problem
 from rig.core.targets import MACHINES, MachineProfile, machine
 from rig.matrix.expected import EXPECTED, OWN, Expectation
 
@@ -91,7 +91,8 @@ class Cell:
 
     def unavailable(self) -> str | None:
         """Why this cell cannot run with the stock parts, or None."""
-        return self.machine_profile.matrix_skips.get(DeviceKind(self.device))
+        return self.machine_profile.matrix_skips.get(DeviceKind(self.device)) or \
+            scenario_problem(self.scenario, self.device, self.machine_profile)
 
     @property
     def slow(self) -> bool:

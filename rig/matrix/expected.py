@@ -59,6 +59,8 @@ IOAPIC_XICS_RESEND = ("the IO-APIC and XICS re-deliver a level line still assert
 RESET_DROPS_THE_LINE = ("VFIO_DEVICE_RESET (vfio_pci_ioctl_reset -> pci_try_reset_function) drops the device's "
                         "line and leaves vfio's INTx state alone: nothing is pending at the unmask and the flow "
                         "resumes; a device without a reset method is refused (EINVAL) and serviced as in the flow")
+EXCLUSIVE_REFUSED = ("vfio_intx_enable() requests the IRQ without IRQF_SHARED on the non-2.3 path: request_irq() "
+                     "refuses the line its twin holds (EBUSY) and gives it once the twin let go; the flow resumes")
 SCENARIO_EXPECTED = (
     # vfio's 2.3 path masks in the device (the command register's INTx disable), not at the
     # controller, and its unmask re-signals a pending interrupt in software.
@@ -145,6 +147,16 @@ SCENARIO_EXPECTED = (
                 "the device masks itself (the INTx disable bit) as vfio signals, and the unmask signals a pending "
                 "interrupt in software (pci_check_and_unmask_intx): at most one delivery per interrupt",
                 Scenario.STORM, TWO_3),
+    # exclusive: a twin holds the line; vfio shares it only on the 2.3 path (IRQF_SHARED).
+    Expectation("*", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "request_irq() refuses the non-2.3 device the line its twin holds (EBUSY), and takes it once the "
+                "twin let go; then the flow stalls as it does without the fix", Scenario.EXCLUSIVE, NON_2_3),
+    *(Expectation("*", ic, vfio, Outcome.PASS, EXCLUSIVE_REFUSED, Scenario.EXCLUSIVE, NON_2_3)
+      for ic, vfio in (("xive", L1Vfio.FIXED), ("xive", OWN), ("xics", "*"), ("ioapic", "*"))),
+    Expectation("*", "*", "*", Outcome.PASS,
+                "vfio_intx_enable() requests the IRQ with IRQF_SHARED on the 2.3 path: the device shares the line "
+                "its twin holds, and the twin's handler finds its own device idle (IRQ_NONE), so its eventfd stays "
+                "quiet", Scenario.EXCLUSIVE, TWO_3),
     # The IO-APIC and XICS on the non-2.3 path, alike in every scenario that masks or releases.
     *(Expectation("*", ic, "*", Outcome.PASS, IOAPIC_XICS_RESEND, scenario, NON_2_3)
       for scenario in (Scenario.MASKED_PENDING, Scenario.CONFIG_MASK, Scenario.DEASSERT_WHILE_MASKED, Scenario.REOPEN)

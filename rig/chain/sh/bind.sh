@@ -6,9 +6,12 @@
 set -e
 vendor=$1 device=$2 vfio_args=$3 iommu_module=$4
 shift 4
-dev=
+# The first device with these IDs is the one under test; any other is its twin on the same
+# INTx line (the exclusive scenario), given to vfio-pci as well.
+dev='' twins=''
 for d in /sys/bus/pci/devices/*; do
-    [ "$(cat "$d/vendor")" = "$vendor" ] && [ "$(cat "$d/device")" = "$device" ] && dev=${d##*/}
+    if [ "$(cat "$d/vendor")" != "$vendor" ] || [ "$(cat "$d/device")" != "$device" ]; then continue; fi
+    if [ -z "$dev" ]; then dev=${d##*/}; else twins="$twins ${d##*/}"; fi
 done
 [ -n "$dev" ] || { echo "no $vendor:$device PCI device" >&2; exit 3; }
 # shellcheck disable=SC2086 # the module's arguments, if any, are words
@@ -38,14 +41,20 @@ hi2=$(cfgbyte)
 setbyte "$hi"
 [ "$(cfgbyte)" = "$hi" ] || { echo "could not restore the command register of $dev" >&2; exit 7; }
 disintx=no; [ $((hi2 & 4)) -ne 0 ] && disintx=yes
-echo vfio-pci > "$p/driver_override"
-echo "$dev" > /sys/bus/pci/drivers_probe
-drv=$(basename "$(readlink "$p/driver")")
-[ "$drv" = vfio-pci ] || { echo "$dev bound to '$drv', not vfio-pci" >&2; exit 4; }
+to_vfio() {
+    [ -e "/sys/bus/pci/devices/$1/driver" ] && echo "$1" > "/sys/bus/pci/devices/$1/driver/unbind"
+    echo vfio-pci > "/sys/bus/pci/devices/$1/driver_override"
+    echo "$1" > /sys/bus/pci/drivers_probe
+    drv=$(basename "$(readlink "/sys/bus/pci/devices/$1/driver")")
+    [ "$drv" = vfio-pci ] || { echo "$1 bound to '$drv', not vfio-pci" >&2; exit 4; }
+}
+to_vfio "$dev"
+for t in $twins; do to_vfio "$t"; done
 group=$(basename "$(readlink "$p/iommu_group")")
 [ -e "/dev/vfio/$group" ] || { echo "/dev/vfio/$group missing" >&2; exit 5; }
 if [ $# -gt 0 ]; then modprobe "$@" 2>/dev/null || true; fi
 kvm=no; [ -e /dev/kvm ] && kvm=yes
 mask=$(cat /sys/module/vfio_pci/parameters/nointxmask)
 [ "$mask" = Y ] || [ -z "$vfio_args" ] || { echo "vfio_pci nointxmask is $mask, not Y" >&2; exit 6; }
-echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask disintx_writable=$disintx irqcount=${irqcount:-none}"
+twins=$(echo "$twins" | sed 's/^ //; s/ /,/g')
+echo "dev=$dev group=$group kvm=$kvm nointxmask=$mask disintx_writable=$disintx irqcount=${irqcount:-none} twins=${twins:-none}"

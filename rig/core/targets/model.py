@@ -141,6 +141,9 @@ class MachineProfile:
     # Where the device under test sits in L1: its own IOMMU group, so vfio can take it alone.
     device_bus_args: tuple[str, ...] = ()   # extra L0 arguments (a host bridge)
     device_bus: str | None = None           # bus= property for the device
+    # The exclusive scenario's two devices on one INTx line: -device options of the device under
+    # test and of its twin, on the device's bus, at slots whose INTA the bus routes to one line.
+    shared_line: tuple[str, ...] = ()      # (the device's options, its twin's)
     # Where a device that cannot migrate (vfio-user) is added once L1 runs, so that L1 is
     # saved and restored without it: an empty bus with hotplug (None: it is there from the start).
     hotplug_bus_args: tuple[str, ...] = ()

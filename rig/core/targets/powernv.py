@@ -35,6 +35,8 @@ POWERNV = MachineProfile(
     # powerdown to OPAL, which has Linux power off.
     matrix_devices=(DeviceKind.VIRTIO_SERIAL,),
     scenario_devices=(DeviceKind.VIRTIO_SERIAL_2_3,),
+    # Functions 0 and 1 behind the root port: one slot, INTA of both, one LSI of the PHB4.
+    shared_line=("addr=0.0,multifunction=on", "addr=0.1"),
     l0_args=("-device", "pnv-phb,chip-id=0,index=0,id=pcie.0",
              "-device", "pnv-phb-root-port,id=rignicport,bus=pcie.0,chassis=0,slot=0",
              "-device", "ipmi-bmc-sim,id=bmc0", "-device", "isa-ipmi-bt,bmc=bmc0,irq=10"),

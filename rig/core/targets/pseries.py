@@ -21,6 +21,9 @@ PSERIES = MachineProfile(
              DeviceKind.PCI_SERIAL_2_3),
     matrix_devices=(DeviceKind.PCI_SERIAL, DeviceKind.LEGACY),
     scenario_devices=(DeviceKind.PCI_SERIAL_2_3,),
+    # Slots 1 and 5 of the device's PHB: spapr_pci swizzles (slot + pin) % 4 onto the PHB's
+    # four LSIs (pci_spapr_map_irq()).
+    shared_line=("addr=0x1", "addr=0x5"),
     matrix_skips={DeviceKind.LEGACY: ("vfio-user on pseries: QEMU 11.1.3 aborts at machine reset, and Linux on "
                                      "pseries never probes INTx masking (docs/findings/)")},
     nesting_machine_options=("cap-nested-hv=on",),

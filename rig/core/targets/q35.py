@@ -18,6 +18,9 @@ Q35 = MachineProfile(
     # caching-mode=on lets the vIOMMU sit in front of assigned (vfio/vfio-user) devices.
     matrix_devices=(DeviceKind.PCI_SERIAL, DeviceKind.LEGACY),
     scenario_devices=(DeviceKind.PCI_SERIAL_2_3,),
+    # Root-bus slots 0x10 and 0x14: q35 rotates INTA over its PIRQ links by slot, four apart
+    # meet on one (the exclusive scenario's consumer checks that L1 gives both one IRQ).
+    shared_line=("addr=0x10", "addr=0x14"),
     l1_devices=("intel-iommu,caching-mode=on",),
     hotplug_bus_args=("-device", "pcie-root-port,id=righp,chassis=9,slot=9"),
     hotplug_bus="righp",
