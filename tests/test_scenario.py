@@ -165,7 +165,8 @@ def test_scenario_cells_run_only_when_asked_and_every_one_has_an_expectation():
     assert all(c.scenario == Scenario.FLOW for c in default)
     every = select(cells, MatrixSpec(scenarios=True))
     assert {c.scenario for c in every} == set(Scenario)
-    assert all(c.consumer == "userspace" for c in every if c.scenario != Scenario.FLOW)
+    assert all(c.consumer == "userspace" for c in every if c.scenario not in (Scenario.FLOW, Scenario.L2_REBOOT))
+    assert {c.consumer for c in every if c.scenario == Scenario.L2_REBOOT} == {"l2-kvm"}   # l2-tcg: --slow
     named = select(cells, MatrixSpec(cells=("*-masked-pending",), scenarios=True))
     assert named and all(c.scenario == MP for c in named)
     with pytest.raises(UserError, match="run with --scenarios"):
@@ -177,7 +178,7 @@ def test_scenario_cells_run_only_when_asked_and_every_one_has_an_expectation():
 def test_the_2_3_path_runs_the_scenarios_only_and_masked_pending_passes_there_on_xive():
     cells = all_cells()
     two_3 = [c for c in cells if c.intx_path == "2.3"]
-    assert two_3 and {c.scenario for c in two_3} == set(Scenario) - {Scenario.FLOW}
+    assert two_3 and {c.scenario for c in two_3} == set(Scenario) - {Scenario.FLOW, Scenario.L2_REBOOT}
     assert {c.consumer for c in two_3} == {"userspace"}
     xive = {(c.machine, c.scenario): c.expectation().verdict for c in two_3 if c.ic == "xive" and c.vfio == "fixed"}
     # The contrast the 2.3 path is there for: vfio re-signals a pending interrupt itself.
@@ -243,3 +244,41 @@ def test_the_consumer_is_told_vfio_s_intx_path_and_a_wrong_answer_is_a_fail():
     v = judged(Scenario.EXCLUSIVE, [ScenarioCheck("refused-while-held", "wrong", "vfio let a non-2.3 device share",
                                                   1.0)], {})
     assert v.outcome == Outcome.FAIL
+
+
+def test_l2_reboot_needs_l2_and_runs_in_nested_cells():
+    with pytest.raises(SpecError, match="use --consumer l2"):
+        RunSpec("ppc64", consumer="userspace", scenario="l2-reboot").validate()
+    assert RunSpec("ppc64", scenario="l2-reboot").validate().name.endswith("-l2-l2-reboot")
+    cells = [c for c in all_cells() if c.scenario == Scenario.L2_REBOOT]
+    assert cells and all(c.consumer.startswith("l2-") for c in cells)
+    assert {c.expectation().verdict for c in cells if c.ic == "xive" and c.vfio == "unfixed"} == {Outcome.STALL}
+
+
+class FakeFlow:
+    def __init__(self, verdict, samples):
+        self.verdict, self.samples = verdict, samples
+
+    def run(self):
+        return self.verdict
+
+
+def test_l2_reboot_drives_the_flow_reboots_and_drives_again_on_one_clock():
+    from rig.chain.reboot import BEFORE_REBOOT, RebootDrive
+    from rig.chain.verdict import Sample
+    from rig.core.spec import DriveSpec
+    made = []
+
+    def drive(cfg, continued):
+        made.append((cfg.pass_after, continued))
+        return FakeFlow(Verdict(Outcome.PASS, "fine"), [Sample(1.0, 10, 10, 10, 10)])
+
+    d = RebootDrive(DriveSpec(), drive, lambda: 12.5, Progress(quiet=True))
+    v = d.run()
+    assert v.outcome == Outcome.PASS and v.scenario == Scenario.L2_REBOOT and "(12 s)" in v.reason
+    assert made == [(BEFORE_REBOOT, False), (0, True)]
+    assert [c.step for c in v.checks] == ["before-reboot", "reboot", "flow-after-reboot"]
+    assert d.samples[1].sent == 20 and d.samples[1].t > d.samples[0].t     # continued, not restarted
+    stalled = RebootDrive(DriveSpec(), lambda cfg, c: FakeFlow(Verdict(Outcome.STALL, "stuck"), []),
+                          lambda: pytest.fail("no reboot after a stall"), Progress(quiet=True)).run()
+    assert stalled.outcome == Outcome.STALL and "before L2's reboot: stuck" in stalled.reason

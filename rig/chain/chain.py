@@ -21,6 +21,7 @@ from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts, RunFacts
 from rig.chain.l2_accel import choose_l2_accel
 from rig.chain.reader import ConsumerReader, consumer_command, open_reader
+from rig.chain.reboot import ContinuedMarks, RebootDrive
 from rig.chain.restore_helper import RestoreHelper
 from rig.chain.scenario import ScenarioDrive, scenario_final
 from rig.chain.stages import (
@@ -124,8 +125,11 @@ class Chain:
             self._start_reader(self.l1.ssh, consumer_command(bound.device, bound.group, self.scenario,
                                                              bound.non_2_3), "L1's userspace VFIO consumer")
         else:
-            self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
-                                                            self.profile.l2.console), "L2's reader")
+            self._start_l2_reader()
+
+    def _start_l2_reader(self) -> None:
+        self._start_reader(self.l2_ssh, guest_script("rig.chain", "l2_reader.sh", *self.device.pci_id,
+                                                        self.profile.l2.console), "L2's reader")
 
     # -- the whole chain from a snapshot (L1 with the device bound, and L2 booted in it) ---
     def _chain_held(self) -> str:
@@ -350,8 +354,10 @@ class Chain:
     def drive(self, cfg: DriveSpec) -> Verdict:
         if self.reader is None:
             raise InfraError("the chain was not started: no consumer to drive")
-        flow = self.scenario == Scenario.FLOW
-        d = Drive(cfg, self.device, self.reader, self._live_counts, self.tracer, self.progress) if flow else \
+        flow = self.scenario in (Scenario.FLOW, Scenario.L2_REBOOT)
+        d: Drive | RebootDrive | ScenarioDrive = \
+            RebootDrive(cfg, self._flow_drive, self._reboot_l2, self.progress) if self.scenario == Scenario.L2_REBOOT \
+            else self._flow_drive(cfg) if flow else \
             ScenarioDrive(self.scenario, self.reader, self.device, self._live_counts, self.tracer, self.progress)
         try:
             verdict = d.run()
@@ -365,6 +371,19 @@ class Chain:
             scenario_final(unless_paused(verdict, self.run_states()), self.interrupt_path)
         self._record_final_tables()
         return verdict
+
+    def _flow_drive(self, cfg: DriveSpec, continued: bool = False) -> Drive:
+        assert self.reader is not None         # drive() checked; a reboot started it again
+        marks = ContinuedMarks(self.tracer) if continued else self.tracer
+        return Drive(cfg, self.device, self.reader, self._live_counts, marks, self.progress)
+
+    def _reboot_l2(self) -> float:
+        """L2 reset and back, its reader started again (the l2-reboot scenario)."""
+        assert self.l2 is not None and self.reader is not None
+        self.reader.close()
+        took = self.l2.reboot(timeouts.BOOT_S, timeouts.L2_SSH_S.get(self._l2_accel(), timeouts.L2_SSH_S["tcg"]))
+        self._start_l2_reader()
+        return took
 
     def run_states(self) -> dict[str, str]:
         """Each QEMU's run state, by the guest it runs."""

@@ -55,7 +55,8 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--scenario", default="flow", metavar="NAME",
                     help="which of vfio's INTx paths to drive: flow (default: serviced and unmasked, again "
                          "and again), masked-pending, deassert-while-masked, reopen, config-mask, new-trigger, "
-                         "reset-asserted, storm, exclusive (fast mode only; docs/scenarios.md)")
+                         "reset-asserted, storm, exclusive (fast mode only), l2-reboot (--consumer l2 only); "
+                         "docs/scenarios.md")
     ru.add_argument("--kernel", help="the L1 kernel under test (vmlinux, bzImage or vmlinuz)")
     ru.add_argument("--modules", help="its modules: lib/modules/<release> or an INSTALL_MOD_PATH root")
     ru.add_argument("--kernel-deb", help="the L1 kernel under test as a Debian/Ubuntu linux-image .deb")

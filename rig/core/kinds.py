@@ -43,6 +43,7 @@ class Scenario(StrEnum):
     RESET_ASSERTED = "reset-asserted"                # VFIO_DEVICE_RESET with the line asserted
     STORM = "storm"                                  # the device re-asserts at once, unmask slow
     EXCLUSIVE = "exclusive"                          # a twin device holds the same INTx line
+    L2_REBOOT = "l2-reboot"                          # L2 reset by its QEMU while interrupts flow
 
 
 class AccelChoice(StrEnum):

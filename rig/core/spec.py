@@ -279,7 +279,10 @@ class RunSpec(OnAMachine):
         _choice("--scenario", self.scenario, SCENARIOS)
         if self.device is not None and (why := scenario_problem(self.scenario, self.device, mach)):
             raise SpecError("--scenario", f"--scenario {self.scenario} --device {self.device}: {why}")
-        if self.scenario != Scenario.FLOW and self.consumer != Consumer.USERSPACE:
+        if self.scenario == Scenario.L2_REBOOT and self.consumer != Consumer.L2:
+            raise SpecError("--scenario", f"--scenario {self.scenario} --consumer {self.consumer}: it reboots L2, "
+                            "which fast mode has not; use --consumer l2")
+        if self.scenario not in (Scenario.FLOW, Scenario.L2_REBOOT) and self.consumer != Consumer.USERSPACE:
             raise SpecError("--scenario", f"--scenario {self.scenario} --consumer {self.consumer}: only the userspace "
                             "consumer (fast mode) drives this scenario; add --consumer userspace")
         _choice("--l1-vfio", self.l1_vfio, L1_VFIO)

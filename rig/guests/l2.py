@@ -35,6 +35,7 @@ QMP_PORT = 4444          # in L1, L2 QEMU's QMP
 PIDFILE = "/run/l2-qemu.pid"
 CONSOLE_FILE = "/run/l2-console.log"
 EXIT_LINE = r"rig-l2-exit: (\d+)"
+RESET_MARK = "rig: L2 reset by its QEMU"
 
 
 def launch_script(command: list[str]) -> str:
@@ -211,6 +212,39 @@ class L2Guest:
                                 sock=lambda: self.l1.ssh.jump_channel("127.0.0.1", SSH_PORT))
         self._connect_qmp()
         return took
+
+    def reboot(self, timeout: float, ssh_timeout: float) -> float:
+        """L2 reset by its QEMU (QMP system_reset: a machine reset, which resets the device
+        passed through and turns its INTx off and on again through vfio), then back: its
+        init's ready line and SSH. The seconds it took."""
+        t0 = time.monotonic()
+        self.ssh.close()
+        assert self.console is not None     # started or attached
+        # The console from here on: an attached one was read from the file's start, with the
+        # first boot's ready line still unread.
+        self.l1.ssh.run(f"echo '{RESET_MARK}' >> {CONSOLE_FILE}", timeout=timeouts.SSH_QUICK_S)
+        self.console.expect(RESET_MARK, timeouts.SSH_QUICK_S, "the rig's mark before L2's reset")
+        # -no-reboot makes a reset end L2's QEMU (so that a panic ends it): resets reset until
+        # L2 is back (the firmware may reset the machine once more on its way).
+        self._set_reboot_action("reset")
+        try:
+            self._connect_qmp().cmd("system_reset")
+        except QMPError as e:
+            raise InfraError(f"L2 QEMU did not reset: {e}") from e
+        try:
+            self.console.expect_while(READY_LINE, timeout, "the L2 init's ready line after its reset",
+                                      self.check_alive)
+        except ConsoleTimeout as e:
+            raise L2BootHung(f"{e}; {self.diagnosis()}") from e
+        self._set_reboot_action("shutdown")
+        self.connect(ssh_timeout)
+        return time.monotonic() - t0
+
+    def _set_reboot_action(self, action: str) -> None:
+        try:
+            self._connect_qmp().cmd("set-action", reboot=action)
+        except QMPError as e:
+            raise InfraError(f"L2 QEMU did not take reboot action {action}: {e}") from e
 
     def monitor(self) -> QEMUMonitorProtocol:
         """L2 QEMU's QMP (in L1), for a look at a held chain."""

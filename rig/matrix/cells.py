@@ -129,11 +129,12 @@ def all_cells(own: Mapping[str, OwnKernel] | None = None, trees: tuple[str, ...]
 
 
 def scenarios_of(m: MachineProfile, device: DeviceKind, consumer: str) -> tuple[Scenario, ...]:
-    """The scenarios a device's cells run: the flow in every consumer, the others in fast
-    mode; a scenario device (vfio's 2.3 path) only the others."""
+    """The scenarios a device's cells run: the flow in every consumer, l2-reboot with L2,
+    the others in fast mode; a scenario device (vfio's 2.3 path) only the fast-mode others."""
     if consumer != Consumer.USERSPACE:
-        return () if device in m.scenario_devices else (Scenario.FLOW,)
-    return tuple(s for s in Scenario if not (s == Scenario.FLOW and device in m.scenario_devices))
+        return () if device in m.scenario_devices else (Scenario.FLOW, Scenario.L2_REBOOT)
+    return tuple(s for s in Scenario if s != Scenario.L2_REBOOT
+                 and not (s == Scenario.FLOW and device in m.scenario_devices))
 
 
 def tree_labels(trees: list[Path]) -> tuple[str, ...]:

@@ -157,6 +157,14 @@ SCENARIO_EXPECTED = (
                 "vfio_intx_enable() requests the IRQ with IRQF_SHARED on the 2.3 path: the device shares the line "
                 "its twin holds, and the twin's handler finds its own device idle (IRQ_NONE), so its eventfd stays "
                 "quiet", Scenario.EXCLUSIVE, TWO_3),
+    # l2-reboot: L2's flow, its QEMU's reset (vfio INTx off and on again in L1), the flow again.
+    Expectation("*", "xive", L1Vfio.UNFIXED, Outcome.STALL,
+                "the flow stalls before the reboot, as it does without the fix", Scenario.L2_REBOOT),
+    *(Expectation("*", ic, vfio, Outcome.PASS,
+                  "L1's QEMU resets the device at L2's reset and turns INTx off and on through vfio "
+                  "(vfio_intx_disable(), vfio_intx_enable()): a fresh IRQ, nothing pending; L2's driver probes "
+                  "again and the flow resumes", Scenario.L2_REBOOT)
+      for ic, vfio in (("xive", L1Vfio.FIXED), ("xive", OWN), ("xics", "*"), ("ioapic", "*"))),
     # The IO-APIC and XICS on the non-2.3 path, alike in every scenario that masks or releases.
     *(Expectation("*", ic, "*", Outcome.PASS, IOAPIC_XICS_RESEND, scenario, NON_2_3)
       for scenario in (Scenario.MASKED_PENDING, Scenario.CONFIG_MASK, Scenario.DEASSERT_WHILE_MASKED, Scenario.REOPEN)
