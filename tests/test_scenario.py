@@ -282,3 +282,14 @@ def test_l2_reboot_drives_the_flow_reboots_and_drives_again_on_one_clock():
     stalled = RebootDrive(DriveSpec(), lambda cfg, c: FakeFlow(Verdict(Outcome.STALL, "stuck"), []),
                           lambda: pytest.fail("no reboot after a stall"), Progress(quiet=True)).run()
     assert stalled.outcome == Outcome.STALL and "before L2's reboot: stuck" in stalled.reason
+
+
+def test_a_scenario_s_junit_has_a_case_per_step(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from rig.reports.result import write_run_junit
+    v = judged(MP, [ScenarioCheck("quiet-while-masked", "ok", "", 1.0),
+                    ScenarioCheck("delivered-on-unmask", "lost", "no event", 2.0)], {})
+    cases = ET.parse(write_run_junit(tmp_path, "cell", v, 3.0, "see rig.log")).getroot().findall("testcase")
+    assert [c.get("name") for c in cases] == ["cell", "cell.quiet-while-masked", "cell.delivered-on-unmask"]
+    assert cases[2].find("failure") is not None and cases[1].find("failure") is None

@@ -1,7 +1,7 @@
 """The scenarios beyond the flow, for real (docs/scenarios.md): masked-pending loses the
 interrupt on QEMU's XIVE with the fix and delivers it exactly once on XICS and on XIVE through
 vfio's 2.3 path, the line working after; reopen on the IO-APIC delivers what was pending
-across vfio's release.
+across vfio's release; a storm's deliveries per interrupt, fix or not; a held line refused.
 Each checks the steps the consumer reported, not only the verdict."""
 
 import pytest
@@ -50,3 +50,25 @@ def test_reopen_delivers_what_was_pending_across_the_release_on_the_io_apic(rig_
     # pci-serial has no reset method: vfio's release and open leave its line asserted.
     assert steps["pending-after-reopen"] == "ok" and steps["flow-after-3"] == "ok"
     assert result["verdict"]["stopped_at"]["l1_vfio_intx"], "L1's vfio-intx line was not counted after the scenario"
+
+
+def test_a_storm_is_delivered_twice_per_interrupt_without_the_fix_and_once_with_it(rig_cache_dir, run_base,
+                                                                                    short_tmp):
+    """The patch's x86 "spewing", bounded: the lazily disabled line is delivered once more."""
+    per = {}
+    for vfio in ("unfixed", "fixed"):
+        r, result, steps = scenario("x86_64", "--device", "pci-serial", "--l1-vfio", vfio, "--scenario", "storm",
+                                    out=short_tmp / vfio, cache=rig_cache_dir, run_base=run_base)
+        assert result["verdict"]["verdict"] == "PASS", (result["verdict"], r.stderr[-2000:])
+        assert steps == {"all-read": "ok"} and result["verdict"]["stopped_at"]["serviced"] == 16
+        per[vfio] = result["interrupt_path"]["deliveries_per_serviced"]
+    assert per["unfixed"] >= 1.8 and per["fixed"] <= 1.2, per
+
+
+def test_exclusive_refuses_the_non_2_3_device_a_held_line_with_the_kernel_s_words(rig_cache_dir, run_base,
+                                                                                  short_tmp):
+    r, result, steps = scenario("x86_64", "--device", "pci-serial", "--scenario", "exclusive", out=short_tmp / "x86",
+                                cache=rig_cache_dir, run_base=run_base)
+    assert result["verdict"]["verdict"] == "PASS", (result["verdict"], r.stderr[-2000:])
+    assert steps["refused-while-held"] == "ok" and steps["twin-quiet"] == "ok" and steps["flow-after-3"] == "ok"
+    assert any("Flags mismatch" in n for n in result["verdict"]["notes"]), result["verdict"]["notes"]

@@ -81,4 +81,7 @@ def write_run_junit(out: Path, name: str, verdict: Verdict, seconds: float, log_
     case = JunitCase(name, seconds, output=f"{verdict.outcome}: {verdict.reason}",
                      failure=(describe_stop(verdict), verdict.reason) if failed else None,
                      error=(verdict.reason, log_hint) if verdict.outcome == Outcome.ERROR else None)
-    return write_junit(out / "junit.xml", "intx-rig", "intx-rig", [case])
+    # A scenario's steps are cases of their own, as they are KTAP subtests.
+    steps = [JunitCase(f"{name}.{c.step}", failure=(f"{c.step}: {c.result}", c.what) if c.result != "ok" else None)
+             for c in verdict.checks]
+    return write_junit(out / "junit.xml", "intx-rig", "intx-rig", [case, *steps])
