@@ -135,6 +135,7 @@ CASES = [
     (RUN + ("--scenario", "masked-pending"), "add --consumer userspace"),   # L2 drives the flow only
     (RUN + ("--consumer", "userspace", "--scenario", ""), "--scenario"),
     (RUN + ("--consumer", "userspace", "--scenario", "exclusive", "--device", "legacy"), "no twin"),
+    (RUN + ("--consumer", "userspace", "--scenario", "l2-reboot"), "use --consumer l2"),
     (RUN + ("--frobnicate",), "--frobnicate"),
     (("matrix", "--repeat", "0"), "--repeat 0"),      # was a green run of nothing
     (("matrix", "--repeat", "-1"), "--repeat -1"),
