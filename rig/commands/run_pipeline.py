@@ -31,7 +31,6 @@ from rig.reports.ktap import write_run as write_ktap
 from rig.reports.reproducer import SCRIPT
 from rig.reports.reproducer import record as reproducer
 from rig.reports.result import RunResult, write_run_junit
-from rig.reports.timeline import write_timeline
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +141,9 @@ def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | Non
     write_run_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
     write_ktap(out, r)
     stall_at = pending_since(r.samples) if r.verdict.outcome == Outcome.STALL else None
+    # matplotlib only for a run that draws: every other command (bad input, --help, `rig ssh`)
+    # starts without it (about half of the CLI's import time: docs/measurements.md).
+    from rig.reports.timeline import write_timeline
     write_timeline(out, r.samples, f"{r.name}: {r.verdict.outcome}", stall_at, r.interrupt_path)
     write_run_report(out, r)
     print(f"{r.verdict.outcome}: {r.verdict.reason}")

@@ -9,17 +9,17 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+# Figures made and saved without pyplot: files only (its backends, GUI toolkits and figure
+# registry are never loaded; importing it was half of the rig's start-up: docs/measurements.md).
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")       # files only: no display, no GUI toolkit
-import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from rig.chain.verdict import Sample  # noqa: E402
-from rig.trace.path import FORWARD, LANE_LABELS, LANES, InterruptPath, PathEvent  # noqa: E402
+from rig.chain.verdict import Sample
+from rig.trace.path import FORWARD, LANE_LABELS, LANES, InterruptPath, PathEvent
 
 LAYERS = (("sent", "device: pushed", "#7f7f7f"), ("serviced", "consumer: serviced (bytes read)", "#2ca02c"),
           ("l2", "L2: device IRQ count", "#1f77b4"), ("l1", "L1: vfio-intx count", "#d62728"))
@@ -87,9 +87,10 @@ def timeline_figure(samples: list[Sample], title: str, stall_at: float | None = 
                     path: InterruptPath | None = None) -> Figure:
     lanes = panels(samples, path, stall_at)
     heights = [3.0] + [0.32 * len(LANES) + 0.2] * len(lanes)
-    with plt.rc_context(SVG_PARAMS):
-        fig, axes = plt.subplots(len(heights), 1, figsize=(WIDTH_IN, sum(heights) + 1.6),
-                                 gridspec_kw={"height_ratios": heights}, squeeze=False, dpi=DPI)
+    with rc_context(SVG_PARAMS):
+        fig = Figure(figsize=(WIDTH_IN, sum(heights) + 1.6), dpi=DPI)
+        FigureCanvasAgg(fig)        # its canvas: PNG, and text extents to lay out against
+        axes = fig.subplots(len(heights), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)
         fig.suptitle(title, x=0.01, ha="left", fontsize=13)
         draw_counts(axes[0][0], samples, stopped_at(path, stall_at))
         if lanes:       # the counts over the same seconds as the whole run's lanes below
@@ -167,10 +168,7 @@ def write_timeline(out: Path, samples: list[Sample], title: str, stall_at: float
                    path: InterruptPath | None = None) -> Path:
     """timeline.png (what CI artifact viewers and report.html show) and timeline.svg."""
     fig = timeline_figure(samples, title, stall_at, path)
-    try:
-        with plt.rc_context(SVG_PARAMS):
-            fig.savefig(out / "timeline.png", bbox_inches="tight", pad_inches=0.15)
-            fig.savefig(out / "timeline.svg", bbox_inches="tight", pad_inches=0.15)
-    finally:
-        plt.close(fig)
+    with rc_context(SVG_PARAMS):
+        fig.savefig(out / "timeline.png", bbox_inches="tight", pad_inches=0.15)
+        fig.savefig(out / "timeline.svg", bbox_inches="tight", pad_inches=0.15)
     return out / "timeline.png"
