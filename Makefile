@@ -54,6 +54,7 @@ bench: venv
 	$(VENV)/bin/python bench/verdict.py
 	$(VENV)/bin/python bench/vfio_user_dma.py
 	$(VENV)/bin/python bench/parallel.py
+	$(VENV)/bin/python bench/startup.py
 
 # Every runnable cell once, side by side as the machine allows.
 matrix: setup
