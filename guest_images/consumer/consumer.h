@@ -9,8 +9,8 @@
 #include <sys/types.h>
 
 extern int dev;                 /* the device fd; a scenario may close and reopen it */
-extern int one_byte_at_a_time;
-extern int non_2_3;             /* vfio takes its non-2.3 INTx path for the device (-p) */  /* the device takes one byte per interrupt (after its start) */
+extern int one_byte_at_a_time;  /* the device takes one byte per interrupt (after its start) */
+extern int non_2_3;             /* vfio takes its non-2.3 INTx path for the device (-p) */
 
 struct driver {
 	const char *id;             /* vendor:device in config space, little-endian */
@@ -26,9 +26,9 @@ void set_irqs(uint32_t flags, int fd);
 void intx_off(void);            /* no trigger: vfio frees the IRQ */
 void reopen_device(void);       /* close the device fd (vfio's release path) and get it again */
 void command_intx_disable(int on);   /* the command register's INTx disable bit, through vfio */
-int device_reset(void);
+int device_reset(void);         /* VFIO_DEVICE_RESET: 1 done, 0 refused (no reset method) */
 int intx_trigger(int fd, int efd);   /* INTx's trigger eventfd of a device fd (-1: off): 0 or errno */
-int open_twin(void);            /* the device fd of its twin on the same INTx line */         /* VFIO_DEVICE_RESET: 1 done, 0 refused (no reset method) */
+int open_twin(void);            /* the device fd of its twin on the same INTx line */
 
 /* A scenario other than the flow: the rig pushes a byte each time it reads "PUSH". */
 int run_scenario(const char *name, const struct driver *drv, int efd);

@@ -130,9 +130,7 @@ int intx_trigger(int fd, int efd)
 /* INTx off: no trigger, vfio frees the IRQ (vfio_intx_disable()). */
 void intx_off(void)
 {
-	struct vfio_irq_set set = { .argsz = sizeof(set), .index = VFIO_PCI_INTX_IRQ_INDEX,
-				    .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, .count = 0 };
-	if (ioctl(dev, VFIO_DEVICE_SET_IRQS, &set))
+	if ((errno = intx_trigger(dev, -1)))
 		die("INTx off");
 }
 

@@ -230,10 +230,7 @@ class Chain(ChainSnapshots):
         if self.reader is None:
             raise InfraError("the chain was not started: no consumer to drive")
         flow = self.scenario in (Scenario.FLOW, Scenario.L2_REBOOT)
-        d: Drive | RebootDrive | ScenarioDrive = \
-            RebootDrive(cfg, self._flow_drive, self._reboot_l2, self.progress) if self.scenario == Scenario.L2_REBOOT \
-            else self._flow_drive(cfg) if flow else \
-            ScenarioDrive(self.scenario, self.reader, self.device, self._live_counts, self.tracer, self.progress)
+        d = self._drive_of(cfg, self.reader)
         try:
             verdict = d.run()
         except InfraError as e:
@@ -246,6 +243,15 @@ class Chain(ChainSnapshots):
             scenario_final(unless_paused(verdict, self.run_states()), self.interrupt_path)
         self._record_final_tables()
         return verdict
+
+    def _drive_of(self, cfg: DriveSpec, reader: ConsumerReader) -> Drive | RebootDrive | ScenarioDrive:
+        """The scenario's drive: the flow's loop, the flow around L2's reboot, or the steps the
+        consumer takes."""
+        if self.scenario == Scenario.FLOW:
+            return self._flow_drive(cfg)
+        if self.scenario == Scenario.L2_REBOOT:
+            return RebootDrive(cfg, self._flow_drive, self._reboot_l2, self.progress)
+        return ScenarioDrive(self.scenario, reader, self.device, self._live_counts, self.tracer, self.progress)
 
     def _flow_drive(self, cfg: DriveSpec, continued: bool = False) -> Drive:
         assert self.reader is not None         # drive() checked; a reboot started it again

@@ -77,11 +77,15 @@ class SocketDevice:
         self.machine = machine
         self.conn: socket.socket | None = None
 
+    def _placed(self, slot: str) -> str:
+        """-device options that put it on the machine's bus for it, at `slot` if one is given."""
+        bus = f",bus={self.machine.device_bus}" if self.machine.device_bus else ""
+        return f"{bus},{slot}" if slot else bus
+
     @property
     def bus(self) -> str:
         """Its bus, and its slot where its twin shares its INTx line."""
-        bus = f",bus={self.machine.device_bus}" if self.machine.device_bus else ""
-        return f"{bus},{self.machine.shared_line[0]}" if self.twin else bus
+        return self._placed(self.machine.shared_line[0] if self.twin else "")
 
     def device_args(self) -> list[str]:
         raise NotImplementedError
@@ -93,8 +97,7 @@ class SocketDevice:
 
     @property
     def twin_bus(self) -> str:
-        bus = f",bus={self.machine.device_bus}" if self.machine.device_bus else ""
-        return f"{bus},{self.machine.shared_line[1]}"
+        return self._placed(self.machine.shared_line[1])
 
     def qemu_args(self) -> list[str]:
         return [*self.machine.device_bus_args, "-chardev", f"socket,id=dev0,path={option_value(self.sock_path)}",

@@ -43,6 +43,12 @@ class ContinuedMarks:
         self.tracer.mark(kind, n)
 
 
+def drive_check(step: str, verdict: Verdict, t0: float) -> ScenarioCheck:
+    """A flow drive of the scenario as one of its steps: ok if it PASSed."""
+    ok = verdict.outcome == Outcome.PASS
+    return ScenarioCheck(step, "ok" if ok else "lost", "" if ok else verdict.reason, round(time.monotonic() - t0, 3))
+
+
 class RebootDrive:
     """The flow, L2's reboot, the flow again. `drive(cfg, continued)` makes a flow drive on
     the chain as it is when called (its reader restarted after the reboot; continued: marked
@@ -61,9 +67,7 @@ class RebootDrive:
         self.samples = list(first.samples)
         # The first drive's clock: its last sample was taken as it ended.
         first_t0 = time.monotonic() - (self.samples[-1].t if self.samples else 0.0)
-        checks = [ScenarioCheck("before-reboot", "ok" if before.outcome == Outcome.PASS else "lost",
-                                "" if before.outcome == Outcome.PASS else before.reason,
-                                round(time.monotonic() - t0, 3))]
+        checks = [drive_check("before-reboot", before, t0)]
         if before.outcome != Outcome.PASS:
             return replace(before, reason=f"{Scenario.L2_REBOOT}: before L2's reboot: {before.reason}",
                            scenario=Scenario.L2_REBOOT, checks=checks)
@@ -80,8 +84,6 @@ class RebootDrive:
         last = self.samples[-1] if self.samples else Sample(0.0, 0, 0)
         self.samples += [replace(s, t=round(s.t + offset, 3), sent=s.sent + last.sent,
                                  serviced=s.serviced + last.serviced) for s in second.samples]
-        ok = after.outcome == Outcome.PASS
-        checks.append(ScenarioCheck("flow-after-reboot", "ok" if ok else "lost", "" if ok else after.reason,
-                                    round(time.monotonic() - t0, 3)))
+        checks.append(drive_check("flow-after-reboot", after, t0))
         return replace(after, reason=f"{Scenario.L2_REBOOT}: after L2's reboot ({took:.0f} s): {after.reason}",
                        scenario=Scenario.L2_REBOOT, checks=checks)
