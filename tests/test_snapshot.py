@@ -2,6 +2,7 @@
 saving and restoring themselves run against real QEMU in tests/test_snapshot_e2e.py."""
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -120,6 +121,37 @@ def test_a_kept_snapshot_is_replaced_by_the_next_save(tmp_path):
     assert store.suspect("k1") and (store.root / "k1").exists()
     store.restored(store.root / "k1")
     assert not store.suspect("k1")
+
+
+class SavingQemu:
+    """A QEMU whose outgoing migration to a file completes at once."""
+
+    def cmd(self, name: str, **args: object) -> dict:
+        if name == "migrate":
+            Path(str(args["uri"]).removeprefix("file:")).write_bytes(b"stream")
+        return {"status": "completed"} if name == "query-migrate" else {"status": "running"}
+
+    def wait_event(self, *_: object) -> None:
+        return None
+
+
+def test_an_entry_removed_by_another_rig_is_not_made_again_by_a_meta_update(tmp_path):
+    """Rigs side by side on one cache: one restores an entry while another removes it (a
+    prune, a proven-bad restore). The first's record of how its restore went must not leave
+    a meta.json alone in its place, which stood in the way of the next save (CI, 2026-12-07:
+    "Directory not empty" renaming a saved snapshot into place)."""
+    store = SnapshotStore(Cache(tmp_path / "cache"))
+    put(store, "k1", 10, 1000.0)
+    entry = store.root / "k1"
+    shutil.rmtree(entry)                                  # the other rig
+    store.restored(entry)
+    assert store.failed(entry, "SSH timeout", proven=False) is False
+    assert not entry.exists() and store.lookup("k1") is None
+    entry.mkdir()                                         # left by an older rig: a meta alone
+    (entry / META).write_text('{"failed_restores": ["x"]}')
+    assert store.lookup("k1") is None
+    assert store.save(SavingQemu(), "k1") is not None     # type: ignore[arg-type]
+    assert (entry / STREAM).read_bytes() == b"stream" and not store.suspect("k1")
 
 
 class LoadingQemu:

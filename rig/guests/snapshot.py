@@ -93,10 +93,11 @@ class SnapshotStore:
 
     def lookup(self, key: str) -> Path | None:
         stream = self.root / key / STREAM
-        if not stream.is_file():
-            return None
-        os.utime(self.root / key / META)      # used: the LRU keeps it
-        return stream
+        try:
+            os.utime(self.root / key / META)      # used: the LRU keeps it
+        except OSError:
+            return None                           # none, or removed meanwhile by another rig
+        return stream if stream.is_file() else None
 
     def meta(self, key: str) -> JsonObject:
         """What was recorded beside a snapshot when it was saved ({} if none)."""
@@ -131,6 +132,7 @@ class SnapshotStore:
                 (staging / META).write_text(json.dumps(
                     {"key": key, "saved_at": time.time(), "bytes": (staging / STREAM).stat().st_size,
                      **(extra or {})}))
+                self.discard(self.root / key)     # anything there now is older than this save
                 os.replace(staging, self.root / key)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -165,12 +167,13 @@ class SnapshotStore:
     def failed(self, entry: Path, why: str, proven: bool) -> bool:
         """A restore of this entry failed: removed if that proves it bad, or if it failed
         MAX_FAILED_RESTORES times in a row; else the failure is counted. True if removed."""
-        meta = self.meta(entry.name)
-        failures = [*meta.get("failed_restores", []), why[:300]][-MAX_FAILED_RESTORES:]
-        if proven or len(failures) >= MAX_FAILED_RESTORES:
-            self.discard(entry)
-            return True
-        self.cache.write_json({**meta, "failed_restores": failures}, KIND, entry.name, META)
+        with self.cache.exclusive(f"snapshot-{entry.name}"):
+            meta = self.meta(entry.name)
+            failures = [*meta.get("failed_restores", []), why[:300]][-MAX_FAILED_RESTORES:]
+            if proven or len(failures) >= MAX_FAILED_RESTORES:
+                self.discard(entry)
+                return True
+            self._write_meta(entry, {**meta, "failed_restores": failures})
         return False
 
     def suspect(self, key: str) -> bool:
@@ -179,8 +182,16 @@ class SnapshotStore:
 
     def restored(self, entry: Path) -> None:
         """A restore of this entry worked: earlier failures were the machine's, not its own."""
-        meta = self.meta(entry.name)
-        if meta.pop("failed_restores", None) is not None:
+        with self.cache.exclusive(f"snapshot-{entry.name}"):
+            meta = self.meta(entry.name)
+            if meta.pop("failed_restores", None) is not None:
+                self._write_meta(entry, meta)
+
+    def _write_meta(self, entry: Path, meta: JsonObject) -> None:
+        """Under the entry's lock, and only while its stream is there: another rig may have
+        removed the entry (or be saving it anew), and a meta.json alone would be an entry
+        with no snapshot, in the way of that save."""
+        if (entry / STREAM).is_file():
             self.cache.write_json(meta, KIND, entry.name, META)
 
     def entries(self) -> list[tuple[float, int, Path]]:
