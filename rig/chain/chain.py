@@ -78,6 +78,7 @@ class Chain(ChainSnapshots):
         self.l2: L2Guest | None = None
         self.reader: ConsumerReader | None = None
         self.samples: list[Sample] = []
+        self.drive_spec: DriveSpec | None = None     # the drive as run: its stall window settled
         self.times: dict[str, float] = {}
         ic = l1.config.ic or machine.interrupt_controllers[0]
         self.tracer = PathTracer(l1, machine.trace_of(ic), device, out)
@@ -226,9 +227,12 @@ class Chain(ChainSnapshots):
             self.l2.check_alive()
         return self.counts()
 
-    def drive(self, cfg: DriveSpec) -> Verdict:
+    def drive(self, asked: DriveSpec) -> Verdict:
+        """The scenario driven and judged, with the stall window settled for how L2 runs
+        (kept in drive_spec for the result)."""
         if self.reader is None:
             raise InfraError("the chain was not started: no consumer to drive")
+        self.drive_spec = cfg = asked.settled(self._l2_accel())
         flow = self.scenario in (Scenario.FLOW, Scenario.L2_REBOOT)
         d = self._drive_of(cfg, self.reader)
         try:

@@ -39,7 +39,8 @@ def add_parser(sub: Subparsers) -> None:
                     help="runs at a time (default auto: one per core, as memory allows; RIG_JOBS)")
     ma.add_argument("--list", action="store_true", help="list the cells and expectations, run nothing")
     ma.add_argument("--duration", type=float, default=timeouts.DURATION_S)
-    ma.add_argument("--stall-window", type=float, default=timeouts.STALL_WINDOW_S)
+    ma.add_argument("--stall-window", type=float, default=None,
+                    help="seconds (default 3, 5 with L2 under TCG)")
     ma.add_argument("--pass-after", type=int, default=100)
     ma.add_argument("--out", help="results directory (default results/matrix-<time>)")
     ma.add_argument("--no-snapshot", dest="snapshot", action="store_false",

@@ -128,7 +128,8 @@ def record_coverage(chain: Chain, kernel: KernelUnderTest | None, out: Path, spe
 
 def result_of(spec: RunSpec, verdict: Verdict, t0: float, facts: RunFacts, chain: Chain | None) -> RunResult:
     fix = facts.l1.vfio_intx_fix if facts.l1 else None
-    return RunResult(spec.run_name(fix), verdict, time.monotonic() - t0, spec.drive, facts,
+    drive = chain.drive_spec if chain and chain.drive_spec else spec.drive
+    return RunResult(spec.run_name(fix), verdict, time.monotonic() - t0, drive, facts,
                      chain.samples if chain else [], chain.facts if chain else None,
                      chain.times if chain else {}, chain.interrupt_path if chain else None)
 

@@ -189,23 +189,40 @@ class DriveSpec:
     the command line sets, and the pacing the rig keeps (tests shorten it)."""
 
     duration: float = timeouts.DURATION_S          # seconds of driving, at most
-    stall_window: float = timeouts.STALL_WINDOW_S  # pending and nothing moved for this long: STALL
-    pass_after: int = 0           # PASS once this many were serviced (and a stall window
-                                  # has gone by); 0: drive for the whole duration
+    # Pending and nothing moved for this long: STALL. None: by how L2 runs (settled()).
+    stall_window: float | None = None
+    pass_after: int = 0           # PASS once this many were serviced; 0: the whole duration
     gap: float = timeouts.PUSH_GAP_S               # between a serviced byte and the next push
     sample_every: float = timeouts.SAMPLE_EVERY_S  # /proc/interrupts samples
     min_serviced: int = MIN_SERVICED               # fewer by the end: too slow to judge (ERROR)
 
     def validate(self) -> None:
         _number("--duration", self.duration, 1, MAX_SECONDS)
-        _number("--stall-window", self.stall_window, MIN_STALL_WINDOW_S, 3600)
+        if self.stall_window is not None:
+            _number("--stall-window", self.stall_window, MIN_STALL_WINDOW_S, 3600)
         _number("--pass-after", self.pass_after, 0, MAX_INTERRUPTS, integer=True)
         if 0 < self.pass_after < MIN_SERVICED:
             raise SpecError("--pass-after", f"--pass-after {self.pass_after}: use 0 (drive the whole --duration) or at "
                             f"least {MIN_SERVICED} (fewer serviced interrupts cannot be judged)")
-        if self.duration < self.stall_window:
+        longest = max(timeouts.STALL_WINDOW_S.values()) if self.stall_window is None else self.stall_window
+        if self.duration < longest:
+            default = " (its default with L2 under TCG)" if self.stall_window is None else ""
             raise SpecError("--duration", f"--duration {self.duration:g} is shorter than --stall-window "
-                            f"{self.stall_window:g}: a stall could never be seen")
+                            f"{longest:g}{default}: a stall could never be seen")
+
+    def settled(self, l2_accel: str) -> DriveSpec:
+        """This drive with its stall window: the one asked for, else the default for how
+        L2 runs ("" without L2)."""
+        if self.stall_window is not None:
+            return self
+        return replace(self, stall_window=timeouts.STALL_WINDOW_S.get(l2_accel, max(timeouts.STALL_WINDOW_S.values())))
+
+    @property
+    def window(self) -> float:
+        """The stall window of a settled drive (the drive and the verdict use only those)."""
+        if self.stall_window is None:
+            raise ValueError("the stall window was not settled: DriveSpec.settled() first")
+        return self.stall_window
 
 
 class OnAMachine:

@@ -27,7 +27,7 @@ SPEC_FIELDS: dict[str, tuple[type, ...]] = {
 # Keys a record may lack (one written before they existed), with the value it then means.
 SPEC_DEFAULTS: JsonObject = {"scenario": "flow"}
 DRIVE_FIELDS: dict[str, tuple[type, ...]] = {
-    "duration": (int, float), "stall_window": (int, float), "pass_after": (int,),
+    "duration": (int, float), "stall_window": (int, float, type(None)), "pass_after": (int,),
 }
 # The user's files, by the option that gives them to `rig run`.
 FILE_ROLES = ("kernel", "modules", "kernel-deb", "qemu")
@@ -51,6 +51,10 @@ def _number(x: float) -> str:
     return short if float(short) == x else repr(x)
 
 
+def _maybe_float(x: float | None) -> float | None:
+    return None if x is None else float(x)
+
+
 def to_argv(spec: RunSpec, files: dict[str, Path], device: str | None = None) -> list[str]:
     """`rig run`'s options for the same cell (the inverse of rig.commands.run.spec_of), with
     the user's files by role (kernel, modules, kernel-deb, qemu); `device` as in to_json.
@@ -63,7 +67,9 @@ def to_argv(spec: RunSpec, files: dict[str, Path], device: str | None = None) ->
     if not {"kernel", "kernel-deb"} & set(files):
         opts += ["--l1-vfio", str(spec.l1_vfio)]       # a user's kernel is as it was built
     opts += ["--l2-accel", str(spec.l2_accel), "--l1-smp", str(spec.l1_smp), "--duration", _number(d.duration),
-             "--stall-window", _number(d.stall_window), "--pass-after", str(d.pass_after)]
+             "--pass-after", str(d.pass_after)]
+    if d.stall_window is not None:
+        opts += ["--stall-window", _number(d.stall_window)]
     if spec.device or device:
         opts += ["--device", str(spec.device or device)]
     if spec.boot_timeout is not None:
@@ -106,5 +112,5 @@ def from_json(data: object, files: dict[str, Path], where: str = "spec") -> RunS
     return RunSpec(arch=d["arch"], machine=d["machine"], ic=d["ic"], device=d["device"], consumer=d["consumer"],
                    scenario=d["scenario"], l1_vfio=d["l1_vfio"], l2_accel=d["l2_accel"], l1_smp=d["l1_smp"],
                    boot_timeout=d["boot_timeout"], l2_hang_s=float(d["l2_hang_s"]), snapshot=d["snapshot"],
-                   drive=DriveSpec(float(drive["duration"]), float(drive["stall_window"]), drive["pass_after"]),
+                   drive=DriveSpec(float(drive["duration"]), _maybe_float(drive["stall_window"]), drive["pass_after"]),
                    kernel=kernel, qemu=files.get("qemu")).validate()
