@@ -7,9 +7,10 @@ measured side by side (alternating), medians of --runs, and the restored/booted 
 
 Runs the real CLI (`python -m rig run ...`) so everything a user waits for is counted:
 image lookup, boot or restore, binding, driving until the verdict, teardown. A STALL is
-decided as soon as the stall window (5 s) is over; a PASS with --pass-after N (default
-100) as soon as N interrupts were serviced and a stall window went by. The first run of
-each cell (not counted) makes its snapshot.
+decided as soon as the stall window is over; a PASS with --pass-after N (default 100) as
+soon as N interrupts were serviced. The first run of each cell (not counted) makes its
+snapshot. With --before DIR (another checkout, e.g. a worktree of the commit before), both
+restored, this checkout against that one, alternating: what a change gained.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ CELLS = {
 MODES = {"booted": ["--no-snapshot"], "restored": []}
 
 
-def run_cell(cell_args: list[str], consumer: str, mode: str, args) -> dict:
+def run_cell(cell_args: list[str], consumer: str, mode: str, args, root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory(prefix="intx-rig-bench-") as out:
-        cmd = [sys.executable, "-m", "rig", "-q", "run", *cell_args, *MODES[mode], "--consumer", consumer,
+        cmd = [sys.executable, "-m", "rig", "-q", "run", *cell_args, *MODES.get(mode, []), "--consumer", consumer,
                "--duration", str(args.duration), "--pass-after", str(args.pass_after), "--out", out]
         t0 = time.monotonic()
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1800)
         seconds = time.monotonic() - t0
         result = json.loads((Path(out) / "result.json").read_text())
     chain = result.get("chain") or {}
@@ -66,23 +67,29 @@ def main() -> int:
     ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated, of: " + ", ".join(CELLS))
     ap.add_argument("--consumers", default="userspace,l2")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--before", type=Path, help="another checkout, run restored alternately with this one")
     args = ap.parse_args()
+    # (label, checkout, mode): booted against restored here, or the other checkout against this one
+    variants = [("booted", ROOT, "booted"), ("restored", ROOT, "restored")] if args.before is None else \
+        [("before", args.before.resolve(), "restored"), ("now", ROOT, "restored")]
+    (a, *_), (b, *_) = variants
     results: dict = {}
     for cell in args.cells.split(","):
         for consumer in args.consumers.split(","):
-            run_cell(CELLS[cell], consumer, "restored", args)        # makes the snapshot
-            runs: dict[str, list[dict]] = {m: [] for m in MODES}
+            for _, root, _ in variants:
+                run_cell(CELLS[cell], consumer, "restored", args, root)   # makes the snapshot
+            runs: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
             for _ in range(args.runs):
-                for mode in MODES:                                     # side by side, alternating
-                    runs[mode].append(run_cell(CELLS[cell], consumer, mode, args))
+                for label, root, mode in variants:                       # side by side, alternating
+                    runs[label].append(run_cell(CELLS[cell], consumer, mode, args, root))
             r = {m: summary(v) for m, v in runs.items()}
-            r["restored_over_booted"] = round(r["restored"]["median_s"] / r["booted"]["median_s"], 2)
+            r[f"{b}_over_{a}"] = round(r[b]["median_s"] / r[a]["median_s"], 2)
             results[f"{cell}-{consumer}"] = r
-            for m in MODES:
+            for m in runs:
                 print(f"{cell:28} {consumer:9} {m:8} median {r[m]['median_s']:6.1f} s (min {r[m]['min_s']:.1f}, "
                       f"max {r[m]['max_s']:.1f}), L1 ready {r[m]['l1_ready_median_s']:.1f} s, "
                       f"L1 {r[m]['l1']}, L2 {r[m]['l2']}, verdicts {' '.join(r[m]['verdicts'])}", flush=True)
-            print(f"{cell:28} {consumer:9} restored/booted {r['restored_over_booted']:.2f}", flush=True)
+            print(f"{cell:28} {consumer:9} {b}/{a} {r[f'{b}_over_{a}']:.2f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

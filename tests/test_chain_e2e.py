@@ -16,9 +16,10 @@ pytestmark = pytest.mark.e2e
 # The cells and their expected verdicts come from the one table in rig/matrix/cells.py.
 CELLS = matrix.select(matrix.all_cells(), MatrixSpec())
 DURATION = 20
-# A PASS as the matrix decides it (its default): 100 interrupts serviced and a stall window
-# gone by, about 5 s, rather than all of DURATION (16 PASS cells: 4 minutes of worker time).
-PASS_AFTER = 100
+# A PASS once 30 interrupts were serviced (1-2 s) rather than all of DURATION (14 PASS
+# cells: 4 minutes of worker time); the matrix's 100 are run by test_matrix_e2e and the
+# kernel-tree test. The stall window is the rig's default for the cell (None).
+PASS_AFTER = 30
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=[c.id for c in CELLS])
@@ -27,7 +28,7 @@ def test_cell(cell, rig_cache_dir, short_tmp):
     gives its expected verdict."""
     expected, why = cell.expectation().verdict, cell.expectation().reason
     out = short_tmp / "out"
-    args = cell.run_args(DriveSpec(DURATION, 5, PASS_AFTER)) + ["--out", str(out)]
+    args = cell.run_args(DriveSpec(DURATION, None, PASS_AFTER)) + ["--out", str(out)]
     r = run_rig(*args, cache=rig_cache_dir, env={"RIG_RUN_DIR": str(short_tmp)}, timeout=1200)
     result = load_result(out)
     assert result["verdict"]["verdict"] == expected, f"{why}: {result['verdict']} {r.stderr[-1500:]}"

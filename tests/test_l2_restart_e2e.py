@@ -72,7 +72,7 @@ def assert_a_later_l2_serves(chain, out):
     # the failed QEMUs are gone: one L2 QEMU in L1, the last one, holding the device
     pids = chain.l1.ssh.run("pidof qemu-system-x86_64").stdout.split()
     assert len(pids) == 1, pids
-    verdict = chain.drive(DriveSpec(duration=5, min_serviced=5))
+    verdict = chain.drive(DriveSpec(duration=5, pass_after=10, min_serviced=5))
     assert verdict.outcome == "PASS", verdict.reason
 
 

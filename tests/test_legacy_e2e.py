@@ -71,7 +71,7 @@ def test_x86_linux_probes_intx_masking_and_pseries_linux_never_does(rig_cache_di
 def test_pci_2_3_twin_takes_the_disintx_path(rig_cache_dir, run_base, short_tmp):
     out = short_tmp / "out"
     r = run_rig("run", "--arch", "x86_64", "--device", "legacy-2.3", "--consumer", "userspace",
-                "--duration", "10", "--out", str(out), cache=rig_cache_dir,
+                "--duration", "10", "--pass-after", "30", "--out", str(out), cache=rig_cache_dir,
                 env={"RIG_RUN_DIR": str(run_base.parent)})
     res = run_json(out)
     assert r.returncode == 0, res["verdict"]
@@ -93,8 +93,8 @@ def test_a_restored_l1_gets_the_legacy_device_hotplugged_with_the_same_verdict_a
     for i, options in enumerate((["--no-snapshot"], [], [])):
         out = short_tmp / f"out{i}"
         r = run_rig("run", "--arch", "x86_64", "--device", "legacy", "--l1-vfio", "unfixed", "--consumer",
-                    "userspace", "--duration", "10", "--out", str(out), *options, cache=rig_cache_dir,
-                    env={"RIG_RUN_DIR": str(run_base.parent)})
+                    "userspace", "--duration", "10", "--pass-after", "30", "--out", str(out), *options,
+                    cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)})
         assert r.returncode == 0, r.stdout[-1500:]
         results.append(run_json(out))
     cold, restored = results[0], results[2]

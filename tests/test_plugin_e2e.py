@@ -16,7 +16,7 @@ def test_l1_bound_the_device_to_vfio_pci(rig_chain):
 
 def test_l2_sees_the_device_and_interrupts_flow(rig_chain):
     assert rig_chain.facts.consumer_tty.startswith("ttyS")
-    verdict = rig_chain.drive(DriveSpec(duration=10, min_serviced=5))
+    verdict = rig_chain.drive(DriveSpec(duration=10, pass_after=30, min_serviced=5))
     assert verdict.outcome == "PASS", verdict.reason
     l1, l2 = rig_chain.counts()
     assert l1 >= verdict.stopped_at["serviced"] and l2 >= verdict.stopped_at["serviced"]
@@ -25,7 +25,7 @@ def test_l2_sees_the_device_and_interrupts_flow(rig_chain):
 def test_each_drive_is_traced_on_its_own(rig_chain):
     """The interrupt path of every drive on the fixture's chain: the second is traced anew."""
     for _ in range(2):
-        verdict = rig_chain.drive(DriveSpec(duration=5, min_serviced=5))
+        verdict = rig_chain.drive(DriveSpec(duration=5, pass_after=10, min_serviced=5))
         path = rig_chain.interrupt_path
         assert verdict.outcome == "PASS" and path.stopped_layer is None and path.notes == []
         pushes = path.lanes["device"].kinds["push"]

@@ -35,7 +35,7 @@ def test_ctrl_c_while_driving_then_a_second_run_works(rig_cache_dir, run_base, s
     assert proc.wait(timeout=90) == 130
     assert qemu_processes_under(run_base) == [] and list(run_base.iterdir()) == []
     second = short_tmp / "second"
-    r = run_rig("run", "--arch", "x86_64", "--duration", "10", "--out", str(second),
+    r = run_rig("run", "--arch", "x86_64", "--duration", "10", "--pass-after", "30", "--out", str(second),
                 cache=rig_cache_dir, env={"RIG_RUN_DIR": str(run_base.parent)}, timeout=900)
     assert r.returncode == 0, r.stderr[-1500:]
     assert load_result(second)["verdict"]["verdict"] == "PASS"

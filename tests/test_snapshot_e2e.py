@@ -24,7 +24,7 @@ CELL = ("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--con
 NESTED_PSERIES = ("run", "--arch", "ppc64", "--ic", "xive", "--l1-vfio", "unfixed", "--l1-smp", "2",
                   "--duration", "20")
 NESTED = ("run", "--arch", "x86_64", "--device", "pci-serial", "--l1-vfio", "unfixed", "--l1-smp", "2",
-          "--duration", "10")
+          "--duration", "10", "--pass-after", "30")
 
 
 def run(rig_cache_dir, short_tmp, name, *extra, cell=CELL):
