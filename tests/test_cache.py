@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from rig.core.cache import Cache, content_key, verify_manifest
+from rig.core import cache as cache_module
+from rig.core.cache import VERIFIED, Cache, content_key, verify_manifest
 from rig.core.errors import UserError
 
 pytestmark = pytest.mark.unit
@@ -40,6 +41,32 @@ def test_corrupt_entry_is_detected_and_rebuilt(tmp_path):
     assert cache.lookup("images", "k1") is None
     cache.build("images", "k1", _builder(calls))
     assert len(calls) == 2 and (entry / "sub/file").read_bytes() == b"x" * 1000
+
+
+def test_an_entry_checked_once_is_not_hashed_again_until_a_file_changes(tmp_path, monkeypatch):
+    cache, calls = Cache(tmp_path), []
+    entry = cache.build("images", "k1", _builder(calls))
+    hashed = []
+    real = cache_module.sha256_file
+    monkeypatch.setattr(cache_module, "sha256_file", lambda p: hashed.append(p) or real(p))
+    assert cache.lookup("images", "k1") == entry and len(hashed) == 1     # the first full check
+    assert cache.lookup("images", "k1") == entry and len(hashed) == 1     # vouched for since
+    # The same size and mtime put back by hand: its ctime still changed, so it is hashed.
+    f = entry / "sub/file"
+    st = f.stat()
+    f.write_bytes(b"y" * 1000)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.lookup("images", "k1") is None and len(hashed) == 2
+
+
+def test_a_record_of_a_check_that_does_not_match_the_files_vouches_for_nothing(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    entry = cache.build("images", "k1", _builder(calls))
+    assert cache.lookup("images", "k1") == entry
+    (entry / "sub/file").write_bytes(b"z" * 1000)
+    # A stranger's record, written for other files: the files are hashed and found changed.
+    (entry / VERIFIED).write_text('{"manifest.json": [1, 2, 3, 4], "sub/file": [1000, 5, 6, 7]}')
+    assert cache.lookup("images", "k1") is None
 
 
 def test_half_written_entry_is_never_used(tmp_path):

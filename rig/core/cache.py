@@ -22,6 +22,7 @@ from rig.core.errors import UserError
 from rig.core.json_object import JsonObject
 
 MANIFEST = "manifest.json"
+VERIFIED = ".verified.json"     # the files' identities when last hashed and found as listed
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
@@ -136,7 +137,7 @@ class Cache:
 def write_manifest(entry: Path, meta: JsonObject) -> None:
     files = {}
     for p in sorted(entry.rglob("*")):
-        if p.is_file() and not p.is_symlink() and p.name != MANIFEST:
+        if p.is_file() and not p.is_symlink() and p.name not in (MANIFEST, VERIFIED):
             files[str(p.relative_to(entry))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
     (entry / MANIFEST).write_text(json.dumps({"meta": meta, "files": files}, indent=1))
 
@@ -146,13 +147,45 @@ def read_meta(entry: Path) -> JsonObject:
     return meta
 
 
+def _identity(p: Path) -> list[int]:
+    """What changes when a file's content is written or replaced: its size, inode, mtime and
+    ctime (ctime cannot be set back by anyone who writes the file). Git's index trusts the
+    same to skip hashing a file it already hashed."""
+    st = p.stat()
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
 def verify_manifest(entry: Path) -> bool:
+    """Every file of the entry as its manifest lists it. Hashed in full the first time and
+    whenever a file or the manifest changed since the last full check; otherwise the files'
+    identities, recorded then beside the manifest (VERIFIED), vouch for them: 0.8 s of hashing
+    (a 200 MB QEMU root, a 160 MB image) on every run otherwise."""
     try:
         manifest = json.loads((entry / MANIFEST).read_text())
-        for rel, want in manifest["files"].items():
-            p = entry / rel
-            if p.stat().st_size != want["size"] or sha256_file(p) != want["sha256"]:
+        files = manifest["files"]
+        now = {MANIFEST: _identity(entry / MANIFEST), **{rel: _identity(entry / rel) for rel in files}}
+        if _verified(entry) == now:
+            return True
+        for rel, want in files.items():
+            if now[rel][0] != want["size"] or sha256_file(entry / rel) != want["sha256"]:
                 return False
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    _write_verified(entry, now)
     return True
+
+
+def _verified(entry: Path) -> object:
+    try:
+        return json.loads((entry / VERIFIED).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_verified(entry: Path, identities: dict[str, list[int]]) -> None:
+    tmp = entry / f"{VERIFIED}.{os.getpid()}"
+    try:
+        tmp.write_text(json.dumps(identities))
+        os.replace(tmp, entry / VERIFIED)
+    except OSError:
+        tmp.unlink(missing_ok=True)        # a read-only cache: hashed again next time
