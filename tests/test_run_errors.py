@@ -76,3 +76,20 @@ def test_an_error_after_the_first_stages_keeps_what_they_returned(tmp_path, monk
                                  "stopped_at": {}}
     assert result["l0"]["qemu"] == "qemu-system-ppc64 (test)" and result["l1"]["kernel"] == "6.12.95-test"
     assert (result["device"], result["device_reason"], result["chain"]) == ("pci-serial", "default on pseries", None)
+
+
+def test_a_timeline_that_cannot_be_drawn_is_said_and_the_result_stands(tmp_path, capsys, monkeypatch):
+    """The pictures are drawn beside the teardown (rig.reports.drawing): what drawing raises
+    comes back when they are joined, is said in one line and logged, and the result files
+    and the exit status are those of the run."""
+    import rig.reports.timeline as timeline
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("no room on the canvas")
+    monkeypatch.setattr(timeline, "write_timeline", broken)
+    out = tmp_path / "out"
+    assert run(BrokenSession(tmp_path / "cache"), RunSpec(arch="ppc64", out=out).validate(), None) == 125
+    assert load_result(out)["verdict"]["verdict"] == "ERROR"
+    said = capsys.readouterr().out
+    assert "the timeline was not drawn: ValueError: no room on the canvas" in said
+    assert "ValueError: no room on the canvas" in (out / "rig.log").read_text()

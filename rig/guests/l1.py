@@ -163,9 +163,9 @@ class L1Guest:
         # The guest's clock stopped when it was saved: set it (L1's ftrace is placed on
         # L0's clock by its own marker either way). Its console says where it came from.
         now = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())
-        self.ssh.run(f"date -u -s '{now}' >/dev/null; echo 'rig: L1 restored from snapshot "
-                     f"{stream.parent.name}' >/dev/console", timeout=timeouts.SSH_QUICK_S)
-        self.kernel_release = self.ssh.run("uname -r", timeout=timeouts.SSH_QUICK_S).stdout.strip()
+        self.kernel_release = self.ssh.run(
+            f"date -u -s '{now}' >/dev/null; echo 'rig: L1 restored from snapshot {stream.parent.name}' "
+            ">/dev/console; uname -r", timeout=timeouts.SSH_QUICK_S).stdout.strip()
         self.progress.note(f"L1 restored in {self.times.snapshot_s:.1f} s, SSH ready after "
                            f"{self.times.ssh_ready:.1f} s (kernel {self.kernel_release})")
         return self.times
