@@ -263,3 +263,31 @@ def test_the_report_page_of_an_a_b_puts_the_trees_side_by_side():
     assert "<th>A</th><th>B</th>" in html and html.count('class="disagree"') == 1
     assert "ppc64-pseries-xive-own-pci-serial-userspace" in html
     assert trees_side_by_side(results[:1]) == []                 # one tree: no such table
+
+
+def test_the_longest_cells_start_first_and_the_report_keeps_the_table_order(tmp_path, monkeypatch):
+    """The seconds of the last matrix (kept in the cache) order the next one's starts; cells
+    never timed go first; a record that is not {cell id: seconds} counts for nothing."""
+    from rig.core.cache import Cache
+    from rig.matrix import durations
+    cells = matrix.select(matrix.all_cells(), MatrixSpec())[:4]
+    cache = Cache(tmp_path / "cache")
+    cache.write_json({cells[1].id: 5.0, cells[2].id: 33.0, cells[3].id: 9.0, "x": "long", "y": True,
+                      "z": -1}, *durations.RECORD)
+    seconds = durations.read(cache)
+    assert set(seconds) == {cells[1].id, cells[2].id, cells[3].id}
+    order = durations.longest_first(cells, seconds)
+    assert [c.id for c in order] == [cells[0].id, cells[2].id, cells[3].id, cells[1].id]
+    started = []
+
+    def fake_run(cell, out, *_):
+        started.append(cell.id)
+        return summary.RunOutcome(cell.expectation().verdict, 7.0, str(out), "fake")
+    monkeypatch.setattr(runner, "run_cell", fake_run)
+    results = runner.run_matrix(cells, tmp_path, 1, None, DriveSpec(), Progress(quiet=True), jobs=1,
+                                start_order=order)
+    assert started == [c.id for c in order] and [r.id for r in results] == [c.id for c in cells]
+    durations.record(cache, results)
+    assert durations.read(cache) == {c.id: 7.0 for c in cells}
+    (cache.root / "matrix" / "seconds.json").write_text("[1, 2]")
+    assert durations.read(cache) == {}

@@ -18,6 +18,7 @@ from rig.core.spec import DriveSpec, KernelBuildSpec, MatrixSpec
 from rig.core.targets import profile
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
+from rig.matrix import durations
 from rig.matrix.summary import CellSummary, fix_label, side_by_side
 from rig.reports import coverage
 
@@ -103,7 +104,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             cells = own_kernel_cells(dict(zip(labels, builds, strict=True)), cells, s)
         s.progress.step(f"{len(cells)} cells x {spec.repeat} runs, {jobs} at a time")
         results = run_matrix(cells, out, spec.repeat, s.cache_dir, spec.drive, s.progress, jobs,
-                             snapshot=spec.snapshot, hold_unexpected=spec.hold_unexpected)
+                             snapshot=spec.snapshot, hold_unexpected=spec.hold_unexpected,
+                             start_order=durations.longest_first(cells, durations.read(s.cache)))
+        durations.record(s.cache, results)
     print(table(results))
     if len(builds) > 1:
         print(side_by_side(results, labels))

@@ -117,11 +117,13 @@ def run_cell(cell: Cell, out: Path, cache_dir: Path | None, drive: DriveSpec,
 
 def run_matrix(cells: list[Cell], out: Path, repeat: int, cache_dir: Path | None,
                drive: DriveSpec, progress: Progress, jobs: int = 1,
-               snapshot: bool = True, hold_unexpected: float | None = None) -> list[CellSummary]:
+               snapshot: bool = True, hold_unexpected: float | None = None,
+               start_order: list[Cell] | None = None) -> list[CellSummary]:
     """Every cell `repeat` times, `jobs` runs at a time. Runs go round by round (every
     cell's first run, then every cell's second), so a cell's repeats are spread over the
-    whole matrix run rather than bunched together. matrix.json is rewritten as runs end."""
-    tasks = [(cell, n) for n in range(repeat) for cell in cells]
+    whole matrix run rather than bunched together; within a round in `start_order` (default:
+    the cells'). matrix.json, in the cells' order, is rewritten as runs end."""
+    tasks = [(cell, n) for n in range(repeat) for cell in (start_order or cells)]
     outcomes: dict[str, list[RunOutcome | None]] = {c.id: [None] * repeat for c in cells}
     lock = threading.Lock()
     runs = Runs()

@@ -1,0 +1,41 @@
+"""How long each cell's runs took, kept in the cache, so that the next matrix starts the
+longest first. Runs go two or three at a time; started in the table's order, PowerNV's cells
+(L1 boots: 15 s fast, 33 s nested) came last and one of them kept a core busy alone at the end.
+
+The record is a file the rig did not just write: only {cell id: seconds} pairs that make
+sense are taken from it, and a bad one only costs the order.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from rig.core.cache import Cache
+from rig.core.spec import MAX_SECONDS
+from rig.matrix.cells import Cell
+from rig.matrix.summary import CellSummary
+
+RECORD = ("matrix", "seconds.json")
+
+
+def read(cache: Cache) -> dict[str, float]:
+    data = cache.read_json(*RECORD)
+    if not isinstance(data, dict):
+        return {}
+    return {k: float(v) for k, v in data.items()
+            if isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= MAX_SECONDS}
+
+
+def record(cache: Cache, results: list[CellSummary]) -> None:
+    """This matrix's median seconds per cell, over what was known of the others."""
+    seconds = read(cache)
+    seconds.update({r.id: round(statistics.median(x.seconds for x in r.runs), 1) for r in results if r.runs})
+    cache.write_json(seconds, *RECORD)
+
+
+def longest_first(cells: list[Cell], seconds: dict[str, float]) -> list[Cell]:
+    """The cells never timed first, in the table's order (any of them may be long), then the
+    others, longest first."""
+    unknown = [c for c in cells if c.id not in seconds]
+    known = sorted((c for c in cells if c.id in seconds), key=lambda c: -seconds[c.id])
+    return unknown + known
