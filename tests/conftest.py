@@ -20,11 +20,32 @@ from rig.core.cache import default_cache_dir
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     # Every test module says its tier with pytestmark; a test without one is a mistake.
     for item in items:
         if not any(item.get_closest_marker(m) for m in ("unit", "integration", "e2e")):
             raise pytest.UsageError(f"{item.nodeid} has no tier marker (unit/integration/e2e)")
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            name_the_xdist_group(item)
+
+
+def name_the_xdist_group(item: pytest.Item) -> None:
+    """What pytest-xdist 3.8 does on a worker for `--dist loadgroup`, done so that pytest 9.2
+    sees it: the test's xdist_group as a suffix of its node id, by which the controller sends
+    a group's tests to one worker. xdist sets `item._nodeid`, which pytest 9.2 no longer reads
+    (its node id is `item._id`), so the groups were ignored: two snapshot tests that must not
+    overlap ran side by side and spoiled each other's snapshot (a CI run, 2026-12-07)."""
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                    for m in item.iter_markers("xdist_group")})
+    if not names or "@" in item.nodeid:
+        return
+    suffixed = f"{item.nodeid}@{'_'.join(names)}"
+    try:
+        from _pytest.nodeid import coerce_node_id
+        item._id = coerce_node_id(suffixed)
+    except ImportError:            # a pytest before node ids were objects: xdist's own way works
+        item._nodeid = suffixed
 
 
 def pytest_xdist_auto_num_workers(config):
