@@ -70,8 +70,11 @@ def test_ctrl_c_stops_the_matrix_and_every_run_in_it(rig_cache_dir, short_tmp, r
     the matrix starts no more, the run cleans up, the finished one is kept. One at a time,
     as the test above (the signal path with two in flight: tests/test_matrix.py)."""
     out = short_tmp / "m"
+    # Each run drives its whole 10 s (--pass-after 0): a run that PASSes at its count, in about
+    # 5 s, once ended before a loaded machine let the test send its Ctrl-C (two PASSes kept).
     cmd = [sys.executable, "-m", "rig", "--cache-dir", str(rig_cache_dir), "matrix", "--cells",
-           "x86_64-q35-ioapic-fixed-*-userspace", "--repeat", "3", "--jobs", "1", "--out", str(out)]
+           "x86_64-q35-ioapic-fixed-*-userspace", "--repeat", "3", "--jobs", "1", "--pass-after", "0",
+           "--duration", "10", "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env={**os.environ, "RIG_RUN_DIR": str(run_base.parent)})
     wait_for_line(proc, "run 1: PASS", 600)      # one run finished: it stays
