@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,16 +82,15 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
     facts = run_facts_of(spec)       # what the stages return replaces it, or an error says
     chain: Chain | None = None
     verdict: Verdict | None = None
-    drawing: Drawing | None = None
     t0 = time.monotonic()
-    with LogFile(out) as log_file, _joined(lambda: drawing):
+    with LogFile(out) as log_file, Drawing() as drawing:
         log.info("rig run: %s", spec)
         try:
             with running_chain(s, spec, out, kernel) as chain:
                 facts = chain.run_facts or facts
                 verdict = chain.drive(spec.drive)
                 record_coverage(chain, kernel, out, spec, s)
-                drawing = report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s)   # before a hold
+                report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s, drawing)   # before a hold
                 if spec.hold is not None and spec.holds(verdict.outcome):
                     drawing.join()                 # the page a held run points at is complete
                     why = Hold(chain, out, spec.hold, verdict.outcome, s.progress).wait()
@@ -112,24 +109,8 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
         if verdict is not None:      # the chain failed tearing down after a verdict: the verdict stands
             log.warning("after the verdict: %s", error.reason)
             return verdict
-        drawing = report(out, result_of(spec, error, t0, facts, chain), spec, kernel, s)
+        report(out, result_of(spec, error, t0, facts, chain), spec, kernel, s, drawing)
     return error
-
-
-@contextmanager
-def _joined(drawing: Callable[[], Drawing | None]) -> Iterator[None]:
-    """The run's pictures complete before its log closes and its command returns, however the
-    block ends (they are drawn while the chain is torn down). One that could not be drawn is
-    said and logged; the verdict stands, as it does when a teardown fails after it."""
-    try:
-        yield
-    finally:
-        if (d := drawing()) is not None:
-            try:
-                d.join()
-            except Exception as e:  # noqa: BLE001 - the verdict and its files are already written
-                log.error("the timeline was not drawn: %s", e, exc_info=True)
-                print(f"  the timeline was not drawn: {type(e).__name__}: {e} (traceback in {LOG_NAME})")
 
 
 def record_coverage(chain: Chain, kernel: KernelUnderTest | None, out: Path, spec: RunSpec, s: Session) -> None:
@@ -154,16 +135,17 @@ def result_of(spec: RunSpec, verdict: Verdict, t0: float, facts: RunFacts, chain
                      chain.times if chain else {}, chain.interrupt_path if chain else None)
 
 
-def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | None, s: Session) -> Drawing:
-    """The result files and the reproducer, and what the terminal shows of them; the
-    pictures still being drawn (join them before anything reads them)."""
+def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | None, s: Session,
+           drawing: Drawing) -> None:
+    """The result files and the reproducer, and what the terminal shows of them; the pictures
+    started on `drawing` (joined before anything reads them)."""
     r.write(out)
     reproducer(out, spec, r.name, r.verdict.outcome, kernel.kernel if kernel else None,
                kernel.modules_dir if kernel else None, r.to_json(), s.cache, __version__)
     write_run_junit(out, r.name, r.verdict, r.seconds, f"logs in {out}")
     write_ktap(out, r)
     stall_at = pending_since(r.samples) if r.verdict.outcome == Outcome.STALL else None
-    drawing = Drawing(out, r, stall_at)
+    drawing.start(out, r, stall_at)
     print(f"{r.verdict.outcome}: {r.verdict.reason}")
     if r.samples:
         print(f"  {describe_stop(r.verdict)}")
@@ -177,4 +159,3 @@ def report(out: Path, r: RunResult, spec: RunSpec, kernel: KernelUnderTest | Non
               f"chain.l2_boot_failures): {r.chain.l2_boot_failures[-1]}")
     print(f"  results in {out} (report.html, result.json, junit.xml, results.ktap, timeline.png/.svg, {LOG_NAME}, "
           f"console, QEMU and ftrace logs); rerun it: {out / SCRIPT}")
-    return drawing

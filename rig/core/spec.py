@@ -204,7 +204,7 @@ class DriveSpec:
         if 0 < self.pass_after < MIN_SERVICED:
             raise SpecError("--pass-after", f"--pass-after {self.pass_after}: use 0 (drive the whole --duration) or at "
                             f"least {MIN_SERVICED} (fewer serviced interrupts cannot be judged)")
-        longest = max(timeouts.STALL_WINDOW_S.values()) if self.stall_window is None else self.stall_window
+        longest = timeouts.LONGEST_STALL_WINDOW_S if self.stall_window is None else self.stall_window
         if self.duration < longest:
             default = " (its default with L2 under TCG)" if self.stall_window is None else ""
             raise SpecError("--duration", f"--duration {self.duration:g} is shorter than --stall-window "
@@ -215,7 +215,7 @@ class DriveSpec:
         L2 runs ("" without L2)."""
         if self.stall_window is not None:
             return self
-        return replace(self, stall_window=timeouts.STALL_WINDOW_S.get(l2_accel, max(timeouts.STALL_WINDOW_S.values())))
+        return replace(self, stall_window=timeouts.STALL_WINDOW_S.get(l2_accel, timeouts.LONGEST_STALL_WINDOW_S))
 
     @property
     def window(self) -> float:

@@ -1,6 +1,8 @@
 """How long each cell's runs took, kept in the cache, so that the next matrix starts the
-longest first. Runs go two or three at a time; started in the table's order, PowerNV's cells
-(L1 boots: 15 s fast, 33 s nested) came last and one of them kept a core busy alone at the end.
+longest first: with runs two or three at a time, a long cell (PowerNV's boot L1: 15 s fast,
+30 s nested) started last would keep one core busy alone at the end. On today's 20 cells the
+table's order happened to share them out as well (114.6 s against 117.4 s longest first,
+docs/measurements.md); a --cells choice or a kernel-tree matrix need not.
 
 The record is a file the rig did not just write: only {cell id: seconds} pairs that make
 sense are taken from it, and a bad one only costs the order.

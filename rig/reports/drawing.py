@@ -8,20 +8,29 @@ figure registry is shared), and the main thread meanwhile mostly waits on QEMU a
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
+from types import TracebackType
 
+from rig.core.logs import LOG_NAME
 from rig.reports.html import write_run_report
 from rig.reports.result import RunResult
 
+log = logging.getLogger(__name__)
+
 
 class Drawing:
-    """The pictures of one result, being drawn; join() waits for them and raises what
-    drawing raised."""
+    """A run's pictures: start() draws them in a thread, join() waits and raises what drawing
+    raised. As a context, it joins on the way out however the block ends; a picture that could
+    not be drawn is then said and logged, and the verdict, already written, stands."""
 
-    def __init__(self, out: Path, result: RunResult, stall_at: float | None):
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._draw, args=(out, result, stall_at), name="drawing")
+
+    def start(self, out: Path, r: RunResult, stall_at: float | None) -> None:
+        self._thread = threading.Thread(target=self._draw, args=(out, r, stall_at), name="drawing")
         self._thread.start()
 
     def _draw(self, out: Path, r: RunResult, stall_at: float | None) -> None:
@@ -35,6 +44,18 @@ class Drawing:
             self._error = e
 
     def join(self) -> None:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def __enter__(self) -> Drawing:
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.join()
+        except Exception as e:  # noqa: BLE001 - the verdict and its files are already written
+            log.error("the timeline was not drawn: %s", e, exc_info=True)
+            print(f"  the timeline was not drawn: {type(e).__name__}: {e} (traceback in {LOG_NAME})")
