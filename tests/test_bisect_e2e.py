@@ -11,6 +11,8 @@ import sys
 import pytest
 from conftest import ROOT, load_result
 
+from rig.core.spec import PASS_AFTER
+
 pytestmark = pytest.mark.e2e
 
 
@@ -51,4 +53,4 @@ def test_git_bisect_run_finds_the_commit_that_brings_the_stall(rig_cache_dir, sh
     assert 1 <= len(ran) <= 3  # bisection, not a linear scan
     for out in ran:
         result = load_result(out)
-        assert result["drive"]["pass_after"] == 100     # a good step ends once it is certain
+        assert result["drive"]["pass_after"] == PASS_AFTER     # a good step ends once it is certain

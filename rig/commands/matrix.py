@@ -14,7 +14,7 @@ from rig.commands.common import Subparsers, optional_path, session
 from rig.commands.kernel import add_build_options, build_dir_for, build_specs_of
 from rig.core import timeouts
 from rig.core.logs import LogFile
-from rig.core.spec import DriveSpec, KernelBuildSpec, MatrixSpec
+from rig.core.spec import PASS_AFTER, DriveSpec, KernelBuildSpec, MatrixSpec
 from rig.core.targets import profile
 from rig.host.capacity import parallel_chains
 from rig.matrix import cells as matrix_cells
@@ -42,7 +42,9 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--duration", type=float, default=timeouts.DURATION_S)
     ma.add_argument("--stall-window", type=float, default=None,
                     help="seconds (default 3, 5 with L2 under TCG)")
-    ma.add_argument("--pass-after", type=int, default=100)
+    ma.add_argument("--pass-after", type=int, default=PASS_AFTER,
+                    help=f"a PASS once this many interrupts were serviced (default {PASS_AFTER}; 0: drive "
+                         "the whole --duration)")
     ma.add_argument("--out", help="results directory (default results/matrix-<time>)")
     ma.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                     help="every run boots L1 and saves no snapshot (one-off kernels: their snapshots "

@@ -17,12 +17,11 @@ from rig.commands.common import Subparsers, optional_path, session
 from rig.commands.kernel import add_build_options, build_spec_of
 from rig.core import timeouts
 from rig.core.errors import SpecError
-from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, DriveSpec, KernelUnderTestSpec, RunSpec
+from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, PASS_AFTER, DriveSpec, KernelUnderTestSpec, RunSpec
 
 # With --bisect a step that PASSes ends once this many interrupts were serviced (and a stall
 # window went by), as the matrix's runs do: a STALL is decided in seconds, and a good step
 # need not drive a whole minute to be certain.
-BISECT_PASS_AFTER = 100
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -44,7 +43,7 @@ def add_parser(sub: Subparsers) -> None:
                          "pseries, virtio-serial on powernv")
     ru.add_argument("--pass-after", type=int, default=None, metavar="N",
                     help="PASS as soon as N interrupts were serviced "
-                         f"(default 0: drive for the whole --duration; with --bisect {BISECT_PASS_AFTER}, "
+                         f"(default 0: drive for the whole --duration; with --bisect {PASS_AFTER}, "
                          "as the matrix: a good step ends as soon as it is certain)")
     ru.add_argument("--l2-accel", default="auto", choices=ACCELS)
     ru.add_argument("--l1-vfio", default="fixed", choices=L1_VFIO,
@@ -110,7 +109,7 @@ def spec_of(args: argparse.Namespace) -> RunSpec:
 def pass_after_of(args: argparse.Namespace) -> int:
     if args.pass_after is not None:
         return int(args.pass_after)
-    return BISECT_PASS_AFTER if args.bisect else 0
+    return PASS_AFTER if args.bisect else 0
 
 
 def bisect_out(args: argparse.Namespace) -> Path | None:
