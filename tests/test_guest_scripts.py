@@ -58,3 +58,17 @@ def test_kallsyms_gives_the_symbols_address_or_says_why_not(tmp_path, kallsyms, 
                        capture_output=True, text=True, timeout=10)
     assert (r.returncode, r.stdout) == (status, out), r.stderr
     assert bool(r.stderr) is (status != 0)
+
+
+def test_bind_loads_the_modules_alone_before_the_device_is_there(tmp_path):
+    """("-", "-"): what a chain saved without its device loads (the device joins it later):
+    vfio-pci with its arguments, the IOMMU backend, the KVM module; no device is looked for."""
+    log = tmp_path / "modprobe.log"
+    (tmp_path / "modprobe").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    (tmp_path / "modprobe").chmod(0o755)
+    ppc = profile("ppc64")
+    r = subprocess.run(["sh", "-c", bind_command(ppc, ("-", "-"), True, ppc.l2.kvm_modules[0])], capture_output=True,
+                       text=True, timeout=10, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() in ("kvm=yes", "kvm=no")
+    assert log.read_text().splitlines() == ["vfio-pci nointxmask=1", "vfio_iommu_spapr_tce", "kvm-hv"]

@@ -6,10 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from rig.chain.chain_snapshot import ChainSnapshots
 from rig.chain.setup import hotplugs, snapshot_store
 from rig.core.cache import Cache
+from rig.core.kinds import Consumer
 from rig.core.progress import Progress
 from rig.core.spec import RunSpec
+from rig.core.targets import PROFILES
+from rig.guests.l2 import l2_command, passthrough_spec
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +76,29 @@ def test_the_hotplugged_legacy_device_waits_on_an_empty_root_port_and_is_added_t
             assert "bus" not in cold.device_spec()
         finally:
             cold.close()
+
+
+class Snapshots(ChainSnapshots):
+    """A chain's snapshot choices without a chain: the attributes they read, set by hand."""
+
+
+@pytest.mark.parametrize("arch, consumer, hotplugged, late", [
+    ("x86_64", Consumer.L2, True, True),
+    ("x86_64", Consumer.USERSPACE, True, False),   # fast mode: L1 alone is saved, the device hotplugged
+    ("x86_64", Consumer.L2, False, False),         # on L1's command line from its start: no chain saved
+    ("ppc64", Consumer.L2, True, False),           # the rig adds nothing to a running pseries L2
+])
+def test_a_device_that_cannot_migrate_joins_a_saved_chain_once_l2_runs(arch, consumer, hotplugged, late):
+    snaps = Snapshots()
+    snaps.profile, snaps.consumer = PROFILES[arch], consumer
+    snaps.device = SimpleNamespace(migratable=False, hotplugged=hotplugged)  # type: ignore[assignment]
+    assert snaps._device_joins_late() is late and snaps._chain_saveable() is late
+
+
+def test_l2_starts_with_an_empty_root_port_for_a_device_that_joins_late():
+    x86 = PROFILES["x86_64"]
+    late, in_place = l2_command(x86, "kvm", None), l2_command(x86, "kvm", "0000:01:00.0")
+    assert "vfio-pci,host=0000:01:00.0,id=passthrough0" in in_place and not any("vfio-pci" in a for a in late)
+    assert [a for a in late if a not in in_place] == [x86.l2.hotplug_bus_args[1]]
+    assert passthrough_spec(x86, "0000:01:00.0") == {"driver": "vfio-pci", "host": "0000:01:00.0",
+                                                     "id": "passthrough0", "bus": x86.l2.hotplug_bus}

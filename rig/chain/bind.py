@@ -32,8 +32,8 @@ def parse_facts(line: str) -> dict[str, str]:
 
 
 def bind_command(profile: TargetProfile, pci_id: tuple[str, str], nointxmask: bool, kvm: KvmModule | None) -> str:
-    """bind.sh's command for the device with these IDs; `kvm` is the module L1's CPU can use
-    for L2 (None: no KVM)."""
+    """bind.sh's command for the device with these IDs (("-", "-"): the modules alone); `kvm`
+    is the module L1's CPU can use for L2 (None: no KVM)."""
     kvm_args = (kvm.name, *kvm.args) if kvm else ()
     return guest_script("rig.chain", "bind.sh", *pci_id, "nointxmask=1" if nointxmask else "",
                         profile.l2.iommu_module, *kvm_args)
@@ -54,3 +54,13 @@ def bind_in_l1(ssh: GuestSSH, profile: TargetProfile, pci_id: tuple[str, str], n
                      facts["disintx_writable"] == "yes", int(count) if count.isdigit() else None)
     except KeyError as e:
         raise InfraError(f"L1: the bind script's facts lack {e}: {lines[-1]!r}") from e
+
+
+def load_modules_in_l1(ssh: GuestSSH, profile: TargetProfile, nointxmask: bool, kvm: KvmModule | None) -> bool:
+    """What the bind loads, before the device is in L1 (it joins a saved chain later);
+    whether L1 has /dev/kvm then."""
+    r = ssh.run(bind_command(profile, ("-", "-"), nointxmask, kvm), timeout=timeouts.BIND_S)
+    facts = parse_facts(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
+    if r.status != 0 or "kvm" not in facts:
+        raise InfraError(f"L1: loading vfio's modules failed: {(r.stderr or r.stdout).strip()[-300:]}")
+    return facts["kvm"] == "yes"

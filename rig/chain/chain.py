@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from rig.chain import gcov
-from rig.chain.bind import Bound, bind_in_l1
+from rig.chain.bind import Bound, bind_in_l1, load_modules_in_l1
 from rig.chain.chain_snapshot import ChainSnapshots
-from rig.chain.device import Device
+from rig.chain.device import Device, wait_on_bus
 from rig.chain.drive import Drive
 from rig.chain.facts import ChainFacts, RunFacts
 from rig.chain.l2_accel import choose_l2_accel
@@ -42,9 +42,9 @@ from rig.core.kinds import Accelerator, Consumer, GuestStart, Scenario
 from rig.core.progress import Progress
 from rig.core.shell import guest_script
 from rig.core.spec import DriveSpec
-from rig.core.targets import MachineProfile, TargetProfile
+from rig.core.targets import KvmModule, MachineProfile, TargetProfile
 from rig.guests.l1 import L1Guest
-from rig.guests.l2 import L2Guest, boot_l2, l2_command
+from rig.guests.l2 import L2Guest, boot_l2, l2_command, passthrough_spec
 from rig.guests.ssh import GuestSSH
 from rig.host.virt import kvm_module_for
 from rig.trace import proc_interrupts as interrupts
@@ -89,29 +89,37 @@ class Chain(ChainSnapshots):
         """L1 up, the device bound, the consumer reading. boot_timeout (per guest) overrides
         the defaults (rig.core.timeouts: BOOT_S, L2_TCG_BOOT_S for an L2 under TCG)."""
         t0 = time.monotonic()
+        late = self._device_joins_late()
         if self._restore_chain(t0):
-            self.tracer.arm()
+            if late:
+                self._pass_device_on()
+            else:
+                self.tracer.arm()
             self._start_consumer()
             return
         booted = self.l1.boot(timeout=boot_timeout or timeouts.BOOT_S)
-        self._attach_device()
+        if not late:
+            self._attach_device()
         self.times["l1_ready_s"] = time.monotonic() - t0
         how = GuestStart.RESTORED if booted.restored else GuestStart.BOOTED
         self.stages = replace(self.stages, l1=L1Started(how, booted.snapshot))
         if booted.snapshot_s:
             self.times["l1_restore_s" if booted.restored else "l1_snapshot_save_s"] = round(booted.snapshot_s, 2)
-        kvm = self._bind_in_l1()
+        kvm = self._load_modules() if late else self._bind_in_l1()
         if self.consumer == Consumer.USERSPACE:
             self._save_chain()           # L1 with the device bound: the next run skips the bind
             self.tracer.arm()
             self._start_consumer()
             return
-        self.tracer.arm()
-        plan = self._plan_l2(kvm)
+        if not late:
+            self.tracer.arm()
+        plan = self._plan_l2(*kvm)
         tcg = plan.accel == Accelerator.TCG
         self._start_l2(plan, boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
         self.times["l2_ready_s"] = time.monotonic() - t0
         self._save_chain()
+        if late:
+            self._pass_device_on()
         self._start_consumer()
 
     def _start_consumer(self) -> None:
@@ -152,11 +160,21 @@ class Chain(ChainSnapshots):
             self.times["device_hotplug_s"] = round(took, 2)
             self.progress.note(f"device {self.device.name} hotplugged into L1, on its bus after {took:.1f} s")
 
-    def _bind_in_l1(self) -> bool:
-        """Bind, record what L1 says about the device; whether L1 has /dev/kvm."""
+    def _kvm_module(self) -> KvmModule | None:
+        return kvm_module_for(self.profile.l2.kvm_modules, self.l1.ssh.run("cat /proc/cpuinfo").stdout)
+
+    def _load_modules(self) -> tuple[bool, str]:
+        """What the bind loads, without the device (it joins once L2 runs); (whether L1 has
+        /dev/kvm, the KVM module)."""
+        self.progress.step("L1: loading vfio's modules (the device joins once L2 runs)")
+        kvm = self._kvm_module()
+        return load_modules_in_l1(self.l1.ssh, self.profile, self.nointxmask, kvm), str(kvm) if kvm else ""
+
+    def _bind_in_l1(self) -> tuple[bool, str]:
+        """Bind, record what L1 says about the device; (whether L1 has /dev/kvm, the KVM module)."""
         self.progress.step("L1: binding the device to vfio-pci")
         ssh = self.l1.ssh
-        kvm = kvm_module_for(self.profile.l2.kvm_modules, ssh.run("cat /proc/cpuinfo").stdout)
+        kvm = self._kvm_module()
         bound = bind_in_l1(ssh, self.profile, self.device.pci_id, self.nointxmask, kvm)
         self.stages = replace(self.stages, binding=Binding(
             bound, kvm_module=str(kvm) if kvm else "", lspci=ssh.run(f"lspci -vv -s {bound.device}").stdout,
@@ -164,12 +182,27 @@ class Chain(ChainSnapshots):
             l1_qemu=ssh.run(f"{self.profile.qemu_system} -version | head -n1").stdout.strip()))
         self.progress.note(f"device {bound.device} in IOMMU group {bound.group}, "
                            f"nointxmask={'Y' if bound.nointxmask else 'N'}")
-        return bound.kvm
+        return bound.kvm, str(kvm) if kvm else ""
 
-    def _plan_l2(self, kvm: bool) -> L2Plan:
-        choice = choose_l2_accel(self.l2_accel_request, kvm, self._binding().kvm_module)
+    def _pass_device_on(self) -> None:
+        """A device that joins late (ChainSnapshots._device_joins_late): into L1, bound,
+        then into the running L2 by L1's QEMU, waited for until L2's driver has it."""
+        assert self.l2 is not None
+        self._attach_device()
+        self._bind_in_l1()
+        self.tracer.arm()     # before L2's driver probes it: that probe's interrupt may be the only one
+        t = time.monotonic()
+        self.l2.add_device(passthrough_spec(self.profile, self._bound().device))
+        wait_on_bus(self.l2.ssh, self.device.pci_id, "L2: the passed-through device")
+        self.times["l2_device_add_s"] = took = round(time.monotonic() - t, 2)
+        self.progress.note(f"device {self._bound().device} passed on into the running L2, "
+                           f"its driver's after {took:.1f} s")
+
+    def _plan_l2(self, kvm: bool, kvm_module: str) -> L2Plan:
+        choice = choose_l2_accel(self.l2_accel_request, kvm, kvm_module)
         self.progress.note(f"L2: {choice.accel.upper()} ({choice.reason})")
-        plan = L2Plan(choice.accel, choice.reason, tuple(l2_command(self.profile, choice.accel, self._bound().device)))
+        device = None if self._device_joins_late() else self._bound().device
+        plan = L2Plan(choice.accel, choice.reason, tuple(l2_command(self.profile, choice.accel, device)))
         self.stages = replace(self.stages, l2_plan=plan)
         return plan
 

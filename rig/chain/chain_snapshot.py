@@ -66,6 +66,15 @@ class ChainSnapshots:
     def _attach_device(self) -> None:
         raise NotImplementedError
 
+    def _device_joins_late(self) -> bool:
+        """A device that cannot migrate, hotplugged into L1, joins a chain with L2 once L2
+        runs (into L1, bound, then into L2 by L1's QEMU: Chain.pass_device_on), so that L1
+        with L2 in it is saved and restored without it, as other chains are with theirs."""
+        return self.device.hotplugged and self.consumer == Consumer.L2 and self.profile.l2.hotplug_bus is not None
+
+    def _chain_saveable(self) -> bool:
+        return self.device.migratable or self._device_joins_late()
+
     def _chain_held(self) -> str:
         """What a chain snapshot of this consumer holds, for progress lines."""
         return "L1-with-L2" if self.consumer == Consumer.L2 else "L1-with-the-device-bound"
@@ -75,14 +84,15 @@ class ChainSnapshots:
         how the device is bound, how L2 is chosen and started."""
         return content_key("chain", SAVED_WITH, self.l1.snapshot_key(), self.consumer, self.l2_accel_request,
                            self.nointxmask, (CHAIN_SH / "bind.sh").read_text(),
-                           *(l2_command(self.profile, a, "DEV") for a in (Accelerator.KVM, Accelerator.TCG)))
+                           *(l2_command(self.profile, a, None if self._device_joins_late() else "DEV")
+                             for a in (Accelerator.KVM, Accelerator.TCG)))
 
     def _save_chain(self) -> None:
         """Once the device is bound and L2 (if any) up, nothing driven yet: L1 saved as it
         is, for later runs of the same chain (rig.guests.snapshot); what the bind found
         recorded beside, and what the machine's restore helper will need."""
         store = self.l1.config.snapshots
-        if store is None or not self.device.migratable:     # the device would be in it
+        if store is None or not self._chain_saveable():     # the device would be in it
             return
         problem = self.restore_helper.problem(self._l2_accel())
         if problem:
@@ -125,7 +135,7 @@ class ChainSnapshots:
         """L1 restored with the device bound (and L2 running in it), when a snapshot of
         this chain exists; False (any broken snapshot removed) to build it instead."""
         store = self.l1.config.snapshots
-        if store is None or not self.device.migratable:
+        if store is None or not self._chain_saveable():
             return False
         key = self.chain_key()
         stream = store.lookup(key)
@@ -161,13 +171,16 @@ class ChainSnapshots:
         return True
 
     def _take_saved_facts(self, saved: SavedChain, t0: float, helper_line: str) -> None:
-        """What the bind found (and how L2 is run), from beside the snapshot."""
-        self._attach_device()
+        """What the bind found (and how L2 is run), from beside the snapshot (a device that
+        joins late is neither in L1 nor bound yet)."""
+        late = self._device_joins_late()
+        if not late:
+            self._attach_device()
         self.times["l1_ready_s"] = time.monotonic() - t0
         self.times["l1_restore_s"] = round(self.l1.times.snapshot_s, 2)
         was = saved.facts
         self.stages = replace(self.stages, l1=L1Started(GuestStart.RESTORED, self.l1.times.snapshot, helper_line),
-                              binding=Binding.of_saved(was), l2_plan=L2Plan.of_saved(was))
+                              binding=None if late else Binding.of_saved(was), l2_plan=L2Plan.of_saved(was))
         if self.consumer == Consumer.USERSPACE:
             self.progress.note(f"device {was.l1_device} bound as before")
 
@@ -185,6 +198,8 @@ class ChainSnapshots:
                         timeout=timeouts.SSH_QUICK_S)
         self.times["l2_ready_s"] = time.monotonic() - t0
         self.stages = replace(self.stages, l2=L2Started(GuestStart.RESTORED, self.l2.kernel_release))
+        device = ("the device joins it next" if self._device_joins_late()
+                  else f"device {self._bound().device} bound as before")
         self.progress.note(f"L2 ({plan.accel.upper()}) running again, SSH after "
-                           f"{self.times['l2_ssh_s']:.1f} s; device {self._bound().device} bound as before")
+                           f"{self.times['l2_ssh_s']:.1f} s; {device}")
 

@@ -29,6 +29,7 @@ from rig.core.kinds import DeviceKind
 from rig.core.shell import guest_script
 from rig.core.targets import MachineProfile
 from rig.guests.l1 import L1Guest
+from rig.guests.ssh import GuestSSH
 from rig.host.children import die_with_parent, wait_or_kill
 from rig.host.qemu import QemuBinary, option_value
 from rig.host.rundir import RunDir
@@ -245,11 +246,7 @@ class LegacyDevice:
             return 0.0
         t0 = time.monotonic()
         l1.machine.cmd("device_add", **self.device_spec())
-        r = l1.ssh.run(guest_script("rig.chain", "wait_pci.sh", *self.pci_id, str(int(timeouts.DEVICE_HOTPLUG_S))),
-                       timeout=timeouts.DEVICE_HOTPLUG_S + timeouts.SSH_QUICK_S)
-        if r.status != 0:
-            raise InfraError(f"L1: the hotplugged {self.name} device did not appear on its bus within "
-                             f"{timeouts.DEVICE_HOTPLUG_S:.0f} s: {(r.stderr or r.stdout).strip()[-300:]}")
+        wait_on_bus(l1.ssh, self.pci_id, f"L1: the hotplugged {self.name} device")
         return time.monotonic() - t0
 
     def push(self, n: int = 1) -> None:
@@ -267,6 +264,15 @@ class LegacyDevice:
             wait_or_kill(self.proc, timeouts.DEVICE_MODEL_EXIT_S)
         if self._log:
             self._log.close()
+
+
+def wait_on_bus(ssh: GuestSSH, pci_id: tuple[str, str], what: str) -> None:
+    """Until a hotplugged device is on the guest's bus with its driver (rig/chain/sh/wait_pci.sh)."""
+    r = ssh.run(guest_script("rig.chain", "wait_pci.sh", *pci_id, str(int(timeouts.DEVICE_HOTPLUG_S))),
+                timeout=timeouts.DEVICE_HOTPLUG_S + timeouts.SSH_QUICK_S)
+    if r.status != 0:
+        raise InfraError(f"{what} did not appear on its bus within {timeouts.DEVICE_HOTPLUG_S:.0f} s: "
+                         f"{(r.stderr or r.stdout).strip()[-300:]}")
 
 
 def make_device(kind: str, machine: MachineProfile, qemu: QemuBinary, run_dir: RunDir, log_dir: Path,

@@ -22,6 +22,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from rig.core import timeouts
 from rig.core.errors import InfraError
+from rig.core.json_object import JsonObject
 from rig.core.progress import Progress
 from rig.core.targets import TargetProfile
 from rig.guests.console import Console, ConsoleTimeout
@@ -32,6 +33,7 @@ from rig.host.qemu import SANDBOX
 
 SSH_PORT = 2222          # in L1, forwarded to L2's dropbear
 QMP_PORT = 4444          # in L1, L2 QEMU's QMP
+PASSTHROUGH_ID = "passthrough0"
 PIDFILE = "/run/l2-qemu.pid"
 CONSOLE_FILE = "/run/l2-console.log"
 EXIT_LINE = r"rig-l2-exit: (\d+)"
@@ -89,9 +91,12 @@ def kernel_cmdline_l2(profile: TargetProfile) -> str:
     return " ".join([f"console={l2.console}", "panic=-1", "loglevel=4", *l2.cmdline])
 
 
-def l2_command(profile: TargetProfile, accel: str, l1_device: str) -> list[str]:
-    """L1's QEMU command line for L2, with L1's device `l1_device` passed through."""
+def l2_command(profile: TargetProfile, accel: str, l1_device: str | None) -> list[str]:
+    """L1's QEMU command line for L2, with L1's device `l1_device` passed through; None: the
+    device joins L2 later (passthrough_spec), on the bus this leaves empty for it."""
     l2 = profile.l2
+    passthrough = (["-device", f"vfio-pci,host={l1_device},id={PASSTHROUGH_ID}"] if l1_device
+                   else list(l2.hotplug_bus_args))
     return [f"/usr/bin/{profile.qemu_system}", "-nodefaults", "-no-user-config",
             "-display", "none", "-no-reboot", "-M", l2.machine(accel), "-accel", accel,
             "-cpu", l2.cpu(accel), "-m", str(l2.memory_mb), "-smp", "1",
@@ -100,9 +105,14 @@ def l2_command(profile: TargetProfile, accel: str, l1_device: str) -> list[str]:
             "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",   # L2 reaches nothing in L1
             "-sandbox", SANDBOX,
             "-device", f"{profile.nic_model},netdev=n0,romfile=",
-            "-device", f"vfio-pci,host={l1_device},id=passthrough0",
+            *passthrough,
             "-qmp", f"tcp:127.0.0.1:{QMP_PORT},server=on,wait=off",
             *l2.extra_args]
+
+
+def passthrough_spec(profile: TargetProfile, l1_device: str) -> JsonObject:
+    """L1's device as QMP device_add adds it to a running L2 (the bus l2_command left for it)."""
+    return {"driver": "vfio-pci", "host": l1_device, "id": PASSTHROUGH_ID, "bus": profile.l2.hotplug_bus}
 
 
 def boot_l2(l1: L1Guest, command: list[str], out: Path, progress: Progress, kvm: bool,
@@ -290,6 +300,13 @@ class L2Guest:
                 qmp.cmd("cont")
         except QMPError as e:      # a failed restore adds diagnosis() (its run state) to this
             raise InfraError(f"L2 QEMU did not run again: {e}") from e
+
+    def add_device(self, spec: JsonObject) -> None:
+        """A device added to the running L2 by its QEMU (QMP device_add)."""
+        try:
+            self._connect_qmp().cmd("device_add", **spec)
+        except QMPError as e:
+            raise InfraError(f"L1's QEMU did not add {spec.get('driver')} to L2: {e}") from e
 
     def run_state(self) -> str:
         """L2 QEMU's run state (QMP query-status)."""

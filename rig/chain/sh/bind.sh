@@ -2,10 +2,29 @@
 # In L1: bind the device under test to vfio-pci and print its facts as one line of
 # key=value pairs. Fails loudly (a message on stderr, a distinct exit status).
 # Arguments: vendor device vfio-pci-module-args iommu-module [kvm-module [its args...]]
-# (no KVM module: L1's CPU offers no virtualization, L2 runs under TCG)
+# (no KVM module: L1's CPU offers no virtualization, L2 runs under TCG). Vendor and device
+# "-": the modules alone, before the device is there (a chain saved without a device that
+# joins it later, rig.chain.chain); the line says kvm= only.
 set -e
 vendor=$1 device=$2 vfio_args=$3 iommu_module=$4
 shift 4
+load_modules() {
+    # shellcheck disable=SC2086 # the module's arguments, if any, are words
+    modprobe vfio-pci $vfio_args || [ -d /sys/module/vfio_pci ]
+    # Built into the kernel under test, it is no module to load (the config check saw it).
+    modprobe "$iommu_module" 2>/dev/null || [ -d "/sys/module/$iommu_module" ] ||
+        echo "note: $iommu_module is not a module here (built in?)" >&2
+}
+kvm_state() {
+    if [ $# -gt 0 ]; then modprobe "$@" 2>/dev/null || true; fi
+    kvm=no; [ -e /dev/kvm ] && kvm=yes
+    echo "$kvm"
+}
+if [ "$vendor" = - ]; then
+    load_modules
+    echo "kvm=$(kvm_state "$@")"
+    exit 0
+fi
 # The first device with these IDs is the one under test; any other is its twin on the same
 # INTx line (the exclusive scenario), given to vfio-pci as well.
 dev='' twins=''
@@ -14,11 +33,7 @@ for d in /sys/bus/pci/devices/*; do
     if [ -z "$dev" ]; then dev=${d##*/}; else twins="$twins ${d##*/}"; fi
 done
 [ -n "$dev" ] || { echo "no $vendor:$device PCI device" >&2; exit 3; }
-# shellcheck disable=SC2086 # the module's arguments, if any, are words
-modprobe vfio-pci $vfio_args || [ -d /sys/module/vfio_pci ]
-# Built into the kernel under test, it is no module to load (the config check saw it).
-modprobe "$iommu_module" 2>/dev/null || [ -d "/sys/module/$iommu_module" ] ||
-    echo "note: $iommu_module is not a module here (built in?)" >&2
+load_modules
 p=/sys/bus/pci/devices/$dev
 # The IRQ's count so far (its boot driver's interrupts): vfio's line counts on from there.
 irqcount=none
@@ -52,8 +67,7 @@ to_vfio "$dev"
 for t in $twins; do to_vfio "$t"; done
 group=$(basename "$(readlink "$p/iommu_group")")
 [ -e "/dev/vfio/$group" ] || { echo "/dev/vfio/$group missing" >&2; exit 5; }
-if [ $# -gt 0 ]; then modprobe "$@" 2>/dev/null || true; fi
-kvm=no; [ -e /dev/kvm ] && kvm=yes
+kvm=$(kvm_state "$@")
 mask=$(cat /sys/module/vfio_pci/parameters/nointxmask)
 [ "$mask" = Y ] || [ -z "$vfio_args" ] || { echo "vfio_pci nointxmask is $mask, not Y" >&2; exit 6; }
 twins=$(echo "$twins" | sed 's/^ //; s/ /,/g')

@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# In L1: wait until a hotplugged PCI device is on the bus and its driver has probed it (the
+# In L1 or L2: wait until a hotplugged PCI device is on the bus and its driver has probed it (the
 # rig's legacy device borrows pci-serial's IDs, which 8250_pci takes), so that bind.sh
 # finds it settled. Arguments: vendor device timeout-seconds
 vendor=$1 device=$2 limit=$3

@@ -57,6 +57,11 @@ class L2Profile:
     cmdline: tuple[str, ...] = ()
     cpu_kvm: str = "host"
     memory_mb: int = 512
+    # Where L1's QEMU hotplugs a passed-through device into a running L2 (QMP device_add), so
+    # that a chain with a device that cannot migrate is saved before the device joins it
+    # (rig.chain.chain); None: L2 gets the device on its command line only.
+    hotplug_bus_args: tuple[str, ...] = ()
+    hotplug_bus: str | None = None
 
     def machine(self, accel: str) -> str:
         return self.machine_kvm if accel == Accelerator.KVM else self.machine_tcg

@@ -27,6 +27,8 @@ X86_64 = TargetProfile(
         # KVM host). nested=1: L2 may run a guest of its own; the KVM L2 was measured with it.
         kvm_modules=(KvmModule("kvm_intel", ("nested=1",), "vmx"), KvmModule("kvm_amd", ("nested=1",), "svm")),
         cmdline=("no_timer_check", "8250.nr_uarts=8", "nokaslr"),
+        hotplug_bus_args=("-device", "pcie-root-port,id=righp,chassis=9,slot=9"),   # pciehp in L2
+        hotplug_bus="righp",
     ),
     default_machine="q35",
     l1_extra_packages=("seabios",),
