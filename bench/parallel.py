@@ -8,31 +8,21 @@ agreement, since running side by side must not change any.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import matrix  # noqa: E402  (bench/matrix.py, beside this file)
 
 from rig.host.capacity import parallel_chains  # noqa: E402
 
 
 def matrix_once(cells: str, jobs: int, args) -> tuple[float, float]:
     """(wall seconds, agreement over all runs) of one `rig matrix`."""
-    with tempfile.TemporaryDirectory(prefix="intx-rig-bench-") as out:
-        cmd = [sys.executable, "-m", "rig", "-q", "matrix", "--cells", cells, "--jobs", str(jobs),
-               "--pass-after", str(args.pass_after), "--out", out]
-        t0 = time.monotonic()
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=7200)
-        seconds = time.monotonic() - t0
-        results = json.loads((Path(out) / "matrix.json").read_text())
-    runs = [v == r["expected"] for r in results for v in r["verdicts"]]
-    return seconds, sum(runs) / len(runs)
+    return matrix.matrix_once(ROOT, ["--cells", cells, "--jobs", str(jobs), "--pass-after", str(args.pass_after)])
 
 
 def main() -> int:
