@@ -41,7 +41,7 @@ def add_parser(sub: Subparsers) -> None:
     ma.add_argument("--list", action="store_true", help="list the cells and expectations, run nothing")
     ma.add_argument("--duration", type=float, default=timeouts.DURATION_S)
     ma.add_argument("--stall-window", type=float, default=None,
-                    help="seconds (default 3, 5 with L2 under TCG)")
+                    help="seconds (default 2 in fast mode, 3 with L2 under KVM, 5 under TCG)")
     ma.add_argument("--pass-after", type=int, default=PASS_AFTER,
                     help=f"a PASS once this many interrupts were serviced (default {PASS_AFTER}; 0: drive "
                          "the whole --duration)")

@@ -33,8 +33,8 @@ def add_parser(sub: Subparsers) -> None:
     ru.add_argument("--ic", help="L0 interrupt controller: xive (default) or xics on pseries")
     ru.add_argument("--duration", type=float, default=timeouts.DURATION_S, help="seconds of driving at most")
     ru.add_argument("--stall-window", type=float, default=None,
-                    help="STALL when pending work and no count moved for this long (s; default 3, "
-                         "5 with L2 under TCG)")
+                    help="STALL when pending work and no count moved for this long (s; default 2 in fast "
+                         "mode, 3 with L2 under KVM, 5 under TCG)")
     ru.add_argument("--device", choices=DEVICES,
                     help="the device under test: QEMU's pci-serial (INTx-maskable; vfio-pci "
                          "nointxmask=1 fakes legacy), a virtio console with MSI-X off (virtio-serial, "
