@@ -1,13 +1,18 @@
 """Whether a run's L1 is restored from a snapshot or booted (rig.chain.setup.snapshot_store):
 a choice from the spec, the device and the kernel, tested without a guest."""
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from rig.chain import stages as st
+from rig.chain.bind import Bound
+from rig.chain.chain import Chain
 from rig.chain.chain_snapshot import ChainSnapshots
 from rig.chain.setup import hotplugs, snapshot_store
+from rig.core import timeouts
 from rig.core.cache import Cache
 from rig.core.kinds import Consumer
 from rig.core.progress import Progress
@@ -102,3 +107,26 @@ def test_l2_starts_with_an_empty_root_port_for_a_device_that_joins_late():
     assert [a for a in late if a not in in_place] == [x86.l2.hotplug_bus_args[1]]
     assert passthrough_spec(x86, "0000:01:00.0") == {"driver": "vfio-pci", "host": "0000:01:00.0",
                                                      "id": "passthrough0", "bus": x86.l2.hotplug_bus}
+
+
+def test_an_l2_that_does_not_take_the_device_is_booted_again_with_it_in_place(tmp_path):
+    """The drive has not begun: as for an L2 that fails its boot, the failure is recorded
+    (with its console kept) and L2 boots with the device on its command line."""
+    chain = Chain.__new__(Chain)       # the parts this step reads, set by hand
+    x86 = PROFILES["x86_64"]
+    chain.profile, chain.out, chain.progress = x86, tmp_path, Progress(quiet=True)
+    chain._asked_limits = (None, 120.0)
+    stopped, started = [], []
+    chain.l2 = SimpleNamespace(stop=lambda: stopped.append(True))   # type: ignore[assignment]
+    (tmp_path / "l2-console.log").write_text("the restored L2's console")
+    plan = st.L2Plan("kvm", "L1 has /dev/kvm", tuple(l2_command(x86, "kvm", None)))
+    chain.stages = replace(st.ChainStages(), l2_plan=plan, binding=st.Binding(
+        Bound("0000:01:00.0", "4", True, False, False), "kvm_amd", "", "", ""))
+    chain._start_l2 = lambda plan, timeout, hang_s, earlier_failures: started.append(  # type: ignore[method-assign]
+        (plan, timeout, hang_s, earlier_failures))
+    chain._l2_again_with_the_device("L2 stopped answering")
+    [(again, timeout, hang_s, failures)] = started
+    assert stopped and chain.l2 is None and "vfio-pci,host=0000:01:00.0,id=passthrough0" in again.command
+    assert chain.stages.l2_plan == again and (timeout, hang_s) == (timeouts.BOOT_S, 120.0)
+    assert failures == ("L2 stopped answering (its console: l2-console-device-failed.log)",)
+    assert (tmp_path / "l2-console-device-failed.log").read_text() == "the restored L2's console"

@@ -79,6 +79,7 @@ class Chain(ChainSnapshots):
         self.reader: ConsumerReader | None = None
         self.samples: list[Sample] = []
         self.drive_spec: DriveSpec | None = None     # the drive as run: its stall window settled
+        self._asked_limits: tuple[float | None, float] = (None, timeouts.L2_KVM_HANG_S)   # start()'s
         self.times: dict[str, float] = {}
         ic = l1.config.ic or machine.interrupt_controllers[0]
         self.tracer = PathTracer(l1, machine.trace_of(ic), device, out)
@@ -89,6 +90,7 @@ class Chain(ChainSnapshots):
         """L1 up, the device bound, the consumer reading. boot_timeout (per guest) overrides
         the defaults (rig.core.timeouts: BOOT_S, L2_TCG_BOOT_S for an L2 under TCG)."""
         t0 = time.monotonic()
+        self._asked_limits = (boot_timeout, l2_hang_s)
         late = self._device_joins_late()
         if self._restore_chain(t0):
             if late:
@@ -114,8 +116,7 @@ class Chain(ChainSnapshots):
         if not late:
             self.tracer.arm()
         plan = self._plan_l2(*kvm)
-        tcg = plan.accel == Accelerator.TCG
-        self._start_l2(plan, boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), l2_hang_s)
+        self._start_l2(plan, *self._l2_limits(plan.accel))
         self.times["l2_ready_s"] = time.monotonic() - t0
         self._save_chain()
         if late:
@@ -192,11 +193,37 @@ class Chain(ChainSnapshots):
         self._bind_in_l1()
         self.tracer.arm()     # before L2's driver probes it: that probe's interrupt may be the only one
         t = time.monotonic()
-        self.l2.add_device(passthrough_spec(self.profile, self._bound().device))
-        wait_on_bus(self.l2.ssh, self.device.pci_id, "L2: the passed-through device")
+        try:
+            self.l2.add_device(passthrough_spec(self.profile, self._bound().device))
+            wait_on_bus(self.l2.ssh, self.device.pci_id, "L2: the passed-through device")
+        except InfraError as e:
+            self._l2_again_with_the_device(f"{e}; {self.l2.diagnosis()}")
+            return
         self.times["l2_device_add_s"] = took = round(time.monotonic() - t, 2)
         self.progress.note(f"device {self._bound().device} passed on into the running L2, "
                            f"its driver's after {took:.1f} s")
+
+    def _l2_again_with_the_device(self, why: str) -> None:
+        """L2 did not take the device (once in about 115 restored runs, in a matrix two at a
+        time, L2 stopped answering SSH after the hotplug): the drive has not begun, so, as
+        for an L2 that fails its boot (rig.guests.l2.boot_l2), it is diagnosed, stopped, its
+        console kept, and L2 booted again with the device on its command line."""
+        assert self.l2 is not None and self.stages.l2_plan is not None
+        self.progress.note(f"L2 did not take the device; starting L2 again with it in place ({why})")
+        self.l2.stop()
+        self.l2 = None
+        kept = (self.out / "l2-console.log").rename(self.out / "l2-console-device-failed.log")
+        failed = (*self.stages.l2_boot_failures, f"{why} (its console: {kept.name})")
+        plan = self.stages.l2_plan
+        plan = replace(plan, command=tuple(l2_command(self.profile, plan.accel, self._bound().device)))
+        self.stages = replace(self.stages, l2_plan=plan)
+        self._start_l2(plan, *self._l2_limits(plan.accel), earlier_failures=failed)
+
+    def _l2_limits(self, accel: str) -> tuple[float, float]:
+        """L2's boot timeout and KVM hang limit: start()'s, else the defaults for accel."""
+        boot_timeout, hang_s = self._asked_limits
+        tcg = accel == Accelerator.TCG
+        return boot_timeout or (timeouts.L2_TCG_BOOT_S if tcg else timeouts.BOOT_S), hang_s
 
     def _plan_l2(self, kvm: bool, kvm_module: str) -> L2Plan:
         choice = choose_l2_accel(self.l2_accel_request, kvm, kvm_module)
@@ -206,8 +233,8 @@ class Chain(ChainSnapshots):
         self.stages = replace(self.stages, l2_plan=plan)
         return plan
 
-    def _start_l2(self, plan: L2Plan, timeout: float, hang_s: float) -> None:
-        failures: list[str] = []       # boot_l2 says why each failed start failed
+    def _start_l2(self, plan: L2Plan, timeout: float, hang_s: float, earlier_failures: tuple[str, ...] = ()) -> None:
+        failures = list(earlier_failures)    # boot_l2 adds why each failed start failed
         try:
             self.l2, took = boot_l2(self.l1, list(plan.command), self.out, self.progress,
                                     plan.accel == Accelerator.KVM, timeout, hang_s, failures)
