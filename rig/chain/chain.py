@@ -212,8 +212,10 @@ class Chain(ChainSnapshots):
         self.progress.note(f"L2 did not take the device; starting L2 again with it in place ({why})")
         self.l2.stop()
         self.l2 = None
-        kept = (self.out / "l2-console.log").rename(self.out / "l2-console-device-failed.log")
-        failed = (*self.stages.l2_boot_failures, f"{why} (its console: {kept.name})")
+        console = self.out / "l2-console.log"
+        if console.exists():
+            why += f" (its console: {console.rename(self.out / 'l2-console-device-failed.log').name})"
+        failed = (*self.stages.l2_boot_failures, why)
         plan = self.stages.l2_plan
         plan = replace(plan, command=tuple(l2_command(self.profile, plan.accel, self._bound().device)))
         self.stages = replace(self.stages, l2_plan=plan)

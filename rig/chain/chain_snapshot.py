@@ -68,7 +68,7 @@ class ChainSnapshots:
 
     def _device_joins_late(self) -> bool:
         """A device that cannot migrate, hotplugged into L1, joins a chain with L2 once L2
-        runs (into L1, bound, then into L2 by L1's QEMU: Chain.pass_device_on), so that L1
+        runs (into L1, bound, then into L2 by L1's QEMU: Chain._pass_device_on), so that L1
         with L2 in it is saved and restored without it, as other chains are with theirs."""
         return self.device.hotplugged and self.consumer == Consumer.L2 and self.profile.l2.hotplug_bus is not None
 
