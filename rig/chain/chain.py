@@ -80,6 +80,7 @@ class Chain(ChainSnapshots):
         self.samples: list[Sample] = []
         self.drive_spec: DriveSpec | None = None     # the drive as run: its stall window settled
         self._asked_limits: tuple[float | None, float] = (None, timeouts.L2_KVM_HANG_S)   # start()'s
+        self._cpu_kvm: tuple[KvmModule | None] | None = None      # _kvm_module()'s answer, once read
         self.times: dict[str, float] = {}
         ic = l1.config.ic or machine.interrupt_controllers[0]
         self.tracer = PathTracer(l1, machine.trace_of(ic), device, out)
@@ -162,7 +163,11 @@ class Chain(ChainSnapshots):
             self.progress.note(f"device {self.device.name} hotplugged into L1, on its bus after {took:.1f} s")
 
     def _kvm_module(self) -> KvmModule | None:
-        return kvm_module_for(self.profile.l2.kvm_modules, self.l1.ssh.run("cat /proc/cpuinfo").stdout)
+        """The KVM module L1's CPU can use, read from its cpuinfo once (a late device's chain
+        asks before it loads the modules and again when it binds)."""
+        if self._cpu_kvm is None:
+            self._cpu_kvm = (kvm_module_for(self.profile.l2.kvm_modules, self.l1.ssh.run("cat /proc/cpuinfo").stdout),)
+        return self._cpu_kvm[0]
 
     def _load_modules(self) -> tuple[bool, str]:
         """What the bind loads, without the device (it joins once L2 runs); (whether L1 has

@@ -19,10 +19,6 @@ from rig.core import timeouts
 from rig.core.errors import SpecError
 from rig.core.spec import ACCELS, CONSUMERS, DEVICES, L1_VFIO, PASS_AFTER, DriveSpec, KernelUnderTestSpec, RunSpec
 
-# With --bisect a step that PASSes ends once this many interrupts were serviced (and a stall
-# window went by), as the matrix's runs do: a STALL is decided in seconds, and a good step
-# need not drive a whole minute to be certain.
-
 
 def add_parser(sub: Subparsers) -> None:
     ru = sub.add_parser("run", help="the nested chain: drive interrupts, give a verdict "

@@ -92,7 +92,7 @@ def run_once(s: Session, spec: RunSpec, kernel: KernelUnderTest | None, out: Pat
                 record_coverage(chain, kernel, out, spec, s)
                 report(out, result_of(spec, verdict, t0, facts, chain), spec, kernel, s, drawing)   # before a hold
                 if spec.hold is not None and spec.holds(verdict.outcome):
-                    drawing.join()                 # the page a held run points at is complete
+                    drawing.wait()                 # the page a held run points at is complete
                     why = Hold(chain, out, spec.hold, verdict.outcome, s.progress).wait()
                     s.progress.step(f"hold ended: {why}; tearing the chain down")
                 return verdict

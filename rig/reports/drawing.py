@@ -43,9 +43,13 @@ class Drawing:
         except BaseException as e:  # noqa: BLE001 - handed to the thread that joins
             self._error = e
 
-    def join(self) -> None:
+    def wait(self) -> None:
+        """Until the pictures are drawn or failed (a failure is said when the context ends)."""
         if self._thread is not None:
             self._thread.join()
+
+    def join(self) -> None:
+        self.wait()
         if self._error is not None:
             raise self._error
 
